@@ -1,0 +1,83 @@
+package pbx
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error is one of the SDK's PBXResult codes: a negative number and its name.
+// The values below are sentinels; errors returned by this package wrap them, so
+// callers branch with errors.Is(err, pbx.ErrReLogin) and read the numeric code
+// with errors.As(err, &e) or pbx.CodeOf(err).
+type Error struct {
+	Code int
+	Name string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d)", e.Name, e.Code) }
+
+// The SDK's common and runtime result codes, with the SDK's names.
+var (
+	ErrUnknown               = &Error{-1, "UNKNOWN_ERROR"}
+	ErrInvalidPBXURL         = &Error{-2, "INVALID_PBX_URL"}
+	ErrPBXURLNotHTTPS        = &Error{-3, "PBX_URL_NOT_HTTPS"}
+	ErrGetProductFailed      = &Error{-4, "GET_PRODUCT_FAILED"}
+	ErrRuntimeUnknown        = &Error{-100, "UNKNOWN_ERROR"}
+	ErrRegistryFailed        = &Error{-101, "REGISTRY_FAILED"}
+	ErrPBXNetwork            = &Error{-102, "PBX_NETWORK_ERROR"}
+	ErrPBXAPI                = &Error{-103, "PBX_API_ERROR"}
+	ErrGetPersonalNotFound   = &Error{-104, "GET_PERSONAL_NOT_FOUND_DATA"}
+	ErrPBXAlreadyInitialized = &Error{-105, "PBX_ALREADY_INITIALIZED"}
+	ErrLinkusDisabled        = &Error{-106, "LINKUS_DISABLED"}
+	ErrLoggedInElsewhere     = &Error{-107, "LOGGED_IN_ELSEWHERE"}
+	ErrExtensionDeleted      = &Error{-108, "EXTENSION_DELETED"}
+	ErrReLogin               = &Error{-109, "RE_LOGIN"}
+	ErrSDKPlanDisabled       = &Error{-110, "SDK_PLAN_DISABLED"}
+)
+
+// RuntimeErrors are the codes a live session can end with (-106..-110), in
+// code order. A bridge reports each of them as an event.
+var RuntimeErrors = []*Error{ErrLinkusDisabled, ErrLoggedInElsewhere, ErrExtensionDeleted, ErrReLogin, ErrSDKPlanDisabled}
+
+// CodeOf returns the SDK code of the *Error that err wraps, and false if it
+// wraps none.
+func CodeOf(err error) (*Error, bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e, true
+	}
+	return nil, false
+}
+
+// APIError is a non-zero errcode in a PBX response. It keeps the PBX's own
+// code and message, and wraps the SDK code the failure maps to (usually
+// ErrPBXAPI; ErrSDKPlanDisabled for login errcode 70136; ErrGetProductFailed
+// for getproduct), so both errors.Is and errors.As work on it.
+type APIError struct {
+	Endpoint   string // the API path, e.g. "/api/v1.0/login"; never carries a token
+	HTTPStatus int
+	ErrCode    int
+	ErrMsg     string
+	SDK        *Error
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("pbx %s: errcode %d %q (%s)", e.Endpoint, e.ErrCode, e.ErrMsg, e.SDK)
+}
+
+func (e *APIError) Unwrap() error { return e.SDK }
+
+// TransportError is a failure to reach the PBX or to read its answer. It wraps
+// ErrPBXNetwork (or ErrGetProductFailed for getproduct) and the cause, whose
+// text has had URLs redacted.
+type TransportError struct {
+	Endpoint string
+	SDK      *Error
+	Err      error
+}
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("pbx %s: %v (%s)", e.Endpoint, e.Err, e.SDK)
+}
+
+func (e *TransportError) Unwrap() []error { return []error{e.SDK, e.Err} }

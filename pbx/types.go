@@ -1,0 +1,180 @@
+package pbx
+
+import "encoding/json"
+
+// Product is the answer of pbx/getproduct.
+type Product struct {
+	BaseOEMID    *int   `json:"base_oem_id"`
+	CompanyName  string `json:"company_name"`
+	DispDevName  string `json:"disp_dev_name"`
+	OEMID        int    `json:"oem_id"`
+	PlatformName string `json:"platform_name"`
+	ProductName  string `json:"product_name"`
+	ProductType  string `json:"product_type"`
+	Version      string `json:"version"`
+}
+
+// PlanMode is "cn" when base_oem_id is 1 and "en" otherwise.
+func (p Product) PlanMode() string {
+	if p.BaseOEMID != nil && *p.BaseOEMID == 1 {
+		return "cn"
+	}
+	return "en"
+}
+
+// Cloud reports whether the PBX is a cloud PBX (platform_name "p_cloudpbx").
+func (p Product) Cloud() bool { return p.PlatformName == "p_cloudpbx" }
+
+// Extension is who a session is logged in as (extension/getpersonal).
+type Extension struct {
+	ID     int    `json:"id"`
+	Number string `json:"number"`
+	Name   string `json:"caller_id_name"`
+}
+
+// CDRStatus is the SDK's call status filter and a record's status.
+type CDRStatus int
+
+// The SDK's status values.
+const (
+	StatusAll      CDRStatus = 0
+	StatusIncoming CDRStatus = 1
+	StatusMissed   CDRStatus = 2
+	StatusOutgoing CDRStatus = 3
+)
+
+// CDRQuery holds the SDK's cdrQuery parameters. Zero values take the SDK's
+// defaults (page 1, size 20, sort by time, descending, all calls, no filter).
+type CDRQuery struct {
+	Page    int       `json:"page,omitempty"`
+	Size    int       `json:"size,omitempty"`
+	Status  CDRStatus `json:"status,omitempty"`
+	SortBy  string    `json:"sortBy,omitempty"`  // "time" or "id"
+	OrderBy string    `json:"orderBy,omitempty"` // "desc" or "asc"
+	Filter  *string   `json:"filter,omitempty"`  // a number to match; nil = none
+}
+
+// Defaults for CDRQuery, as the SDK has them.
+const (
+	DefaultCDRPage    = 1
+	DefaultCDRSize    = 20
+	DefaultCDRSortBy  = "time"
+	DefaultCDROrderBy = "desc"
+	MaxCDRSize        = 100
+)
+
+// CDRExtension is the extension block inside a CDR record.
+type CDRExtension struct {
+	ExtID               int    `json:"ext_id"`
+	ExtNum              string `json:"ext_num"`
+	CallerIDName        string `json:"caller_id_name"`
+	Photo               string `json:"photo"`
+	Status              int    `json:"status"`
+	PresenceStatus      string `json:"presence_status"`
+	PresenceInformation string `json:"presence_information"`
+	FirstName           string `json:"first_name"`
+	LastName            string `json:"last_name"`
+	EmailAddr           string `json:"email_addr"`
+	MobileNumber        string `json:"mobile_number"`
+	EnbVM               int    `json:"enb_vm"`
+	VMTotalCount        int    `json:"vm_total_count"`
+	VMUnreadCount       int    `json:"vm_unread_count"`
+	Visable             int    `json:"visable"`
+	IMID                string `json:"im_id"`
+	OrgListInfo         string `json:"org_list_info"`
+	IsFavorite          int    `json:"is_favorite"`
+	Title               string `json:"title"`
+}
+
+// CDR is one record of cdr/searchpersonal, with every field of the SDK's page.
+type CDR struct {
+	ID           int          `json:"id"`
+	Date         string       `json:"date"`
+	Time         string       `json:"time"`
+	Timestamp    int64        `json:"timestamp"`
+	Number       string       `json:"number"`
+	NumberType   string       `json:"number_type"`
+	Extension    CDRExtension `json:"extension"`
+	Status       CDRStatus    `json:"status"`
+	TalkDuration int          `json:"talk_duration"`
+	CallType     string       `json:"call_type"`
+	UniqueID     string       `json:"uniqueid"`
+	Disposition  string       `json:"disposition"` // ANSWERED, NO ANSWER, BUSY, FAILED, VOICEMAIL
+	DContext     string       `json:"dcontext"`
+	CallerID     string       `json:"caller_id"`
+	CLID         string       `json:"clid"`
+}
+
+// Missed reports whether the record is a missed call (status 2 or
+// disposition NO ANSWER).
+func (c CDR) Missed() bool { return c.Status == StatusMissed || c.Disposition == "NO ANSWER" }
+
+// CDRResult is the PBX's answer to a CDR query, as the SDK returns it.
+type CDRResult struct {
+	ErrCode     int    `json:"errcode"`
+	ErrMsg      string `json:"errmsg"`
+	Records     []CDR  `json:"personal_cdr_list"`
+	TotalNumber int    `json:"total_number"`
+}
+
+// PersonalCDR is the summary inside a 20049 notification.
+type PersonalCDR struct {
+	Date         string `json:"date"`
+	Time         string `json:"time"`
+	Timestamp    int64  `json:"timestamp"`
+	Number       string `json:"number"`
+	TalkDuration int    `json:"talk_duration"`
+}
+
+// Notification types of the subscribe socket.
+const (
+	TypeLogin             = 10000
+	TypeDesktopClient     = 20013
+	TypeExtensionDeleted  = 20007
+	TypeRecordFeatureCode = 20008
+	TypeReLogin           = 20010
+	TypeWebClient         = 20015
+	TypeRecordPermission  = 20047
+	TypeRecordStatus      = 20048
+	TypeCDRChanged        = 20049
+	TypeLicense           = 20053
+	TypeNATFQDN           = 20065
+	TypeSIPRegistration   = 20066
+	TypeInternalClient    = 20082
+	TypeHotStandby        = 20104
+	TypeSDKPlan           = 20153
+	TypeReLogin2          = 20154
+)
+
+// Event is what a Session delivers, in socket order: *CDRChanged, *Notice,
+// *SocketState or *Overflow.
+type Event interface{ isEvent() }
+
+// CDRChanged is a 20049 notification (the SDK's cdrNotifyData).
+type CDRChanged struct {
+	ExtNum      string      `json:"ext_num"`
+	PersonalCDR PersonalCDR `json:"personal_cdr"`
+}
+
+// Notice is any other notification: its type and its decoded msg.
+type Notice struct {
+	Type int
+	Msg  json.RawMessage // the msg string, decoded once more; valid JSON
+}
+
+// SocketState reports the subscribe socket going up (topics sent) or down.
+// Every Up after the first marks a gap: notifications may have been missed.
+type SocketState struct {
+	Up        bool
+	Reconnect bool  // Up after a previous Up: a gap to catch up on
+	Err       error // why it went down (redacted); nil when Up
+}
+
+// Overflow says the consumer was too slow and Dropped notifications were
+// thrown away since the last delivered event; a gap to catch up on.
+type Overflow struct{ Dropped int }
+
+func (*CDRChanged) isEvent()  {}
+func (*Notice) isEvent()      {}
+func (*SocketState) isEvent() {}
+func (*Overflow) isEvent()    {}

@@ -1,0 +1,176 @@
+package schema
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ExtensionRef names the extension an event or reply is about: the one the
+// bridge is logged in as.
+type ExtensionRef struct {
+	Number string `json:"number"`
+	ID     int    `json:"id"`
+	Name   string `json:"name,omitempty"`
+}
+
+// CDRChanged is the data of TypeCDRChanged: the PBX's notification that the
+// extension's CDR list changed (20049). It carries the PBX's summary only; the
+// record itself follows as a CDRCreated.
+type CDRChanged struct {
+	Extension   ExtensionRef `json:"extension"`
+	PBX         string       `json:"pbx"` // host[:port]
+	ExtNum      string       `json:"ext_num"`
+	PersonalCDR PersonalCDR  `json:"personal_cdr"`
+}
+
+// PersonalCDR is the PBX's summary of a call inside a CDR notification.
+type PersonalCDR struct {
+	Date         string `json:"date"`
+	Time         string `json:"time"`
+	Timestamp    int64  `json:"timestamp"` // Unix seconds
+	Number       string `json:"number"`
+	TalkDuration int    `json:"talk_duration"` // seconds
+}
+
+// CDRCreated is the data of TypeCDRCreated: one CDR record of the extension,
+// published once per record, live or during catch-up.
+type CDRCreated struct {
+	Extension ExtensionRef `json:"extension"`
+	PBX       string       `json:"pbx"`
+	Record    CDR          `json:"record"`
+}
+
+// The CDR dispositions known today. New values may be added within a version,
+// so a consumer must have a branch for values it does not know.
+const (
+	DispositionAnswered  = "ANSWERED"
+	DispositionNoAnswer  = "NO ANSWER"
+	DispositionBusy      = "BUSY"
+	DispositionFailed    = "FAILED"
+	DispositionVoicemail = "VOICEMAIL"
+)
+
+// CDR is one CDR record with every field the PBX gives (the SDK's
+// personal_cdr_list item).
+type CDR struct {
+	ID           int          `json:"id"`
+	Date         string       `json:"date"`      // as the PBX renders it, e.g. "Today"
+	Time         string       `json:"time"`      // e.g. "17:21:39"
+	Timestamp    int64        `json:"timestamp"` // Unix seconds
+	Number       string       `json:"number"`
+	NumberType   string       `json:"number_type"`
+	Extension    CDRExtension `json:"extension"`
+	Status       int          `json:"status"` // 1 incoming, 2 missed, 3 outgoing
+	TalkDuration int          `json:"talk_duration"`
+	CallType     string       `json:"call_type"`
+	UniqueID     string       `json:"uniqueid"`
+	Disposition  string       `json:"disposition"`
+	DContext     string       `json:"dcontext"`
+	CallerID     string       `json:"caller_id"`
+	CLID         string       `json:"clid"`
+}
+
+// CDRExtension is the extension block inside a CDR record. The names are the
+// PBX's, misspellings included.
+type CDRExtension struct {
+	ExtID               int    `json:"ext_id"`
+	ExtNum              string `json:"ext_num"`
+	CallerIDName        string `json:"caller_id_name"`
+	Photo               string `json:"photo"`
+	Status              int    `json:"status"`
+	PresenceStatus      string `json:"presence_status"`
+	PresenceInformation string `json:"presence_information"`
+	FirstName           string `json:"first_name"`
+	LastName            string `json:"last_name"`
+	EmailAddr           string `json:"email_addr"`
+	MobileNumber        string `json:"mobile_number"`
+	EnbVM               int    `json:"enb_vm"`
+	VMTotalCount        int    `json:"vm_total_count"`
+	VMUnreadCount       int    `json:"vm_unread_count"`
+	Visable             int    `json:"visable"`
+	IMID                string `json:"im_id"`
+	OrgListInfo         string `json:"org_list_info"`
+	IsFavorite          int    `json:"is_favorite"`
+	Title               string `json:"title"`
+}
+
+// CallMissed is the data of TypeCallMissed: a missed call, with what a worker
+// needs at the top level and the full record beside it.
+type CallMissed struct {
+	Extension    ExtensionRef `json:"extension"`
+	PBX          string       `json:"pbx"`
+	CDRID        int          `json:"cdr_id"`
+	UniqueID     string       `json:"uniqueid"`
+	CallerNumber string       `json:"caller_number"`
+	CallerID     string       `json:"caller_id"`
+	CLID         string       `json:"clid"`
+	Time         time.Time    `json:"time"` // the record's timestamp
+	Timestamp    int64        `json:"timestamp"`
+	Disposition  string       `json:"disposition"`
+	CallType     string       `json:"call_type"`
+	Record       CDR          `json:"record"`
+}
+
+// The states of the bridge's session for an extension.
+const (
+	StateConnecting   = "connecting"
+	StateOnline       = "online"
+	StateReconnecting = "reconnecting"
+	StateOffline      = "offline"
+	StateStopped      = "stopped"
+)
+
+// SessionState is the data of TypeSessionState: the session of the extension
+// changed state. Previous is empty for the first state of a session.
+type SessionState struct {
+	Extension ExtensionRef `json:"extension"`
+	PBX       string       `json:"pbx"`
+	State     string       `json:"state"`
+	Previous  string       `json:"previous"`
+	Reason    string       `json:"reason,omitempty"`
+	Code      int          `json:"code,omitempty"` // an SDK result code (negative)
+}
+
+// The names of the SDK's runtime errors, with their codes in comments.
+const (
+	RuntimeLinkusDisabled    = "LINKUS_DISABLED"     // -106
+	RuntimeLoggedInElsewhere = "LOGGED_IN_ELSEWHERE" // -107
+	RuntimeExtensionDeleted  = "EXTENSION_DELETED"   // -108
+	RuntimeReLogin           = "RE_LOGIN"            // -109
+	RuntimeSDKPlanDisabled   = "SDK_PLAN_DISABLED"   // -110
+)
+
+// What the bridge does after a runtime error.
+const (
+	ActionStopped = "stopped" // the extension is given up until an operator acts
+	ActionRelogin = "relogin" // the bridge logs in again, with backoff
+)
+
+// RuntimeError is the data of TypeRuntimeError: the PBX ended the session
+// with one of the SDK's runtime errors, and Action says what the bridge does
+// about it (ActionStopped or ActionRelogin).
+type RuntimeError struct {
+	Extension ExtensionRef `json:"extension"`
+	PBX       string       `json:"pbx"`
+	Code      int          `json:"code"`
+	Name      string       `json:"name"`
+	Message   string       `json:"message"`
+	Action    string       `json:"action"`
+}
+
+// Notify is the data of TypeNotify: a PBX notification without an event of
+// its own, passed on with its decoded msg. A nil Msg is sent as null.
+type Notify struct {
+	Extension        ExtensionRef    `json:"extension"`
+	PBX              string          `json:"pbx"`
+	NotificationType int             `json:"notification_type"`
+	Name             string          `json:"name"` // e.g. "record_status"
+	Msg              json.RawMessage `json:"msg"`
+}
+
+func (CDRChanged) schemaType() string   { return TypeCDRChanged }
+func (CDRCreated) schemaType() string   { return TypeCDRCreated }
+func (CallMissed) schemaType() string   { return TypeCallMissed }
+func (SessionState) schemaType() string { return TypeSessionState }
+func (RuntimeError) schemaType() string { return TypeRuntimeError }
+func (Notify) schemaType() string       { return TypeNotify }
