@@ -1,0 +1,206 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+)
+
+// Credential is one extension the bridge logs in as.
+type Credential struct {
+	Username string
+	Secret   string
+}
+
+// Config is everything a Bridge needs besides its NATS connection. The
+// binary builds it from the YAML file; tests build it directly.
+type Config struct {
+	// Prefix is the first subject token(s), "pbx" by default.
+	Prefix string
+	// PBX is the template for every extension's session: URL, TLS, user
+	// agent and timings. Username and Secret are taken from Extensions.
+	PBX pbx.Config
+	// Extensions to serve.
+	Extensions []Credential
+	// RequestTimeout bounds one request/reply call to the PBX (default 15s).
+	RequestTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts to (re)start a
+	// session that could not log in (default 1s and 2m).
+	RetryMin, RetryMax time.Duration
+	// ShutdownTimeout bounds the logout of every extension on shutdown
+	// (default 10s).
+	ShutdownTimeout time.Duration
+	// MaxInflight bounds request/reply calls running at once (default 64).
+	MaxInflight int
+	// JetStream configures durable delivery; see JetStreamConfig.
+	JetStream JetStreamConfig
+	// FirstStart says what an extension without a cursor publishes.
+	FirstStart FirstStart
+	// PBXRate and PBXConcurrency limit the HTTP requests sent to the PBX,
+	// across all extensions: requests per second (default 20) and at once
+	// (default 8). Logins, catch-up and request/reply all count.
+	PBXRate        float64
+	PBXConcurrency int
+	// Version is reported by the micro service (default "0.0.0-dev").
+	Version string
+	Logger  *slog.Logger
+	// now is the clock; tests may replace it.
+	now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Prefix == "" {
+		c.Prefix = "pbx"
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 15 * time.Second
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 2 * time.Minute
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 64
+	}
+	if c.Version == "" {
+		c.Version = "0.0.0-dev"
+	}
+	if c.PBXRate <= 0 {
+		c.PBXRate = 20
+	}
+	if c.PBXConcurrency <= 0 {
+		c.PBXConcurrency = 8
+	}
+	c.JetStream.setDefaults()
+	if c.FirstStart.Mode == "" {
+		c.FirstStart.Mode = "none"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+}
+
+// Validate reports every problem of the configuration at once (a
+// *multierror.Error, one line per problem), each naming its entry.
+func (c *Config) Validate() error {
+	var errs []error
+	prefix := c.Prefix
+	if prefix == "" {
+		prefix = "pbx"
+	}
+	if err := ValidPrefix(prefix); err != nil {
+		errs = append(errs, fmt.Errorf("subject_prefix: %w", err))
+	}
+	if len(c.Extensions) == 0 {
+		errs = append(errs, errors.New("extensions: at least one extension is required"))
+	}
+	seen := make(map[string]int)
+	for i, e := range c.Extensions {
+		if err := ValidToken(e.Username); err != nil {
+			errs = append(errs, fmt.Errorf("extensions[%d].username: %w", i, err))
+		}
+		if e.Secret == "" {
+			errs = append(errs, fmt.Errorf("extensions[%d].secret: empty (username %q)", i, e.Username))
+		}
+		if j, dup := seen[e.Username]; dup {
+			errs = append(errs, fmt.Errorf("extensions[%d].username: %q is already extensions[%d]: one extension must never be logged in twice", i, e.Username, j))
+		}
+		seen[e.Username] = i
+	}
+	switch fs := c.FirstStart; fs.Mode {
+	case "", "none":
+	case "last":
+		if fs.Last < 1 {
+			errs = append(errs, fmt.Errorf("catchup.first_start: \"last\" needs last >= 1, got %d", fs.Last))
+		}
+	case "since":
+		if fs.Since <= 0 {
+			errs = append(errs, fmt.Errorf("catchup.first_start: \"since\" needs a positive since, got %s", fs.Since))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("catchup.first_start: %q is none of none, last, since", fs.Mode))
+	}
+	if !c.JetStream.Disabled && c.JetStream.Stream != "" && !validName(c.JetStream.Stream) {
+		errs = append(errs, fmt.Errorf("jetstream.stream: %q is not a valid stream name", c.JetStream.Stream))
+	}
+	if !c.JetStream.Disabled && c.JetStream.CursorBucket != "" && !validName(c.JetStream.CursorBucket) {
+		errs = append(errs, fmt.Errorf("jetstream.cursor_bucket: %q is not a valid bucket name", c.JetStream.CursorBucket))
+	}
+	probe := c.PBX
+	probe.Username, probe.Secret = "probe", "probe"
+	if _, err := pbx.NewClient(probe); err != nil {
+		errs = append(errs, fmt.Errorf("pbx: %w", err))
+	}
+	return multierror.Append(nil, errs...).ErrorOrNil()
+}
+
+// JetStreamConfig configures durable delivery.
+type JetStreamConfig struct {
+	// Disabled publishes to core NATS instead: no acknowledgement, no
+	// durable cursor (see the README for what is lost).
+	Disabled bool
+	// Stream captures the event subjects (default "PBX_EVENTS").
+	Stream string
+	// CheckOnly makes the bridge check that the stream exists and captures
+	// the event subjects instead of creating or updating it.
+	CheckOnly bool
+	// DuplicateWindow is the stream's de-duplication window (default 1h).
+	DuplicateWindow time.Duration
+	// MaxAge bounds how long events are kept (default 7 days).
+	MaxAge time.Duration
+	// Replicas of the stream and the cursor bucket (default 1).
+	Replicas int
+	// CursorBucket is the KV bucket of the per-extension cursors (default
+	// "pbx_bridge_cursors").
+	CursorBucket string
+	// AckTimeout bounds the wait for one publish acknowledgement before it
+	// is retried (default 5s).
+	AckTimeout time.Duration
+}
+
+func (j *JetStreamConfig) setDefaults() {
+	if j.Stream == "" {
+		j.Stream = "PBX_EVENTS"
+	}
+	if j.DuplicateWindow <= 0 {
+		j.DuplicateWindow = time.Hour
+	}
+	if j.MaxAge <= 0 {
+		j.MaxAge = 7 * 24 * time.Hour
+	}
+	if j.Replicas <= 0 {
+		j.Replicas = 1
+	}
+	if j.CursorBucket == "" {
+		j.CursorBucket = "pbx_bridge_cursors"
+	}
+	if j.AckTimeout <= 0 {
+		j.AckTimeout = 5 * time.Second
+	}
+}
+
+// validName reports whether s is usable as a stream or bucket name.
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != "" && len(s) <= 64
+}

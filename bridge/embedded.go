@@ -1,0 +1,44 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedNATS starts an in-process NATS server with JetStream, for the
+// single-binary setup (no NATS URL configured), the demo and the tests.
+// listen is host:port (port 0 picks a free one); storeDir holds JetStream's
+// data and should survive restarts for the cursors to.
+func EmbeddedNATS(listen, storeDir string) (*server.Server, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats listen %q: %w", listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats listen %q: bad port", listen)
+	}
+	opts := &server.Options{
+		ServerName: "pbx-bridge-embedded",
+		Host:       host,
+		Port:       p,
+		JetStream:  true,
+		StoreDir:   storeDir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready on %s", listen)
+	}
+	return ns, nil
+}

@@ -1,0 +1,376 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/schema"
+)
+
+// Session states of an extension, the last token of
+// <prefix>.<ext>.session.<state>.
+const (
+	stateConnecting   = schema.StateConnecting   // first login under way
+	stateOnline       = schema.StateOnline       // logged in, socket up, caught up
+	stateReconnecting = schema.StateReconnecting // socket or login lost; recovering
+	stateOffline      = schema.StateOffline      // the PBX cannot be logged in to; retrying
+	stateStopped      = schema.StateStopped      // given up (runtime error) or shut down
+)
+
+// extension supervises one extension: it logs in, maps the session's events
+// to NATS, and recovers from whatever ends a session, until a runtime error
+// that must not be retried or the bridge's shutdown.
+type extension struct {
+	b         *Bridge
+	cred      Credential
+	log       *slog.Logger
+	f         eventFactory
+	cursorKey string
+
+	mu       sync.Mutex
+	state    string
+	since    time.Time
+	reason   string
+	sess     *pbx.Session
+	up       bool // the session's socket is up
+	info     pbx.Extension
+	terminal *pbx.Error // the runtime error that stopped it, if any
+}
+
+func newExtension(b *Bridge, c Credential) *extension {
+	return &extension{
+		b:         b,
+		cred:      c,
+		log:       b.cfg.Logger.With("ext", c.Username),
+		f:         newEventFactory(b.subjects, b.host, c.Username),
+		cursorKey: cursorKey(b.host, c.Username),
+		state:     stateConnecting,
+		since:     b.cfg.now(),
+	}
+}
+
+func (x *extension) pbxConfig() pbx.Config {
+	c := x.b.cfg.PBX
+	c.Username, c.Secret = x.cred.Username, x.cred.Secret
+	c.Logger = x.log
+	m, ext := x.b.metrics, x.cred.Username
+	c.Hooks = pbx.Hooks{
+		Request:      m.request,
+		FrameDropped: m.frameDropped,
+		Reconnect:    func() { m.reconnect(ext) },
+	}
+	return c
+}
+
+// run is the supervisor loop.
+func (x *extension) run(ctx context.Context) {
+	x.b.metrics.setState(x.cred.Username, stateConnecting)
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = x.b.cfg.RetryMin
+	bo.MaxInterval = x.b.cfg.RetryMax
+	bo.MaxElapsedTime = 0
+	for {
+		sess, err := pbx.Open(ctx, x.pbxConfig())
+		if err != nil {
+			if ctx.Err() != nil {
+				x.setState(ctx, stateStopped, "shutdown", 0)
+				return
+			}
+			if e, ok := pbx.CodeOf(err); ok && isRuntime(e) && !errors.Is(err, pbx.ErrReLogin) {
+				x.stop(ctx, e, err)
+				return
+			}
+			x.log.Warn("login failed; retrying", "err", err)
+			x.setState(ctx, stateOffline, err.Error(), codeOf(err))
+			if !sleep(ctx, bo.NextBackOff()) {
+				x.setState(ctx, stateStopped, "shutdown", 0)
+				return
+			}
+			continue
+		}
+		x.attach(sess)
+		x.log.Info("logged in", "ext_id", sess.Extension().ID, "pbx_version", sess.Product().Version)
+		if x.serve(ctx, sess, bo) {
+			x.shutdown(sess)
+			return
+		}
+		err = sess.Err()
+		x.detach()
+		_ = sess.Close()
+		e, _ := pbx.CodeOf(err)
+		switch {
+		case errors.Is(err, pbx.ErrReLogin):
+			x.publish(ctx, func(now time.Time) (outEvent, error) {
+				return x.f.runtimeError(x.extInfo(), e, err.Error(), "relogin", now)
+			})
+			x.logout(sess)
+		case errors.Is(err, pbx.ErrTokenRejected):
+			// Not a PBX runtime error: the token expired or was revoked.
+		case e != nil && isRuntime(e):
+			x.logout(sess)
+			x.stop(ctx, e, err)
+			return
+		default:
+			x.log.Warn("session ended unexpectedly; logging in again", "err", err)
+			x.logout(sess)
+		}
+		x.log.Info("logging in again", "reason", err)
+		x.b.metrics.reconnect(x.cred.Username)
+		x.setState(ctx, stateReconnecting, err.Error(), codeOf(err))
+		if !sleep(ctx, bo.NextBackOff()) {
+			x.setState(ctx, stateStopped, "shutdown", 0)
+			return
+		}
+	}
+}
+
+// serve maps the session's events until it ends (false) or ctx ends (true).
+//
+// Catch-up runs in this loop, between events, so that records are published
+// in order and before the extension is reported online. A burst of 20049
+// notifications waiting in the session's buffer is mapped first and then
+// answered by one catch-up query, not one query each.
+func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.BackOff) bool {
+	events := sess.Events()
+	retry := time.NewTimer(0)
+	<-retry.C
+	defer retry.Stop()
+	// pending: a gap or a change is known and not yet caught up.
+	pending, up := false, false
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-retry.C:
+		case ev, ok := <-events:
+			if !ok {
+				return false
+			}
+			for {
+				p, u := x.handle(ctx, ev)
+				pending = pending || p
+				up = up || u
+				// Take what else is already waiting before querying the PBX.
+				select {
+				case ev, ok = <-events:
+					if !ok {
+						return false
+					}
+					continue
+				default:
+				}
+				break
+			}
+		}
+		if !pending || !x.socketUp() {
+			continue
+		}
+		n, err := x.catchUp(ctx, sess)
+		if err != nil {
+			if ctx.Err() != nil {
+				return true
+			}
+			d := bo.NextBackOff()
+			x.log.Warn("catch-up failed; retrying", "err", err, "published", n, "retry_in", d)
+			retry.Reset(d)
+			continue
+		}
+		if n > 0 {
+			x.log.Info("caught up", "records", n)
+		}
+		pending = false
+		if up {
+			up = false
+			bo.Reset()
+			x.setState(ctx, stateOnline, "", 0)
+		}
+	}
+}
+
+// handle maps one session event. It reports whether the event calls for a
+// catch-up, and whether the socket came up.
+func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool) {
+	info := x.extInfo()
+	switch ev := ev.(type) {
+	case *pbx.SocketState:
+		x.mu.Lock()
+		x.up = ev.Up
+		x.mu.Unlock()
+		if ev.Up {
+			// Every (re)open is a gap: the first follows a login (or a
+			// restart), the others a lost socket.
+			return true, true
+		}
+		reason := ""
+		if ev.Err != nil {
+			reason = ev.Err.Error()
+		}
+		x.setState(ctx, stateReconnecting, reason, 0)
+	case *pbx.CDRChanged:
+		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.cdrChanged(info, ev, now) })
+		return true, false
+	case *pbx.Notice:
+		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.notify(info, ev, now) })
+	case *pbx.Overflow:
+		x.log.Warn("consumer too slow: notifications dropped; catching up", "dropped", ev.Dropped)
+		return true, false
+	}
+	return false, false
+}
+
+func (x *extension) socketUp() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.up
+}
+
+// publish builds and publishes one event. A failure is logged, never fatal:
+// JetStream mode retries inside the publisher until ctx ends.
+func (x *extension) publish(ctx context.Context, build func(time.Time) (outEvent, error)) bool {
+	ev, err := build(x.b.cfg.now())
+	if err != nil {
+		x.log.Error("event not built", "err", err)
+		return false
+	}
+	if err := x.b.pub.publish(ctx, ev); err != nil {
+		x.log.Warn("event not published", "subject", ev.subject, "err", err)
+		return false
+	}
+	return true
+}
+
+// setState records and announces a state change; repeating the current
+// state (with the same reason) announces nothing.
+func (x *extension) setState(ctx context.Context, st, reason string, code int) {
+	x.mu.Lock()
+	prev := x.state
+	if prev == st && x.reason == reason {
+		x.mu.Unlock()
+		return
+	}
+	now := x.b.cfg.now()
+	x.state, x.reason = st, reason
+	if prev != st {
+		x.since = now
+	}
+	info := x.info
+	x.mu.Unlock()
+	x.b.metrics.setState(x.cred.Username, st)
+	x.log.Info("session state", "state", st, "previous", prev, "reason", reason)
+	if ctx.Err() != nil {
+		// Shutting down: the last word still goes out, bounded.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), x.b.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	x.publish(ctx, func(now time.Time) (outEvent, error) {
+		return x.f.sessionState(info, st, prev, reason, code, now)
+	})
+}
+
+// stop gives the extension up after a runtime error: the event says which,
+// the state says stopped.
+func (x *extension) stop(ctx context.Context, e *pbx.Error, err error) {
+	x.log.Error("runtime error: extension stopped", "code", e.Code, "name", e.Name, "err", err)
+	x.mu.Lock()
+	x.terminal = e
+	x.mu.Unlock()
+	x.publish(ctx, func(now time.Time) (outEvent, error) {
+		return x.f.runtimeError(x.extInfo(), e, err.Error(), "stopped", now)
+	})
+	x.setState(ctx, stateStopped, err.Error(), e.Code)
+}
+
+// shutdown ends a live session on the bridge's shutdown: log out, close.
+func (x *extension) shutdown(sess *pbx.Session) {
+	x.detach()
+	x.logout(sess)
+	_ = sess.Close()
+	x.setState(context.Background(), stateStopped, "shutdown", 0)
+}
+
+// logout logs the session out, bounded; the PBX may have dropped the token
+// already, so a failure is only logged.
+func (x *extension) logout(sess *pbx.Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := sess.Logout(ctx); err != nil {
+		x.log.Debug("logout failed", "err", err)
+		return
+	}
+	x.log.Info("logged out")
+}
+
+func (x *extension) attach(sess *pbx.Session) {
+	x.mu.Lock()
+	x.sess, x.info = sess, sess.Extension()
+	x.mu.Unlock()
+}
+
+func (x *extension) detach() {
+	x.mu.Lock()
+	x.sess, x.up = nil, false
+	x.mu.Unlock()
+}
+
+func (x *extension) extInfo() pbx.Extension {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.info
+}
+
+// onlineSession returns the session if the extension is online, or a 503.
+func (x *extension) onlineSession() (*pbx.Session, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sess == nil || x.state != stateOnline {
+		return nil, &apiError{code: codeUnavailable, msg: "extension " + x.cred.Username + " is " + x.state}
+	}
+	return x.sess, nil
+}
+
+func (x *extension) infoReply() schema.Info {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return schema.Info{
+		Extension: x.f.ref(x.info),
+		PBX:       x.f.host,
+		State:     x.state,
+		Since:     x.since,
+	}
+}
+
+// isRuntime reports whether e is one of the runtime errors -106..-110.
+func isRuntime(e *pbx.Error) bool {
+	for _, r := range pbx.RuntimeErrors {
+		if e == r {
+			return true
+		}
+	}
+	return false
+}
+
+func codeOf(err error) int {
+	if e, ok := pbx.CodeOf(err); ok {
+		return e.Code
+	}
+	return 0
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait completed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,141 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// sessionStates are the values of the session state gauge; exactly one is 1
+// per extension.
+var sessionStates = []string{stateConnecting, stateOnline, stateReconnecting, stateOffline, stateStopped}
+
+// metrics is the bridge's Prometheus instrumentation, on a registry of its
+// own so that several bridges can live in one process (tests). A nil
+// *metrics records nothing.
+type metrics struct {
+	reg             *prometheus.Registry
+	state           *prometheus.GaugeVec
+	eventsPublished *prometheus.CounterVec
+	publishErrors   *prometheus.CounterVec
+	publishRetries  *prometheus.CounterVec
+	catchupRecords  *prometheus.CounterVec
+	catchupLag      *prometheus.GaugeVec
+	requestSeconds  *prometheus.HistogramVec
+	requestErrors   *prometheus.CounterVec
+	framesDropped   *prometheus.CounterVec
+	reconnects      *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pbx_bridge_session_state", Help: "1 for the current session state of each extension, 0 for the others.",
+		}, []string{"ext", "state"}),
+		eventsPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_events_published_total", Help: "Events published (acknowledged by JetStream when it is on), by CloudEvents type.",
+		}, []string{"type"}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_publish_errors_total", Help: "Failed publish attempts, by CloudEvents type.",
+		}, []string{"type"}),
+		publishRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_publish_retries_total", Help: "Publish attempts retried after a failure, by CloudEvents type.",
+		}, []string{"type"}),
+		catchupRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_catchup_records_total", Help: "CDR records published by catch-up, by extension.",
+		}, []string{"ext"}),
+		catchupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pbx_bridge_catchup_lag_seconds", Help: "Newest CDR time on the PBX minus newest CDR time published, at the last catch-up, by extension.",
+		}, []string{"ext"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pbx_bridge_pbx_request_duration_seconds", Help: "PBX HTTP API request latency, by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"endpoint"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_pbx_request_errors_total", Help: "PBX HTTP API requests that failed, by endpoint.",
+		}, []string{"endpoint"}),
+		framesDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_frames_dropped_total", Help: "Subscribe socket frames dropped, by reason.",
+		}, []string{"reason"}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_reconnects_total", Help: "Subscribe socket reconnect attempts and re-logins, by extension.",
+		}, []string{"ext"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_requests_total", Help: "Request/reply calls answered, by endpoint and result code.",
+		}, []string{"endpoint", "code"}),
+	}
+	m.reg.MustRegister(m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) setState(ext, st string) {
+	if m == nil {
+		return
+	}
+	for _, s := range sessionStates {
+		v := 0.0
+		if s == st {
+			v = 1
+		}
+		m.state.WithLabelValues(ext, s).Set(v)
+	}
+}
+
+func (m *metrics) published(typ string) {
+	if m != nil {
+		m.eventsPublished.WithLabelValues(typ).Inc()
+	}
+}
+
+func (m *metrics) publishError(typ string) {
+	if m != nil {
+		m.publishErrors.WithLabelValues(typ).Inc()
+	}
+}
+
+func (m *metrics) publishRetry(typ string) {
+	if m != nil {
+		m.publishRetries.WithLabelValues(typ).Inc()
+	}
+}
+
+func (m *metrics) catchup(ext string, records int, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.catchupRecords.WithLabelValues(ext).Add(float64(records))
+	m.catchupLag.WithLabelValues(ext).Set(lag.Seconds())
+}
+
+func (m *metrics) request(endpoint string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.requestSeconds.WithLabelValues(endpoint).Observe(d.Seconds())
+	if err != nil {
+		m.requestErrors.WithLabelValues(endpoint).Inc()
+	}
+}
+
+func (m *metrics) frameDropped(reason string) {
+	if m != nil {
+		m.framesDropped.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *metrics) reconnect(ext string) {
+	if m != nil {
+		m.reconnects.WithLabelValues(ext).Inc()
+	}
+}
+
+func (m *metrics) answered(endpoint, code string) {
+	if m != nil {
+		m.requests.WithLabelValues(endpoint, code).Inc()
+	}
+}

@@ -1,0 +1,79 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// publisher sends one event. It returns once the event is as safe as the
+// mode allows: acknowledged by JetStream, or handed to the NATS connection.
+type publisher interface {
+	publish(ctx context.Context, ev outEvent) error
+}
+
+func eventMsg(ev outEvent) *nats.Msg {
+	m := nats.NewMsg(ev.subject)
+	m.Data = ev.body
+	// The header lets a stream that captures core publishes de-duplicate too.
+	m.Header.Set(jetstream.MsgIDHeader, ev.id)
+	m.Header.Set("Content-Type", "application/cloudevents+json")
+	m.Header.Set("Ce-Type", ev.typ)
+	return m
+}
+
+// corePublisher publishes to core NATS: at most once, no acknowledgement.
+type corePublisher struct {
+	nc      *nats.Conn
+	metrics *metrics
+}
+
+func (p *corePublisher) publish(_ context.Context, ev outEvent) error {
+	if err := p.nc.PublishMsg(eventMsg(ev)); err != nil {
+		p.metrics.publishError(ev.typ)
+		return fmt.Errorf("publish %s: %w", ev.subject, err)
+	}
+	p.metrics.published(ev.typ)
+	return nil
+}
+
+// jsPublisher publishes to JetStream with the event id as Nats-Msg-Id and
+// waits for the acknowledgement. While NATS or the stream is unreachable it
+// retries with backoff and holds the caller (back-pressure): memory stays
+// bounded by the number of callers, and nothing is dropped.
+type jsPublisher struct {
+	js         jetstream.JetStream
+	ackTimeout time.Duration
+	retryMax   time.Duration
+	metrics    *metrics
+}
+
+func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = p.retryMax
+	b.MaxElapsedTime = 0
+	op := func() error {
+		actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
+		defer cancel()
+		_, err := p.js.PublishMsg(actx, eventMsg(ev), jetstream.WithMsgID(ev.id))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return backoff.Permanent(ctx.Err())
+		}
+		p.metrics.publishError(ev.typ)
+		p.metrics.publishRetry(ev.typ)
+		return err
+	}
+	if err := backoff.Retry(op, backoff.WithContext(b, ctx)); err != nil {
+		return fmt.Errorf("publish %s: %w", ev.subject, err)
+	}
+	p.metrics.published(ev.typ)
+	return nil
+}

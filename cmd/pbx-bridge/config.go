@@ -1,0 +1,296 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+)
+
+// duration reads "10s", "5m", "1h30m" from YAML.
+type duration time.Duration
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (like 10s, 5m): %q", b)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// fileConfig is the YAML configuration file; configs/pbx-bridge.example.yaml
+// documents every key.
+type fileConfig struct {
+	NATS struct {
+		URL       string `yaml:"url"`
+		Listen    string `yaml:"listen"`
+		StoreDir  string `yaml:"store_dir"`
+		Name      string `yaml:"name"`
+		CredsFile string `yaml:"creds_file"`
+		NKeyFile  string `yaml:"nkey_file"`
+		User      string `yaml:"user"`
+		Password  string `yaml:"password"`
+		Token     string `yaml:"token"`
+		TLS       struct {
+			CAFile   string `yaml:"ca_file"`
+			CertFile string `yaml:"cert_file"`
+			KeyFile  string `yaml:"key_file"`
+		} `yaml:"tls"`
+	} `yaml:"nats"`
+	SubjectPrefix string `yaml:"subject_prefix"`
+	PBX           struct {
+		URL                string   `yaml:"url"`
+		CAFile             string   `yaml:"ca_file"`
+		InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`
+		UserAgent          string   `yaml:"user_agent"`
+		RequestTimeout     duration `yaml:"request_timeout"`
+		Heartbeat          struct {
+			PingAfter      duration `yaml:"ping_after"`
+			PongTimeout    duration `yaml:"pong_timeout"`
+			KeepaliveEvery duration `yaml:"keepalive_every"`
+		} `yaml:"heartbeat"`
+		Reconnect struct {
+			Min duration `yaml:"min"`
+			Max duration `yaml:"max"`
+		} `yaml:"reconnect"`
+		MaxFrameBytes int64 `yaml:"max_frame_bytes"`
+		EventBuffer   int   `yaml:"event_buffer"`
+		RateLimit     struct {
+			RequestsPerSecond float64 `yaml:"requests_per_second"`
+			MaxConcurrent     int     `yaml:"max_concurrent"`
+		} `yaml:"rate_limit"`
+	} `yaml:"pbx"`
+	JetStream struct {
+		Enabled         *bool    `yaml:"enabled"`
+		Stream          string   `yaml:"stream"`
+		CreateStream    *bool    `yaml:"create_stream"`
+		DuplicateWindow duration `yaml:"duplicate_window"`
+		MaxAge          duration `yaml:"max_age"`
+		Replicas        int      `yaml:"replicas"`
+		CursorBucket    string   `yaml:"cursor_bucket"`
+		AckTimeout      duration `yaml:"ack_timeout"`
+	} `yaml:"jetstream"`
+	Catchup struct {
+		FirstStart string   `yaml:"first_start"`
+		Last       int      `yaml:"last"`
+		Since      duration `yaml:"since"`
+	} `yaml:"catchup"`
+	Metrics struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"metrics"`
+	Extensions []struct {
+		Username string `yaml:"username"`
+		Secret   string `yaml:"secret"`
+	} `yaml:"extensions"`
+	Requests struct {
+		Timeout     duration `yaml:"timeout"`
+		MaxInflight int      `yaml:"max_inflight"`
+	} `yaml:"requests"`
+	Log struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	ShutdownTimeout duration `yaml:"shutdown_timeout"`
+}
+
+// loadConfig reads, expands and checks a configuration file. Every problem
+// is reported, each naming its key.
+func loadConfig(path string) (*fileConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(raw)
+}
+
+func parseConfig(raw []byte) (*fileConfig, error) {
+	var fc fileConfig
+	if err := yaml.UnmarshalWithOptions(raw, &fc, yaml.DisallowUnknownField()); err != nil {
+		return nil, fmt.Errorf("config: %s", yaml.FormatError(err, false, true))
+	}
+	var errs *multierror.Error
+	expandEnv(reflect.ValueOf(&fc).Elem(), "", &errs)
+	if errs != nil {
+		return nil, errs
+	}
+	fc.setDefaults()
+	if err := fc.check(); err != nil {
+		return nil, err
+	}
+	return &fc, nil
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${VAR} in every string value after parsing (so that a
+// secret with YAML syntax in it cannot change the document's structure);
+// $$ is a literal $. An unset variable is an error naming the key.
+func expandEnv(v reflect.Value, path string, errs **multierror.Error) {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < v.NumField(); i++ {
+			name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+			if path != "" {
+				name = path + "." + name
+			}
+			expandEnv(v.Field(i), name, errs)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			expandEnv(v.Index(i), fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+	case reflect.String:
+		s := envRef.ReplaceAllStringFunc(v.String(), func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			name := m[2 : len(m)-1]
+			val, ok := os.LookupEnv(name)
+			if !ok {
+				*errs = multierror.Append(*errs, fmt.Errorf("%s: environment variable %s is not set", path, name))
+			}
+			return val
+		})
+		v.SetString(s)
+	}
+}
+
+func (fc *fileConfig) setDefaults() {
+	if fc.NATS.Listen == "" {
+		fc.NATS.Listen = "127.0.0.1:4222"
+	}
+	if fc.NATS.StoreDir == "" {
+		fc.NATS.StoreDir = "data/nats"
+	}
+	if fc.NATS.Name == "" {
+		fc.NATS.Name = "pbx-bridge"
+	}
+	if fc.SubjectPrefix == "" {
+		fc.SubjectPrefix = "pbx"
+	}
+	if fc.PBX.UserAgent == "" {
+		fc.PBX.UserAgent = "WebClient"
+	}
+	if fc.Log.Level == "" {
+		fc.Log.Level = "info"
+	}
+	if fc.Log.Format == "" {
+		fc.Log.Format = "text"
+	}
+}
+
+// check reports the problems that are not the bridge's to find: NATS
+// options, logging, files.
+func (fc *fileConfig) check() error {
+	var errs []error
+	if _, err := parseLevel(fc.Log.Level); err != nil {
+		errs = append(errs, fmt.Errorf("log.level: %w", err))
+	}
+	if fc.Log.Format != "text" && fc.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is neither text nor json", fc.Log.Format))
+	}
+	auth := 0
+	for _, set := range []bool{fc.NATS.CredsFile != "", fc.NATS.NKeyFile != "", fc.NATS.User != "", fc.NATS.Token != ""} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		errs = append(errs, errors.New("nats: set at most one of creds_file, nkey_file, user/password, token"))
+	}
+	if (fc.NATS.User == "") != (fc.NATS.Password == "") {
+		errs = append(errs, errors.New("nats: user and password go together"))
+	}
+	if (fc.NATS.TLS.CertFile == "") != (fc.NATS.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("nats.tls: cert_file and key_file go together"))
+	}
+	for key, f := range map[string]string{
+		"nats.creds_file": fc.NATS.CredsFile, "nats.nkey_file": fc.NATS.NKeyFile,
+		"nats.tls.ca_file": fc.NATS.TLS.CAFile, "nats.tls.cert_file": fc.NATS.TLS.CertFile,
+		"nats.tls.key_file": fc.NATS.TLS.KeyFile, "pbx.ca_file": fc.PBX.CAFile,
+	} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	bc := fc.bridgeConfig(nil)
+	if err := bc.Validate(); err != nil {
+		var me *multierror.Error
+		if errors.As(err, &me) {
+			errs = append(errs, me.Errors...)
+		} else {
+			errs = append(errs, err)
+		}
+	}
+	return multierror.Append(nil, errs...).ErrorOrNil()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// bridgeConfig maps the file onto the bridge's configuration.
+func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
+	c := bridge.Config{
+		Prefix: fc.SubjectPrefix,
+		PBX: pbx.Config{
+			URL:                fc.PBX.URL,
+			CAFile:             fc.PBX.CAFile,
+			InsecureSkipVerify: fc.PBX.InsecureSkipVerify,
+			UserAgent:          fc.PBX.UserAgent,
+			RequestTimeout:     time.Duration(fc.PBX.RequestTimeout),
+			PingAfter:          time.Duration(fc.PBX.Heartbeat.PingAfter),
+			PongTimeout:        time.Duration(fc.PBX.Heartbeat.PongTimeout),
+			KeepaliveEvery:     time.Duration(fc.PBX.Heartbeat.KeepaliveEvery),
+			ReconnectMin:       time.Duration(fc.PBX.Reconnect.Min),
+			ReconnectMax:       time.Duration(fc.PBX.Reconnect.Max),
+			MaxFrameBytes:      fc.PBX.MaxFrameBytes,
+			EventBuffer:        fc.PBX.EventBuffer,
+		},
+		JetStream: bridge.JetStreamConfig{
+			Disabled:        fc.JetStream.Enabled != nil && !*fc.JetStream.Enabled,
+			Stream:          fc.JetStream.Stream,
+			CheckOnly:       fc.JetStream.CreateStream != nil && !*fc.JetStream.CreateStream,
+			DuplicateWindow: time.Duration(fc.JetStream.DuplicateWindow),
+			MaxAge:          time.Duration(fc.JetStream.MaxAge),
+			Replicas:        fc.JetStream.Replicas,
+			CursorBucket:    fc.JetStream.CursorBucket,
+			AckTimeout:      time.Duration(fc.JetStream.AckTimeout),
+		},
+		FirstStart: bridge.FirstStart{
+			Mode:  fc.Catchup.FirstStart,
+			Last:  fc.Catchup.Last,
+			Since: time.Duration(fc.Catchup.Since),
+		},
+		PBXRate:         fc.PBX.RateLimit.RequestsPerSecond,
+		PBXConcurrency:  fc.PBX.RateLimit.MaxConcurrent,
+		RequestTimeout:  time.Duration(fc.Requests.Timeout),
+		MaxInflight:     fc.Requests.MaxInflight,
+		ShutdownTimeout: time.Duration(fc.ShutdownTimeout),
+		Version:         version,
+		Logger:          log,
+	}
+	for _, e := range fc.Extensions {
+		c.Extensions = append(c.Extensions, bridge.Credential{Username: e.Username, Secret: e.Secret})
+	}
+	return c
+}

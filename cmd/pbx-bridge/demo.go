@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+)
+
+// demoCmd runs everything in one process: an embedded NATS server, the PBX
+// simulator making calls, the bridge, and a subscriber printing each event
+// as it arrives, so that a newcomer sees events flow with one command.
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	exts := fs.String("extensions", "1001,1002", "comma-separated extension numbers")
+	every := fs.Duration("calls-every", 2*time.Second, "how often the simulator makes a call")
+	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	listen := fs.String("nats-listen", "127.0.0.1:4222", "where the embedded NATS server listens (port 0: any free port)")
+	level := fs.String("log-level", "warn", "bridge log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	numbers, err := extensionList(*exts)
+	if err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	log := newLogger(stderr, *level, "text")
+
+	dir, err := os.MkdirTemp("", "pbx-bridge-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := bridge.EmbeddedNATS(*listen, dir)
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+
+	sim, err := pbxtest.NewServer(pbxtest.Options{})
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	cfg := bridge.Config{
+		PBX:     pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
+		Version: version,
+		Logger:  log,
+	}
+	for _, n := range numbers {
+		e := sim.AddExtension(pbxtest.Extension{Number: n})
+		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: n, Secret: e.Secret})
+	}
+
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("pbx-bridge demo"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sub, err := nc.Subscribe("pbx.>", func(m *nats.Msg) {
+		if m.Header.Get("Ce-Type") == "" {
+			return // a request, not an event
+		}
+		fmt.Fprintf(stdout, "\n<- %s\n%s\n", m.Subject, indent(m.Data))
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
+	b, err := bridge.New(nc, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "pbx-bridge demo\n  NATS:          %s (embedded, JetStream on)\n  PBX simulator: %s\n  extensions:    %s\n  try:           nats --server %s sub 'pbx.>'\n                 nats --server %s req pbx.%s.cdr.query '{\"size\":5}'\n",
+		ns.ClientURL(), sim.URL(), strings.Join(numbers, ", "), ns.ClientURL(), ns.ClientURL(), numbers[0])
+	runErr := make(chan error, 1)
+	go func() { runErr <- b.Run(ctx) }()
+	go generateCalls(ctx, sim, numbers, *every, io.Discard)
+	go func() {
+		// Once the first extension is online, show one request/reply round trip.
+		for ctx.Err() == nil {
+			m, err := nc.Request("pbx."+numbers[0]+".info", nil, time.Second)
+			if err == nil && bytes.Contains(m.Data, []byte(`"online"`)) {
+				fmt.Fprintf(stdout, "\n-> request pbx.%s.info\n<- reply\n%s\n", numbers[0], indent(m.Data))
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	err = <-runErr
+	_ = nc.Drain()
+	return err
+}
+
+func indent(b []byte) string {
+	var out bytes.Buffer
+	if json.Indent(&out, b, "   ", "  ") != nil {
+		return string(b)
+	}
+	return "   " + out.String()
+}

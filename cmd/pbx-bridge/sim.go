@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+)
+
+func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("sim", stderr)
+	listen := fs.String("listen", "127.0.0.1:8443", "address to listen on")
+	exts := fs.String("extensions", "1001,1002", "comma-separated extension numbers")
+	caFile := fs.String("ca-file", "", "where to write the CA certificate (PEM); default: a file in a new temporary directory")
+	every := fs.Duration("calls-every", 0, "generate a random call for a random extension this often (0: never)")
+	fwVersion := fs.String("pbx-version", "37.12.0.10", "firmware version the simulator reports")
+	cn := fs.Bool("cn", false, `simulate a "cn" plan PBX (base_oem_id 1)`)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	numbers, err := extensionList(*exts)
+	if err != nil {
+		return err
+	}
+	opts := pbxtest.Options{Listen: *listen, Version: *fwVersion}
+	if *cn {
+		opts.BaseOEMID = 1
+	}
+	sim, err := pbxtest.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	defer sim.Close()
+	if *caFile == "" {
+		dir, err := os.MkdirTemp("", "pbx-bridge-sim-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*caFile = filepath.Join(dir, "ca.pem")
+	}
+	if err := sim.WriteCAFile(*caFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "PBX simulator listening\n  url:     %s\n  ca_file: %s\n", sim.URL(), *caFile)
+	fmt.Fprintf(stdout, "\nA configuration for it:\n\npbx:\n  url: %s\n  ca_file: %s\nextensions:\n", sim.URL(), *caFile)
+	for _, n := range numbers {
+		e := sim.AddExtension(pbxtest.Extension{Number: n})
+		fmt.Fprintf(stdout, "  - username: %q\n    secret: %q\n", e.Number, e.Secret)
+	}
+	fmt.Fprintln(stdout)
+	if *every > 0 {
+		fmt.Fprintf(stdout, "generating a call every %s; Ctrl-C to stop\n", *every)
+		go generateCalls(ctx, sim, numbers, *every, stdout)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// extensionList parses and checks a comma-separated list of extensions.
+func extensionList(s string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		if err := bridge.ValidToken(n); err != nil {
+			return nil, fmt.Errorf("--extensions: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// generateCalls makes a random call for a random extension every d.
+func generateCalls(ctx context.Context, sim *pbxtest.Server, exts []string, d time.Duration, w io.Writer) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	kinds := []pbxtest.CallKind{pbxtest.Incoming, pbxtest.Outgoing, pbxtest.Missed}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c := pbxtest.Call{Kind: kinds[rand.IntN(len(kinds))], Peer: fmt.Sprintf("55501%02d", rand.IntN(100))}
+		if c.Kind != pbxtest.Missed {
+			c.TalkDuration = 1 + rand.IntN(300)
+		}
+		ext := exts[rand.IntN(len(exts))]
+		rec, err := sim.Call(ext, c)
+		if err != nil {
+			fmt.Fprintf(w, "call failed: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(w, "sim: %s call for %s with %s (cdr id %d)\n", c.Kind, ext, c.Peer, rec.ID)
+	}
+}
