@@ -66,6 +66,10 @@ type fileConfig struct {
 			Min duration `yaml:"min"`
 			Max duration `yaml:"max"`
 		} `yaml:"reconnect"`
+		LoginRetry struct {
+			Min duration `yaml:"min"`
+			Max duration `yaml:"max"`
+		} `yaml:"login_retry"`
 		MaxFrameBytes int64 `yaml:"max_frame_bytes"`
 		EventBuffer   int   `yaml:"event_buffer"`
 		RateLimit     struct {
@@ -283,6 +287,8 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 		},
 		PBXRate:         fc.PBX.RateLimit.RequestsPerSecond,
 		PBXConcurrency:  fc.PBX.RateLimit.MaxConcurrent,
+		RetryMin:        time.Duration(fc.PBX.LoginRetry.Min),
+		RetryMax:        time.Duration(fc.PBX.LoginRetry.Max),
 		RequestTimeout:  time.Duration(fc.Requests.Timeout),
 		MaxInflight:     fc.Requests.MaxInflight,
 		ShutdownTimeout: time.Duration(fc.ShutdownTimeout),

@@ -1,0 +1,136 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/pbx-bridge once per test run.
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pbx-bridge-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pbx-bridge")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
+		}
+		cmd := exec.Command("go", "build", "-o", binPath, "../../cmd/pbx-bridge")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// process is a pbx-bridge process started by a test.
+type process struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	info map[string]string // "msg" -> the log line's url, for lines that have one
+}
+
+// startProcess runs `pbx-bridge run --config <config>` with env added.
+func startProcess(t testing.TB, config string, env ...string) *process {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pbx-bridge.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{t: t, logs: &syncBuffer{}, done: make(chan struct{}), info: map[string]string{}}
+	p.cmd = exec.Command(binary(t), "run", "--config", path)
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go p.readLogs(stderr)
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// readLogs keeps the JSON log and remembers the urls it announces.
+func (p *process) readLogs(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(p.logs, line)
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			if url, ok := rec["url"].(string); ok {
+				p.mu.Lock()
+				p.info[fmt.Sprint(rec["msg"])] = url
+				p.mu.Unlock()
+			}
+		}
+	}
+	p.err = p.cmd.Wait()
+	close(p.done)
+}
+
+// url waits for the log line msg and returns its url attribute.
+func (p *process) url(msg string) string {
+	p.t.Helper()
+	var u string
+	waitFor(p.t, "log line "+msg, 20*time.Second, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		u = p.info[msg]
+		return u != ""
+	})
+	return u
+}
+
+// kill ends the process abruptly (SIGKILL): no logout, no drain.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// terminate sends SIGTERM and waits for a clean exit.
+func (p *process) terminate(d time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		return fmt.Errorf("no exit %s after SIGTERM", d)
+	}
+}
+
+// logContains reports whether the process logged s.
+func (p *process) logContains(s string) bool { return strings.Contains(p.logs.String(), s) }
