@@ -11,7 +11,7 @@ import (
 
 // EmbeddedNATS starts an in-process NATS server with JetStream, for the
 // single-binary setup (no NATS URL configured), the demo and the tests.
-// listen is host:port (port 0 picks a free one); storeDir holds JetStream's
+// listen is host:port (port 0 or -1 picks a free one); storeDir holds JetStream's
 // data and should survive restarts for the cursors to.
 func EmbeddedNATS(listen, storeDir string) (*server.Server, error) {
 	host, port, err := net.SplitHostPort(listen)
@@ -19,8 +19,11 @@ func EmbeddedNATS(listen, storeDir string) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded nats listen %q: %w", listen, err)
 	}
 	p, err := strconv.Atoi(port)
-	if err != nil {
+	if err != nil || p < -1 || p > 65535 {
 		return nil, fmt.Errorf("embedded nats listen %q: bad port", listen)
+	}
+	if p == 0 {
+		p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
 	}
 	opts := &server.Options{
 		ServerName: "pbx-bridge-embedded",

@@ -369,4 +369,3 @@ func scrape(t testing.TB, url string) map[string]float64 {
 	}
 	return out
 }
-
