@@ -81,3 +81,39 @@ func (e *TransportError) Error() string {
 }
 
 func (e *TransportError) Unwrap() []error { return []error{e.SDK, e.Err} }
+
+// Errors of this package that have no SDK code.
+var (
+	// ErrClosed is why a session ended when its owner closed it (Close or
+	// Logout).
+	ErrClosed = errors.New("pbx: session closed")
+	// ErrTokenRejected is why a session ended when the PBX stopped accepting
+	// its access token (found by the token probe after socket failures). The
+	// cure is a new login: open a new session.
+	ErrTokenRejected = errors.New("pbx: access token rejected")
+	// ErrInvalidQuery is wrapped by every error about a CDRQuery that the
+	// PBX would refuse; the query is not sent.
+	ErrInvalidQuery = errors.New("pbx: invalid CDR query")
+	// ErrInvalidConfig is wrapped by every error about a Config field other
+	// than the URL (whose errors wrap ErrInvalidPBXURL or ErrPBXURLNotHTTPS).
+	ErrInvalidConfig = errors.New("pbx: invalid config")
+)
+
+// RuntimeError is one of the SDK's runtime errors (-106..-110), raised by a
+// notification on the subscribe socket or, for -106, by the init sequence.
+// It wraps its SDK code, so errors.Is(err, pbx.ErrReLogin) and pbx.CodeOf
+// work on it.
+type RuntimeError struct {
+	SDK    *Error
+	Type   int    // the notification type that raised it; 0 when found during init
+	Detail string // what the PBX said, in words; never a credential
+}
+
+func (e *RuntimeError) Error() string {
+	if e.Type == 0 {
+		return fmt.Sprintf("pbx runtime error %s: %s", e.SDK, e.Detail)
+	}
+	return fmt.Sprintf("pbx runtime error %s: notification %d: %s", e.SDK, e.Type, e.Detail)
+}
+
+func (e *RuntimeError) Unwrap() error { return e.SDK }

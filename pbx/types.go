@@ -178,3 +178,58 @@ func (*CDRChanged) isEvent()  {}
 func (*Notice) isEvent()      {}
 func (*SocketState) isEvent() {}
 func (*Overflow) isEvent()    {}
+
+// PersonalGlobal is the answer of extension/getpersonalglobal: the PBX-wide
+// settings a client of this extension sees.
+type PersonalGlobal struct {
+	EnableNATFQDN     int    `json:"enable_nat_fqdn"`
+	FQDNDomain        string `json:"fqdn_domain"`
+	CloudDomain       string `json:"cloud_domain"`
+	TurnPort          int    `json:"turn_port"`
+	RecordFeatureCode string `json:"record_feature_code"`
+	// EnbInternalClient must be 1 in the "cn" plan mode, else Linkus is
+	// disabled (-106).
+	EnbInternalClient int `json:"enb_internal_client"`
+}
+
+// License is the answer of licenseservice/get: the PBX's feature flags.
+type License struct {
+	SubscribePlanList []LicensePlan `json:"subscribe_plan_list"`
+}
+
+// LicensePlan is one entry of a License's subscribe_plan_list.
+type LicensePlan struct {
+	ServiceList []LicenseService `json:"service_list"`
+}
+
+// LicenseService is one licensed service ("fqdn", "video") and its status.
+type LicenseService struct {
+	ServiceName string `json:"service_name"`
+	Status      int    `json:"status"`
+}
+
+// Service returns the status of the named service in the first plan that
+// lists it, and false if no plan does.
+func (l License) Service(name string) (status int, ok bool) {
+	for _, p := range l.SubscribePlanList {
+		for _, s := range p.ServiceList {
+			if s.ServiceName == name {
+				return s.Status, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Personal is the "extension" object of extension/getpersonal: who the
+// session is and which Linkus clients the extension may use.
+type Personal struct {
+	Extension
+	// EnbWebClient must be 1 for the WebClient user agent in the "en" plan
+	// mode, else Linkus is disabled (-106).
+	EnbWebClient int `json:"enb_web_client"`
+	// EnbDesktopClient is the same for the WebPC user agent.
+	EnbDesktopClient        int `json:"enb_desktop_client"`
+	EnbCtlRecord            int `json:"enb_ctl_record"`
+	EnbWebClientCallWaiting int `json:"enb_web_client_call_waiting"`
+}

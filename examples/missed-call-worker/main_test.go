@@ -88,7 +88,9 @@ func TestWorkerGetsEachMissedCallOnce(t *testing.T) {
 	startWorker := func() (stop func()) {
 		wctx, wcancel := context.WithCancel(context.Background())
 		wdone := make(chan error, 1)
-		go func() { wdone <- Run(wctx, js, Options{AckWait: 2 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), handle) }()
+		go func() {
+			wdone <- Run(wctx, js, Options{AckWait: 2 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)), handle)
+		}()
 		return func() {
 			wcancel()
 			if err := <-wdone; err != nil {
