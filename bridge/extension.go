@@ -292,7 +292,9 @@ func (x *extension) shutdown(sess *pbx.Session) {
 	x.detach()
 	x.logout(sess)
 	_ = sess.Close()
-	x.setState(context.Background(), stateStopped, "shutdown", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
+	defer cancel()
+	x.setState(ctx, stateStopped, "shutdown", 0)
 }
 
 // logout logs the session out, bounded; the PBX may have dropped the token
