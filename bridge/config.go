@@ -41,6 +41,9 @@ type Config struct {
 	JetStream JetStreamConfig
 	// FirstStart says what an extension without a cursor publishes.
 	FirstStart FirstStart
+	// CatchupInterval is how often an online extension checks the PBX for
+	// records that came without a notification (default 5m, ±10% jitter).
+	CatchupInterval time.Duration
 	// PBXRate and PBXConcurrency limit the HTTP requests sent to the PBX,
 	// across all extensions: requests per second (default 20) and at once
 	// (default 8). Logins, catch-up and request/reply all count.
@@ -77,6 +80,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Version == "" {
 		c.Version = "0.0.0-dev"
+	}
+	if c.CatchupInterval <= 0 {
+		c.CatchupInterval = 5 * time.Minute
 	}
 	if c.PBXRate <= 0 {
 		c.PBXRate = 20

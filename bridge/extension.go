@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -58,7 +59,7 @@ func newExtension(b *Bridge, c Credential) *extension {
 func (x *extension) pbxConfig() pbx.Config {
 	c := x.b.cfg.PBX
 	c.Username, c.Secret = x.cred.Username, x.cred.Secret
-	c.Logger = x.log
+	c.Logger = x.b.cfg.Logger // package pbx adds the "ext" attribute itself
 	m, ext := x.b.metrics, x.cred.Username
 	c.Hooks = pbx.Hooks{
 		Request:      m.request,
@@ -141,6 +142,11 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 	retry := time.NewTimer(0)
 	<-retry.C
 	defer retry.Stop()
+	// A record made without a 20049 (the socket is lossy) would wait for
+	// the next gap; the periodic poll bounds that wait. Jitter keeps
+	// thousands of extensions from polling the PBX in step.
+	poll := time.NewTimer(jitter(x.b.cfg.CatchupInterval))
+	defer poll.Stop()
 	// pending: a gap or a change is known and not yet caught up.
 	pending, up := false, false
 	for {
@@ -148,6 +154,9 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		case <-ctx.Done():
 			return true
 		case <-retry.C:
+		case <-poll.C:
+			poll.Reset(jitter(x.b.cfg.CatchupInterval))
+			pending = true
 		case ev, ok := <-events:
 			if !ok {
 				return false
@@ -363,6 +372,11 @@ func codeOf(err error) int {
 		return e.Code
 	}
 	return 0
+}
+
+// jitter returns d spread by ±10%.
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + rand.N(d/5+1)
 }
 
 // sleep waits d or until ctx ends; it reports whether the wait completed.

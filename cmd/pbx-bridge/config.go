@@ -88,6 +88,7 @@ type fileConfig struct {
 		AckTimeout      duration `yaml:"ack_timeout"`
 	} `yaml:"jetstream"`
 	Catchup struct {
+		Interval   duration `yaml:"interval"`
 		FirstStart string   `yaml:"first_start"`
 		Last       int      `yaml:"last"`
 		Since      duration `yaml:"since"`
@@ -285,6 +286,7 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 			Last:  fc.Catchup.Last,
 			Since: time.Duration(fc.Catchup.Since),
 		},
+		CatchupInterval: time.Duration(fc.Catchup.Interval),
 		PBXRate:         fc.PBX.RateLimit.RequestsPerSecond,
 		PBXConcurrency:  fc.PBX.RateLimit.MaxConcurrent,
 		RetryMin:        time.Duration(fc.PBX.LoginRetry.Min),

@@ -288,3 +288,26 @@ func TestProbes(t *testing.T) {
 		return code == 503 && strings.Contains(body, "nats")
 	})
 }
+
+func TestSilentCallIsPolled(t *testing.T) {
+	ns := startNATS(t, t.TempDir(), -1)
+	sim, secrets := startPBX(t, "1001")
+	nc := connect(t, ns.ClientURL())
+	rec := record(t, nc, "pbx.>")
+	cfg := fastConfig(sim, secrets, testLogger(&syncBuffer{}))
+	cfg.CatchupInterval = 200 * time.Millisecond
+	runBridge(t, nc, cfg)
+	rec.await("pbx.1001.session.online", 1, 10*time.Second)
+	// No notification and no gap: only the periodic check can find it.
+	c, err := sim.Call("1001", pbxtest.Call{Kind: pbxtest.Missed, Silent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := rec.await("pbx.1001.call.missed", 1, 5*time.Second)[0]
+	if d := data[schema.CallMissed](t, e); d.CDRID != c.ID {
+		t.Errorf("call.missed for %d, want %d", d.CDRID, c.ID)
+	}
+	if n := len(rec.on("pbx.1001.cdr.changed")); n != 0 {
+		t.Errorf("%d cdr.changed for a silent call", n)
+	}
+}

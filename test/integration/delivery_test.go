@@ -221,6 +221,8 @@ pbx:
 extensions:
 %sjetstream:
   ack_timeout: 1s
+catchup:
+  interval: 1s
 metrics:
   listen: 127.0.0.1:0
 log:
@@ -265,10 +267,17 @@ shutdown_timeout: 5s
 		p1.kill()
 		time.Sleep(500 * time.Millisecond) // calls while no bridge runs, no notification reaches anyone
 	})
+	logins := map[string]int{}
+	for _, e := range exts {
+		logins[e] = sim.Logins(e)
+	}
 	p2 := startProcess(t, config, env...)
 	metricsURL := p2.url("metrics and probes")
-	step("drop sockets again", func() {
+	step("drop the second bridge's sockets", func() {
 		for _, e := range exts {
+			waitFor(t, e+" logged in by the second bridge", 20*time.Second, func() bool {
+				return sim.Logins(e) > logins[e] && sim.LiveSockets(e) > 0
+			})
 			sim.DropSockets(e)
 		}
 	})
@@ -282,9 +291,15 @@ shutdown_timeout: 5s
 			}
 		}
 	}
-	waitFor(t, "every record in the stream", 60*time.Second, func() bool {
-		return streamCount(t, watcher, "pbx.*.cdr.created") >= want
-	})
+	deadline := time.Now().Add(60 * time.Second)
+	for streamCount(t, watcher, "pbx.*.cdr.created") < want {
+		if time.Now().After(deadline) {
+			_, _, _, problems := tallyStream(t, watcher).compare(sim, exts, from)
+			t.Fatalf("not every record reached the stream within 60s: %s\nsecond bridge's log:\n%s",
+				strings.Join(problems, "; "), p2.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	generated, delivered, duplicates, problems := tallyStream(t, watcher).compare(sim, exts, from)
 	t.Logf("generated %d, delivered %d, duplicates %d", generated, delivered, duplicates)
 	fmt.Printf("fault run: generated %d, delivered %d, duplicates %d\n", generated, delivered, duplicates)
