@@ -49,7 +49,8 @@ func CodeOf(err error) (*Error, bool) {
 	return nil, false
 }
 
-// APIError is a non-zero errcode in a PBX response. It keeps the PBX's own
+// APIError is a non-zero errcode in a PBX response (or an HTTP 401/403,
+// where ErrCode may be 0: the PBX refusing the token). It keeps the PBX's own
 // code and message, and wraps the SDK code the failure maps to (usually
 // ErrPBXAPI; ErrSDKPlanDisabled for login errcode 70136; ErrGetProductFailed
 // for getproduct), so both errors.Is and errors.As work on it.
@@ -62,6 +63,9 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
+	if e.HTTPStatus != 0 && e.HTTPStatus != 200 {
+		return fmt.Sprintf("pbx %s: HTTP %d errcode %d %q (%s)", e.Endpoint, e.HTTPStatus, e.ErrCode, e.ErrMsg, e.SDK)
+	}
 	return fmt.Sprintf("pbx %s: errcode %d %q (%s)", e.Endpoint, e.ErrCode, e.ErrMsg, e.SDK)
 }
 
@@ -97,6 +101,9 @@ var (
 	// ErrInvalidConfig is wrapped by every error about a Config field other
 	// than the URL (whose errors wrap ErrInvalidPBXURL or ErrPBXURLNotHTTPS).
 	ErrInvalidConfig = errors.New("pbx: invalid config")
+	// ErrHeartbeatTimeout is why the socket went down (SocketState.Err wraps
+	// it) when nothing arrived within PongTimeout after a heartbeat.
+	ErrHeartbeatTimeout = errors.New("pbx: no frame within PongTimeout after a heartbeat")
 )
 
 // RuntimeError is one of the SDK's runtime errors (-106..-110), raised by a

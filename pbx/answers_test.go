@@ -1,0 +1,158 @@
+package pbx_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+)
+
+// TestOddAnswers covers how the client classifies answers the simulator
+// never gives: a real TLS server that answers each path with a fixed status
+// and body, as a broken PBX or a proxy in front of it might.
+func TestOddAnswers(t *testing.T) {
+	const token = "tok-0123456789abcdef"
+	type answer struct {
+		status int
+		body   string
+	}
+	tests := []struct {
+		name    string
+		answers map[string]answer // by path; login defaults to a good one
+		call    func(c *pbx.Client) error
+		sdk     *pbx.Error
+		api     bool   // an *APIError (else a *TransportError, unless sdk says otherwise)
+		text    string // a fragment of the error
+	}{
+		{name: "product without base_oem_id",
+			answers: map[string]answer{"/api/v1.0/pbx/getproduct": {200, `{"errcode":0,"product":{"version":"37.12.0.10"}}`}},
+			call:    func(c *pbx.Client) error { _, err := c.GetProduct(context.Background()); return err },
+			sdk:     pbx.ErrGetProductFailed, text: "base_oem_id"},
+		{name: "proxy error on getproduct",
+			answers: map[string]answer{"/api/v1.0/pbx/getproduct": {502, `<html>Bad Gateway</html>`}},
+			call:    func(c *pbx.Client) error { _, err := c.GetProduct(context.Background()); return err },
+			sdk:     pbx.ErrGetProductFailed, text: "HTTP 502"},
+		{name: "login answers HTML",
+			answers: map[string]answer{"/api/v1.0/login": {200, `<html>captive portal</html>`}},
+			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
+			sdk:     pbx.ErrPBXNetwork, text: "not a JSON object"},
+		{name: "login without errcode",
+			answers: map[string]answer{"/api/v1.0/login": {200, `{"errmsg":"SUCCESS","access_token":"x"}`}},
+			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
+			sdk:     pbx.ErrPBXNetwork, text: "no numeric errcode"},
+		{name: "login without token",
+			answers: map[string]answer{"/api/v1.0/login": {200, `{"errcode":0,"errmsg":"SUCCESS"}`}},
+			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
+			sdk:     pbx.ErrPBXAPI, text: "access_token"},
+		{name: "login redirected",
+			answers: map[string]answer{"/api/v1.0/login": {302, ``}},
+			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
+			sdk:     pbx.ErrPBXNetwork, text: "HTTP 302"},
+		{name: "personal without extension",
+			answers: map[string]answer{"/api/v1.0/extension/getpersonal": {200, `{"errcode":0,"errmsg":"SUCCESS"}`}},
+			call:    loginThen(func(c *pbx.Client) error { _, err := c.GetPersonal(context.Background()); return err }),
+			sdk:     pbx.ErrGetPersonalNotFound, text: "no extension"},
+		{name: "personal refused with HTTP 401",
+			answers: map[string]answer{"/api/v1.0/extension/getpersonal": {401, `Unauthorized`}},
+			call:    loginThen(func(c *pbx.Client) error { _, err := c.GetPersonal(context.Background()); return err }),
+			sdk:     pbx.ErrPBXAPI, api: true, text: "HTTP 401"},
+		{name: "license with the PBX's error on a 404",
+			answers: map[string]answer{"/api/v1.0/licenseservice/get": {404, `{"errcode":10001,"errmsg":"INTERFACE NOT EXIST"}`}},
+			call:    loginThen(func(c *pbx.Client) error { _, err := c.GetLicense(context.Background()); return err }),
+			sdk:     pbx.ErrPBXAPI, api: true, text: "10001"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				a, ok := tt.answers[r.URL.Path]
+				switch {
+				case ok:
+				case r.URL.Path == "/api/v1.0/login":
+					a = answer{200, `{"errcode":0,"errmsg":"SUCCESS","access_token":"` + token + `"}`}
+				default:
+					a = answer{404, `{"errcode":10001,"errmsg":"INTERFACE NOT EXIST"}`}
+				}
+				if r.URL.Path != "/api/v1.0/login" && r.URL.Path != "/api/v1.0/pbx/getproduct" && r.Header.Get("Authorization") != token {
+					a = answer{200, `{"errcode":10004,"errmsg":"INVALID OR EXPIRED TOKEN"}`}
+				}
+				if a.status == http.StatusFound {
+					w.Header().Set("Location", "https://elsewhere.invalid/")
+				}
+				w.WriteHeader(a.status)
+				_, _ = w.Write([]byte(a.body))
+			}))
+			defer srv.Close()
+			c, err := pbx.NewClient(pbx.Config{
+				URL: srv.URL, Username: "1001", Secret: "signature-0123456789",
+				RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs,
+				Logger:  testLogger(t),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseIdleConnections()
+			err = tt.call(c)
+			if !errors.Is(err, tt.sdk) || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("err = %v, want %v with %q", err, tt.sdk, tt.text)
+			}
+			var ae *pbx.APIError
+			var te *pbx.TransportError
+			switch {
+			case tt.api && !errors.As(err, &ae):
+				t.Errorf("err = %#v, want an *APIError", err)
+			case !tt.api && errors.As(err, &ae):
+				t.Errorf("err = %#v, want no *APIError", err)
+			case (tt.sdk == pbx.ErrPBXNetwork || tt.text == "HTTP 502") && !errors.As(err, &te):
+				t.Errorf("err = %#v, want a *TransportError", err)
+			}
+		})
+	}
+}
+
+func loginThen(call func(c *pbx.Client) error) func(c *pbx.Client) error {
+	return func(c *pbx.Client) error {
+		if _, err := c.Login(context.Background()); err != nil {
+			return err
+		}
+		return call(c)
+	}
+}
+
+// TestLenientDecoding: one field of an unexpected type must not fail a whole
+// answer; it stays zero, and a flag that is not the number 1 disables, as
+// with the SDK's strict comparison.
+func TestLenientDecoding(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1.0/login":
+			_, _ = w.Write([]byte(`{"errcode":0,"access_token":"tok-0123456789abcdef"}`))
+		case "/api/v1.0/extension/getpersonal":
+			_, _ = w.Write([]byte(`{"errcode":0,"extension":{"id":7,"number":"1001","caller_id_name":"Alice","enb_web_client":"1","enb_desktop_client":1}}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := pbx.NewClient(pbx.Config{URL: srv.URL, Username: "1001", Secret: "x", RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	p, err := loginThenPersonal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pbx.Personal{Extension: pbx.Extension{ID: 7, Number: "1001", Name: "Alice"}, EnbWebClient: 0, EnbDesktopClient: 1}
+	if p != want {
+		t.Fatalf("personal = %+v, want %+v", p, want)
+	}
+}
+
+func loginThenPersonal(c *pbx.Client) (pbx.Personal, error) {
+	if _, err := c.Login(context.Background()); err != nil {
+		return pbx.Personal{}, err
+	}
+	return c.GetPersonal(context.Background())
+}

@@ -1,0 +1,412 @@
+package pbx
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// apiPrefix is where the PBX's HTTP API lives.
+const apiPrefix = "/api/v1.0/"
+
+// maxResponseBytes bounds an API answer; a CDR page of 100 records is far
+// smaller.
+const maxResponseBytes = 16 << 20
+
+// loginErrSDKPlanDisabled is login's errcode for "SDK plan disabled" (-110).
+const loginErrSDKPlanDisabled = 70136
+
+// Client speaks the PBX's HTTP API for one extension. It is safe for
+// concurrent use. A Session uses one; it is also usable on its own.
+type Client struct {
+	cfg       Config
+	origin    *url.URL
+	http      *http.Client
+	transport *http.Transport // the one NewClient built, nil if cfg.HTTPClient
+	tls       *tls.Config     // for the subscribe socket
+	log       *slog.Logger
+	red       redactor
+
+	mu    sync.RWMutex
+	token string
+}
+
+// NewClient validates cfg (URL, user agent, TLS, durations) and returns a
+// client. It does no network I/O.
+func NewClient(cfg Config) (*Client, error) {
+	origin, err := parsePBXURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, origin: origin, tls: tc, log: cfg.Logger}
+	c.red.add(cfg.Secret)
+	if cfg.HTTPClient != nil {
+		c.http = cfg.HTTPClient
+	} else {
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+		c.transport.TLSClientConfig = tc.Clone()
+		c.http = &http.Client{
+			Transport: c.transport,
+			// A PBX API does not redirect; following one would send the
+			// token on to wherever it points.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return c, nil
+}
+
+// Token returns the access token of the last login ("" before it and after
+// Logout). It is a credential: the session needs it for the socket URL; do
+// not log it.
+func (c *Client) Token() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.token
+}
+
+func (c *Client) setToken(token string) {
+	c.red.add(token)
+	c.mu.Lock()
+	c.token = token
+	c.mu.Unlock()
+}
+
+// Host returns the PBX's host[:port].
+func (c *Client) Host() string { return c.origin.Host }
+
+// CloseIdleConnections closes the idle keep-alive connections of the client's
+// own transport (not those of a Config.HTTPClient).
+func (c *Client) CloseIdleConnections() {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+}
+
+// GetProduct asks the PBX what it is (pbx/getproduct, no login needed). Every
+// failure wraps ErrGetProductFailed (-4), as does a product without
+// base_oem_id.
+func (c *Client) GetProduct(ctx context.Context) (Product, error) {
+	const ep = "pbx/getproduct"
+	var out struct {
+		Product *Product `json:"product"`
+	}
+	q := url.Values{"host": {c.origin.Host}}
+	if err := c.call(ctx, http.MethodGet, ep, q, nil, false, ErrGetProductFailed, &out); err != nil {
+		return Product{}, err
+	}
+	if out.Product == nil || out.Product.BaseOEMID == nil {
+		return Product{}, fmt.Errorf("pbx %s%s: answer has no product.base_oem_id: %w", apiPrefix, ep, ErrGetProductFailed)
+	}
+	return *out.Product, nil
+}
+
+// loginRequest is login's body, as the SDK sends it.
+type loginRequest struct {
+	Username    string  `json:"username"`
+	Password    string  `json:"password"`
+	LoginSource *string `json:"login_source"`
+	LoginJump   string  `json:"login_jump"`
+}
+
+// Login logs in with the signature and keeps the access token for the
+// following requests. Errcode 70136 is an *APIError wrapping
+// ErrSDKPlanDisabled (-110), another errcode one wrapping ErrPBXAPI (-103); a
+// transport failure is a *TransportError wrapping ErrPBXNetwork (-102).
+func (c *Client) Login(ctx context.Context) (string, error) {
+	const ep = "login"
+	body := loginRequest{Username: c.cfg.Username, Password: c.cfg.Secret, LoginJump: "sdk"}
+	if c.cfg.UserAgent == UserAgentWebPC {
+		src := "webpc"
+		body.LoginSource = &src
+	}
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := c.call(ctx, http.MethodPost, ep, nil, body, false, ErrPBXAPI, &out); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && ae.ErrCode == loginErrSDKPlanDisabled {
+			ae.SDK = ErrSDKPlanDisabled
+		}
+		return "", err
+	}
+	if out.AccessToken == "" {
+		return "", fmt.Errorf("pbx %s%s: answer has no access_token: %w", apiPrefix, ep, ErrPBXAPI)
+	}
+	c.setToken(out.AccessToken)
+	c.log.Info("pbx login", "host", c.origin.Host)
+	return out.AccessToken, nil
+}
+
+// GetPersonalGlobal reads extension/getpersonalglobal.
+func (c *Client) GetPersonalGlobal(ctx context.Context) (PersonalGlobal, error) {
+	var out PersonalGlobal
+	err := c.call(ctx, http.MethodGet, "extension/getpersonalglobal", nil, nil, true, ErrPBXAPI, &out)
+	return out, err
+}
+
+// GetLicense reads licenseservice/get.
+func (c *Client) GetLicense(ctx context.Context) (License, error) {
+	var out License
+	err := c.call(ctx, http.MethodGet, "licenseservice/get", nil, nil, true, ErrPBXAPI, &out)
+	return out, err
+}
+
+// GetPersonal reads extension/getpersonal. An answer without "extension"
+// wraps ErrGetPersonalNotFound (-104).
+func (c *Client) GetPersonal(ctx context.Context) (Personal, error) {
+	const ep = "extension/getpersonal"
+	var out struct {
+		Extension *Personal `json:"extension"`
+	}
+	if err := c.call(ctx, http.MethodGet, ep, nil, nil, true, ErrPBXAPI, &out); err != nil {
+		return Personal{}, err
+	}
+	if out.Extension == nil {
+		return Personal{}, fmt.Errorf("pbx %s%s: answer has no extension: %w", apiPrefix, ep, ErrGetPersonalNotFound)
+	}
+	return *out.Extension, nil
+}
+
+// SearchPersonal runs a CDR query (cdr/searchpersonal) after filling the
+// SDK's defaults and validating q (an invalid query wraps ErrInvalidQuery and
+// is not sent). A non-zero errcode returns both the decoded answer and an
+// *APIError.
+func (c *Client) SearchPersonal(ctx context.Context, q CDRQuery) (*CDRResult, error) {
+	q, err := q.Normalized()
+	if err != nil {
+		return nil, err
+	}
+	v := url.Values{
+		"page":      {strconv.Itoa(q.Page)},
+		"page_size": {strconv.Itoa(q.Size)},
+		"sort_by":   {q.SortBy},
+		"order_by":  {q.OrderBy},
+		"status":    {strconv.Itoa(int(q.Status))},
+	}
+	if q.Filter != nil {
+		v.Set("number", *q.Filter)
+	}
+	out := new(CDRResult)
+	err = c.call(ctx, http.MethodGet, "cdr/searchpersonal", v, nil, true, ErrPBXAPI, out)
+	var ae *APIError
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.As(err, &ae) && ae.HTTPStatus == http.StatusOK:
+		return out, err
+	default:
+		return nil, err
+	}
+}
+
+// Logout logs the access token out and forgets it. Without a token (never
+// logged in, or already logged out) there is nothing to do and it returns
+// nil.
+func (c *Client) Logout(ctx context.Context) error {
+	if c.Token() == "" {
+		return nil
+	}
+	err := c.call(ctx, http.MethodGet, "logout", nil, nil, true, ErrPBXAPI, nil)
+	if err == nil {
+		c.mu.Lock()
+		c.token = ""
+		c.mu.Unlock()
+		c.log.Info("pbx logout", "host", c.origin.Host)
+	}
+	return err
+}
+
+// logoutQuietly logs out on the way out of a failed or ended session: best
+// effort, on its own deadline even if ctx is already done.
+func (c *Client) logoutQuietly(ctx context.Context) {
+	if err := c.Logout(context.WithoutCancel(ctx)); err != nil {
+		c.log.Warn("pbx logout failed", "err", err)
+	}
+}
+
+// Normalized returns q with the SDK's defaults in its zero fields, or an
+// error wrapping ErrInvalidQuery: page below 1, size outside 1..MaxCDRSize,
+// status outside 0..3, sortBy other than time/id, orderBy other than
+// desc/asc, or a filter longer than 64 bytes or with control characters. An
+// empty filter means none.
+func (q CDRQuery) Normalized() (CDRQuery, error) {
+	if q.Page == 0 {
+		q.Page = DefaultCDRPage
+	}
+	if q.Size == 0 {
+		q.Size = DefaultCDRSize
+	}
+	if q.SortBy == "" {
+		q.SortBy = DefaultCDRSortBy
+	}
+	if q.OrderBy == "" {
+		q.OrderBy = DefaultCDROrderBy
+	}
+	switch {
+	case q.Page < 1:
+		return q, fmt.Errorf("%w: page %d is below 1", ErrInvalidQuery, q.Page)
+	case q.Size < 1 || q.Size > MaxCDRSize:
+		return q, fmt.Errorf("%w: size %d is outside 1..%d", ErrInvalidQuery, q.Size, MaxCDRSize)
+	case q.Status < StatusAll || q.Status > StatusOutgoing:
+		return q, fmt.Errorf("%w: status %d is outside 0..3", ErrInvalidQuery, q.Status)
+	case q.SortBy != "time" && q.SortBy != "id":
+		return q, fmt.Errorf("%w: sortBy %q is neither time nor id", ErrInvalidQuery, q.SortBy)
+	case q.OrderBy != "desc" && q.OrderBy != "asc":
+		return q, fmt.Errorf("%w: orderBy %q is neither desc nor asc", ErrInvalidQuery, q.OrderBy)
+	}
+	if q.Filter != nil {
+		f := *q.Filter
+		if f == "" {
+			q.Filter = nil
+			return q, nil
+		}
+		if len(f) > 64 {
+			return q, fmt.Errorf("%w: filter is longer than 64 bytes", ErrInvalidQuery)
+		}
+		for _, r := range f {
+			if r < 0x20 || r == 0x7f {
+				return q, fmt.Errorf("%w: filter has a control character", ErrInvalidQuery)
+			}
+		}
+	}
+	return q, nil
+}
+
+// envelope is what every API answer has.
+type envelope struct {
+	ErrCode json.RawMessage `json:"errcode"`
+	ErrMsg  json.RawMessage `json:"errmsg"`
+}
+
+// call makes one API request and decodes a successful answer into out. sdk
+// is the code its failures wrap (ErrGetProductFailed for getproduct,
+// ErrPBXAPI or ErrPBXNetwork otherwise). On a non-zero errcode out is still
+// decoded (SearchPersonal returns it) and an *APIError returned.
+func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any) (err error) {
+	start := time.Now()
+	path := apiPrefix + ep
+	defer func() {
+		d := time.Since(start)
+		c.hookRequest(ep, d, err)
+		c.log.Debug("pbx request", "endpoint", ep, "duration", d, "err", err)
+	}()
+	netSDK := ErrPBXNetwork
+	if sdk == ErrGetProductFailed {
+		netSDK = ErrGetProductFailed
+	}
+	transportErr := func(cause error) error {
+		return &TransportError{Endpoint: path, SDK: netSDK, Err: c.red.redactErr(cause)}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	u := url.URL{Scheme: c.origin.Scheme, Host: c.origin.Host, Path: path, RawQuery: q.Encode()}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return transportErr(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return transportErr(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth {
+		token := c.Token()
+		if token == "" {
+			return fmt.Errorf("pbx %s: not logged in: %w", path, ErrPBXAPI)
+		}
+		req.Header.Set("Authorization", token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return transportErr(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return transportErr(fmt.Errorf("reading the answer: %w", err))
+	}
+	if len(data) > maxResponseBytes {
+		return transportErr(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
+	}
+
+	var env envelope
+	envErr := json.Unmarshal(data, &env)
+	code, hasCode := jsonInt(env.ErrCode)
+	msg := errMsgText(env.ErrMsg)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if msg == "" {
+			msg = http.StatusText(resp.StatusCode)
+		}
+		// A refused token, or the PBX's own error answer, is the PBX
+		// speaking; any other status (a proxy's 502, a redirect) is the
+		// way to the PBX failing.
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || (envErr == nil && hasCode && code != 0) {
+			return &APIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: c.red.redact(msg), SDK: sdk}
+		}
+		return transportErr(fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
+	}
+	if envErr != nil {
+		return transportErr(fmt.Errorf("answer is not a JSON object: %w", envErr))
+	}
+	if !hasCode {
+		return transportErr(errors.New("answer has no numeric errcode"))
+	}
+	if out != nil {
+		if err := decodeLenient(data, out); err != nil {
+			return transportErr(fmt.Errorf("decoding the answer: %w", err))
+		}
+	}
+	if code != 0 {
+		return &APIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: c.red.redact(msg), SDK: sdk}
+	}
+	return nil
+}
+
+// errMsgText reads errmsg, a string normally; anything else is shown as JSON.
+func errMsgText(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	text := string(raw)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		text = s
+	}
+	if len(text) > 200 {
+		text = strings.ToValidUTF8(text[:200], "") + "..."
+	}
+	return text
+}
+
+func (c *Client) hookRequest(ep string, d time.Duration, err error) {
+	if c.cfg.Hooks.Request != nil {
+		c.cfg.Hooks.Request(ep, d, err)
+	}
+}

@@ -1,0 +1,208 @@
+package pbx
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// The user agents the SDK knows. The PBX checks a different client flag for
+// each (enb_web_client, enb_desktop_client) and WebPC also subscribes to
+// 20013.
+const (
+	UserAgentWebClient = "WebClient"
+	UserAgentWebPC     = "WebPC"
+)
+
+// Defaults of Config's zero fields. The heartbeat and reconnect figures are
+// the official SDK's.
+const (
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultPingAfter      = 30 * time.Second
+	DefaultPongTimeout    = 20 * time.Second
+	DefaultKeepaliveEvery = 35 * time.Second
+	DefaultReconnectMin   = 5 * time.Second
+	DefaultReconnectMax   = 60 * time.Second
+	DefaultMaxFrameBytes  = 1 << 20
+	DefaultEventBuffer    = 256
+	DefaultDeliverTimeout = 5 * time.Second
+)
+
+// Config is what one extension's session (or a bare Client) needs. Zero
+// fields take the defaults above.
+type Config struct {
+	// URL is the PBX's origin, "https://host[:port]". An http URL is
+	// refused with ErrPBXURLNotHTTPS; one that does not parse, has no host,
+	// or carries user info, a path, a query or a fragment with
+	// ErrInvalidPBXURL.
+	URL string
+	// Username is the extension number.
+	Username string
+	// Secret is the login signature minted by the PBX's OpenAPI. It is a
+	// credential: it is never logged and never put into an error.
+	Secret string
+	// UserAgent is UserAgentWebClient (the default) or UserAgentWebPC.
+	UserAgent string
+
+	// CAFile is a PEM file of the CAs to trust instead of the system roots.
+	CAFile string
+	// RootCAs is an alternative to CAFile; setting both is an error.
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify turns certificate verification off. For lab PBXs
+	// with self-signed certificates only.
+	InsecureSkipVerify bool
+
+	// RequestTimeout bounds each HTTP request, the socket handshake and
+	// each socket write.
+	RequestTimeout time.Duration
+	// PingAfter: send "heartbeat" after this long without any incoming frame.
+	PingAfter time.Duration
+	// PongTimeout: close the socket if nothing arrives this long after that
+	// heartbeat.
+	PongTimeout time.Duration
+	// KeepaliveEvery: also send "heartbeat" this long after an incoming
+	// frame, repeating, until a "heartbeat response" arrives, so that the
+	// PBX sees heartbeats on a busy socket too.
+	KeepaliveEvery time.Duration
+	// ReconnectMin is the first reconnect delay (the SDK's fixed 5 s).
+	ReconnectMin time.Duration
+	// ReconnectMax caps the exponential, jittered reconnect delay. There is
+	// no limit on the number of attempts.
+	ReconnectMax time.Duration
+	// MaxFrameBytes is the read limit on socket frames; a larger frame
+	// closes the socket (dropped as "too_large", then reconnect).
+	MaxFrameBytes int64
+	// EventBuffer is the capacity of the Events channel.
+	EventBuffer int
+	// DeliverTimeout is how long the socket reader waits for room in a full
+	// Events channel before it drops (see the package doc).
+	DeliverTimeout time.Duration
+
+	// Logger receives the package's logs, with the attribute "ext". Default
+	// slog.Default().
+	Logger *slog.Logger
+	// Hooks are optional observation callbacks.
+	Hooks Hooks
+	// HTTPClient, if set, makes the API requests; if nil one is built from
+	// the TLS fields. The subscribe socket always uses the TLS fields (or,
+	// when none is set, the TLS config of HTTPClient's *http.Transport).
+	HTTPClient *http.Client
+}
+
+// Hooks observe a session for metrics. Nil functions are skipped. They are
+// called from the session's goroutines and the callers' and must not block.
+type Hooks struct {
+	// Request follows every HTTP API call; endpoint is the path after
+	// /api/v1.0/, e.g. "login" or "cdr/searchpersonal".
+	Request func(endpoint string, d time.Duration, err error)
+	// FrameDropped follows every dropped socket frame or event, with one of
+	// the DropReason values as a string.
+	FrameDropped func(reason string)
+	// Reconnect precedes each reconnect attempt of the socket.
+	Reconnect func()
+}
+
+// withDefaults validates cfg's fields other than URL and TLS, and fills the
+// zero ones.
+func (cfg Config) withDefaults() (Config, error) {
+	switch cfg.UserAgent {
+	case "":
+		cfg.UserAgent = UserAgentWebClient
+	case UserAgentWebClient, UserAgentWebPC:
+	default:
+		return cfg, fmt.Errorf("%w: UserAgent %q is neither %q nor %q", ErrInvalidConfig, cfg.UserAgent, UserAgentWebClient, UserAgentWebPC)
+	}
+	durations := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout},
+		{"PingAfter", &cfg.PingAfter, DefaultPingAfter},
+		{"PongTimeout", &cfg.PongTimeout, DefaultPongTimeout},
+		{"KeepaliveEvery", &cfg.KeepaliveEvery, DefaultKeepaliveEvery},
+		{"ReconnectMin", &cfg.ReconnectMin, DefaultReconnectMin},
+		{"ReconnectMax", &cfg.ReconnectMax, DefaultReconnectMax},
+		{"DeliverTimeout", &cfg.DeliverTimeout, DefaultDeliverTimeout},
+	}
+	for _, d := range durations {
+		if *d.v < 0 {
+			return cfg, fmt.Errorf("%w: %s is negative", ErrInvalidConfig, d.name)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = cfg.ReconnectMin
+	}
+	if cfg.MaxFrameBytes < 0 || cfg.EventBuffer < 0 {
+		return cfg, fmt.Errorf("%w: MaxFrameBytes and EventBuffer must not be negative", ErrInvalidConfig)
+	}
+	if cfg.MaxFrameBytes == 0 {
+		cfg.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if cfg.EventBuffer == 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Logger = cfg.Logger.With("ext", cfg.Username)
+	return cfg, nil
+}
+
+// parsePBXURL checks a PBX URL the way the SDK does (-2, -3) and returns its
+// origin. It is stricter than the SDK about paths and user info: the API
+// lives at the origin's /api, so a path would be silently dropped, and user
+// info would be a credential in a config string.
+func parsePBXURL(raw string) (*url.URL, error) {
+	shown := Redact(raw)
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, fmt.Errorf("pbx: PBX URL %q does not parse: %w", shown, ErrInvalidPBXURL)
+	}
+	switch {
+	case u.Scheme == "" || u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return nil, fmt.Errorf("pbx: PBX URL %q has no scheme://host: %w", shown, ErrInvalidPBXURL)
+	case u.Scheme != "https":
+		return nil, fmt.Errorf("pbx: PBX URL %q is not https: %w", shown, ErrPBXURLNotHTTPS)
+	case u.User != nil:
+		return nil, fmt.Errorf("pbx: PBX URL %q carries user info: %w", shown, ErrInvalidPBXURL)
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, fmt.Errorf("pbx: PBX URL %q must be an origin, https://host[:port], without path, query or fragment: %w", shown, ErrInvalidPBXURL)
+	}
+	return &url.URL{Scheme: "https", Host: u.Host}, nil
+}
+
+// tlsConfig builds the TLS settings of both the API client and the socket.
+func (cfg Config) tlsConfig() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	switch {
+	case cfg.CAFile != "" && cfg.RootCAs != nil:
+		return nil, fmt.Errorf("%w: set CAFile or RootCAs, not both", ErrInvalidConfig)
+	case cfg.CAFile != "":
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CAFile: %w", ErrInvalidConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: CAFile %s holds no PEM certificate", ErrInvalidConfig, cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	case cfg.RootCAs != nil:
+		tc.RootCAs = cfg.RootCAs
+	case !cfg.InsecureSkipVerify && cfg.HTTPClient != nil:
+		if tr, ok := cfg.HTTPClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			return tr.TLSClientConfig.Clone(), nil
+		}
+	}
+	return tc, nil
+}

@@ -1,0 +1,11 @@
+package pbx
+
+// RuntimeErrorFor exposes the runtime-error rules to the external tests: the
+// runtime error a decoded frame raises for a session of username in plan mode
+// plan ("en"/"cn") with userAgent, or nil.
+func RuntimeErrorFor(f Frame, username, plan, userAgent string) error {
+	if rt := (runtimeRules{username: username, plan: plan, userAgent: userAgent}).check(f); rt != nil {
+		return rt
+	}
+	return nil
+}

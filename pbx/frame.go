@@ -1,0 +1,245 @@
+package pbx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+)
+
+// FrameKind says what a decoded subscribe-socket frame asks of the client.
+type FrameKind int
+
+// The kinds of frames that are not dropped.
+const (
+	// FrameNotification carries a notification: Type, Msg and Event are set.
+	FrameNotification FrameKind = iota + 1
+	// FrameHeartbeat is the PBX's "heartbeat response".
+	FrameHeartbeat
+	// FrameResubscribe is a frame with errcode -3: send the topic list again.
+	FrameResubscribe
+)
+
+// DropReason says why a frame or an event was thrown away. Its string is
+// what Hooks.FrameDropped receives.
+type DropReason string
+
+// The reasons for dropping.
+const (
+	// DropNotJSON: the frame is not a JSON object (nor "heartbeat
+	// response"), or it is a binary frame.
+	DropNotJSON DropReason = "not_json"
+	// DropErrcode2: the frame has errcode -2, which the SDK ignores.
+	DropErrcode2 DropReason = "errcode_-2"
+	// DropBadMsg: msg is missing, not a string, or not JSON once decoded
+	// (or, for a type whose msg the client reads, not a JSON object).
+	DropBadMsg DropReason = "bad_msg"
+	// DropTooLarge: the frame exceeded Config.MaxFrameBytes; the socket was
+	// closed and is reconnected.
+	DropTooLarge DropReason = "too_large"
+	// DropUnknownType: type is missing, not an integer, or not a type of the
+	// reference table (the client never subscribes to it).
+	DropUnknownType DropReason = "unknown_type"
+	// DropOverflow: the consumer was too slow; see the package doc.
+	DropOverflow DropReason = "overflow"
+)
+
+// Frame is one decoded subscribe-socket frame.
+type Frame struct {
+	Kind FrameKind
+	// Type is the notification type; it is also set on a dropped frame when
+	// it was readable (for the log).
+	Type int
+	// Msg is the msg string decoded once more: valid JSON.
+	Msg json.RawMessage
+	// Event is what a session delivers for the notification: *CDRChanged
+	// for 20049, *Notice for every other type.
+	Event Event
+}
+
+// heartbeatResponse is the PBX's answer to the client's "heartbeat".
+const heartbeatResponse = "heartbeat response"
+
+// knownTypes are the notification types of the reference table.
+var knownTypes = map[int]bool{
+	TypeLogin: true, TypeDesktopClient: true, TypeExtensionDeleted: true,
+	TypeRecordFeatureCode: true, TypeReLogin: true, TypeWebClient: true,
+	TypeRecordPermission: true, TypeRecordStatus: true, TypeCDRChanged: true,
+	TypeLicense: true, TypeNATFQDN: true, TypeSIPRegistration: true,
+	TypeInternalClient: true, TypeHotStandby: true, TypeSDKPlan: true,
+	TypeReLogin2: true,
+}
+
+// objectMsgTypes are the types whose msg the client reads a field of: their
+// msg must be a JSON object.
+var objectMsgTypes = map[int]bool{
+	TypeLogin: true, TypeDesktopClient: true, TypeWebClient: true,
+	TypeInternalClient: true, TypeSDKPlan: true,
+}
+
+// DecodeFrame decodes one text frame of the subscribe socket, as the SDK
+// does: "heartbeat response"; a JSON object {"type", "msg", "errcode"?}
+// whose msg is a string holding a JSON document. It returns the frame, or a
+// non-empty DropReason (with what could be read of the frame). It is pure:
+// no I/O, no state, and it never panics.
+//
+// Keys are matched exactly, as JavaScript does. errcode -3 wins over
+// everything else in the frame (resubscribe); errcode -2 drops the frame;
+// other errcodes are read as a plain notification. A 20049 msg of an
+// unexpected shape still yields a *CDRChanged (with the fields that did
+// decode): the notification only says "query the CDR list again", and
+// dropping it would lose that. A 20104 whose msg is missing or bad still
+// yields a Notice (Msg null): the client needs no payload to subscribe
+// again, and missing a switch-over would silence the socket.
+func DecodeFrame(data []byte) (Frame, DropReason) {
+	if string(data) == heartbeatResponse {
+		return Frame{Kind: FrameHeartbeat}, ""
+	}
+	body := bytes.TrimSpace(data)
+	if len(body) == 0 || body[0] != '{' {
+		return Frame{}, DropNotJSON
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return Frame{}, DropNotJSON
+	}
+	var f Frame
+	typ, typeOK := jsonInt(fields["type"])
+	if typeOK {
+		f.Type = typ
+	}
+	if code, ok := jsonNumber(fields["errcode"]); ok {
+		switch code {
+		case -3:
+			f.Kind = FrameResubscribe
+			return f, ""
+		case -2:
+			return f, DropErrcode2
+		}
+	}
+	if !typeOK || !knownTypes[typ] {
+		return f, DropUnknownType
+	}
+	msg, ok := decodeMsg(fields["msg"])
+	switch {
+	case !ok && typ == TypeHotStandby:
+		msg = json.RawMessage("null")
+	case !ok:
+		return f, DropBadMsg
+	case objectMsgTypes[typ] && msg[0] != '{':
+		return f, DropBadMsg
+	}
+	f.Kind, f.Msg = FrameNotification, msg
+	if typ == TypeCDRChanged {
+		cdr := new(CDRChanged)
+		// A field of an unexpected type stays zero; see above.
+		_ = decodeLenient(msg, cdr)
+		f.Event = cdr
+	} else {
+		f.Event = &Notice{Type: typ, Msg: msg}
+	}
+	return f, ""
+}
+
+// decodeMsg decodes the msg field: a JSON string that holds a JSON document.
+func decodeMsg(raw json.RawMessage) (json.RawMessage, bool) {
+	if len(raw) == 0 {
+		return nil, false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, false
+	}
+	doc := bytes.TrimSpace([]byte(s))
+	if len(doc) == 0 || !json.Valid(doc) {
+		return nil, false
+	}
+	return json.RawMessage(doc), true
+}
+
+// jsonNumber reads a JSON number; false for anything else (a string "-3" is
+// not -3 to the SDK's strict comparison either).
+func jsonNumber(raw json.RawMessage) (float64, bool) {
+	if len(raw) == 0 || raw[0] == '"' {
+		return 0, false
+	}
+	var n float64
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// jsonInt reads a JSON number that is a whole number in int32 range.
+func jsonInt(raw json.RawMessage) (int, bool) {
+	n, ok := jsonNumber(raw)
+	if !ok || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// decodeLenient decodes like json.Unmarshal but forgives fields of an
+// unexpected type, which stay zero: the SDK reads the PBX's JSON loosely,
+// and a PBX answer with one odd field must not fail a whole request.
+func decodeLenient(data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return nil
+	}
+	return err
+}
+
+// runtimeRules decide which notifications are runtime errors for one
+// session.
+type runtimeRules struct {
+	username  string
+	plan      string // "en" or "cn"
+	userAgent string
+}
+
+// check returns the runtime error a notification raises for this session, or
+// nil. Flags are compared as the SDK does, strictly: anything but the number
+// 1 (a missing field, 0, "1") disables.
+func (r runtimeRules) check(f Frame) *RuntimeError {
+	if f.Kind != FrameNotification {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(f.Msg, &m)
+	isOne := func(key string) bool {
+		v, ok := m[key].(float64)
+		return ok && v == 1
+	}
+	rt := func(sdk *Error, detail string) *RuntimeError {
+		return &RuntimeError{SDK: sdk, Type: f.Type, Detail: detail}
+	}
+	switch f.Type {
+	case TypeLogin:
+		if u, ok := m["username"].(string); ok && u == r.username {
+			return rt(ErrLoggedInElsewhere, "the extension logged in elsewhere")
+		}
+	case TypeExtensionDeleted:
+		return rt(ErrExtensionDeleted, "the extension was deleted")
+	case TypeReLogin, TypeReLogin2:
+		return rt(ErrReLogin, "the PBX asks to log in again")
+	case TypeSDKPlan:
+		if !isOne("enable") {
+			return rt(ErrSDKPlanDisabled, "enable is not 1")
+		}
+	case TypeWebClient:
+		if r.plan == "en" && r.userAgent == UserAgentWebClient && !isOne("enb_web_client") {
+			return rt(ErrLinkusDisabled, "enb_web_client is not 1 (en plan, WebClient)")
+		}
+	case TypeDesktopClient:
+		if r.plan == "en" && r.userAgent == UserAgentWebPC && !isOne("enb_desktop_client") {
+			return rt(ErrLinkusDisabled, "enb_desktop_client is not 1 (en plan, WebPC)")
+		}
+	case TypeInternalClient:
+		if r.plan == "cn" && !isOne("enb_internal_client") {
+			return rt(ErrLinkusDisabled, "enb_internal_client is not 1 (cn plan)")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package pbx_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+)
+
+// wait bounds every await: generous, since the race detector on a small
+// machine is slow, and an await returns as soon as its condition holds.
+const wait = 15 * time.Second
+
+// TestMain fails the run if any goroutine of package pbx outlives the
+// tests: every session is closed by its test, and Close must wait for all of
+// its goroutines.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines of package pbx leaked:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines returns the stacks of goroutines running code of package
+// pbx (not pbxtest, not the tests), after giving them time to finish.
+func leakedGoroutines() string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "pbx-bridge/pbx.(") && !strings.Contains(g, "pbx-bridge/pbx_test.") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// newPBX starts a simulator that the test closes.
+func newPBX(t *testing.T, opts pbxtest.Options) *pbxtest.Server {
+	t.Helper()
+	srv, err := pbxtest.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// testLogger sends the package's logs to the test's log, shown on failure.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// fastConfig is a config for ext on srv with test timings: heartbeats and
+// reconnects in tens of milliseconds, and a pong timeout that a loaded
+// machine does not trip by accident.
+func fastConfig(t *testing.T, srv *pbxtest.Server, ext pbxtest.Extension) pbx.Config {
+	return pbx.Config{
+		URL:            srv.URL(),
+		Username:       ext.Number,
+		Secret:         ext.Secret,
+		RootCAs:        srv.CertPool(),
+		RequestTimeout: 5 * time.Second,
+		PingAfter:      50 * time.Millisecond,
+		PongTimeout:    2 * time.Second,
+		KeepaliveEvery: 80 * time.Millisecond,
+		ReconnectMin:   20 * time.Millisecond,
+		ReconnectMax:   200 * time.Millisecond,
+		DeliverTimeout: 2 * time.Second,
+		Logger:         testLogger(t),
+	}
+}
+
+// open opens a session that the test closes, and awaits its first
+// SocketState{Up: true} and the PBX's record of its topic list: from then on
+// the PBX sends it notifications.
+func open(t *testing.T, srv *pbxtest.Server, cfg pbx.Config) *pbx.Session {
+	t.Helper()
+	lists := len(srv.TopicLists(cfg.Username))
+	s, err := pbx.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	st := awaitEvent(t, s, func(*pbx.SocketState) bool { return true })
+	if !st.Up || st.Reconnect {
+		t.Fatalf("first socket state = %+v, want up, not a reconnect", st)
+	}
+	subscribed(t, srv, cfg.Username, lists+1)
+	return s
+}
+
+// subscribed awaits the PBX's n-th topic list of ext: a topic list is sent
+// before SocketState{Up} is delivered, but the PBX may read it later.
+func subscribed(t *testing.T, srv *pbxtest.Server, ext string, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("topic list #%d of %s", n, ext), func() bool { return len(srv.TopicLists(ext)) >= n })
+}
+
+// nextEvent returns the session's next event; ok is false once Events is
+// closed.
+func nextEvent(t *testing.T, s *pbx.Session) (ev pbx.Event, ok bool) {
+	t.Helper()
+	select {
+	case ev, ok = <-s.Events():
+		return ev, ok
+	case <-time.After(wait):
+		t.Fatalf("no event within %v", wait)
+		return nil, false
+	}
+}
+
+// awaitEvent skips events until one of type T matches; it fails the test if
+// Events closes first.
+func awaitEvent[T pbx.Event](t *testing.T, s *pbx.Session, match func(T) bool) T {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				var zero T
+				t.Fatalf("events closed (err %v) while awaiting a %T", s.Err(), zero)
+				return zero
+			}
+			if e, ok := ev.(T); ok && match(e) {
+				return e
+			}
+			t.Logf("skipping event %s", describe(ev))
+		case <-deadline:
+			var zero T
+			t.Fatalf("no matching %T within %v", zero, wait)
+			return zero
+		}
+	}
+}
+
+// awaitNotice awaits the Notice of type typ.
+func awaitNotice(t *testing.T, s *pbx.Session, typ int) *pbx.Notice {
+	t.Helper()
+	return awaitEvent(t, s, func(n *pbx.Notice) bool { return n.Type == typ })
+}
+
+// awaitEnd awaits the end of the session and returns every event it
+// delivered until Events closed, and its Err.
+func awaitEnd(t *testing.T, s *pbx.Session) ([]pbx.Event, error) {
+	t.Helper()
+	var events []pbx.Event
+	deadline := time.After(wait)
+	for {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				select {
+				case <-s.Done():
+				default:
+					t.Fatal("Events closed before Done")
+				}
+				if s.Err() == nil {
+					t.Fatal("session ended with a nil Err")
+				}
+				return events, s.Err()
+			}
+			events = append(events, ev)
+		case <-deadline:
+			t.Fatalf("session did not end within %v", wait)
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing the test after the deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", wait, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func describe(ev pbx.Event) string {
+	switch e := ev.(type) {
+	case *pbx.Notice:
+		return fmt.Sprintf("Notice{%d %s}", e.Type, e.Msg)
+	default:
+		return fmt.Sprintf("%T%+v", ev, ev)
+	}
+}
+
+// jsonEqual reports whether two JSON documents are equal as values.
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+// recorder collects strings from hooks and loggers on several goroutines.
+type recorder struct {
+	mu    sync.Mutex
+	items []string
+	times []time.Time
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.items = append(r.items, s)
+	r.times = append(r.times, time.Now())
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.items...)
+}
+
+func (r *recorder) count(s string) int {
+	n := 0
+	for _, item := range r.list() {
+		if item == s {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recorder) stamps() []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Time(nil), r.times...)
+}
+
+// syncBuffer is a bytes.Buffer for a logger on several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

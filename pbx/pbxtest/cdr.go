@@ -1,0 +1,305 @@
+package pbxtest
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CallKind is the direction of a call as the extension saw it.
+type CallKind int
+
+// The kinds of call; each maps to the CDR status the PBX reports (1
+// incoming, 2 missed, 3 outgoing).
+const (
+	Incoming CallKind = iota
+	Outgoing
+	Missed
+)
+
+var (
+	kindNames  = [...]string{Incoming: "Incoming", Outgoing: "Outgoing", Missed: "Missed"}
+	kindStatus = [...]int{Incoming: 1, Outgoing: 3, Missed: 2}
+)
+
+// String returns the kind's name, as in the constants.
+func (k CallKind) String() string {
+	if k.valid() {
+		return kindNames[k]
+	}
+	return "CallKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+func (k CallKind) valid() bool { return k >= 0 && int(k) < len(kindStatus) }
+
+// Call describes a finished call of an extension, for Server.Call.
+type Call struct {
+	Kind         CallKind
+	Peer         string    // the other party's number; default "2000"
+	TalkDuration int       // seconds; must be 0 for a missed call
+	Time         time.Time // when the call was made or received; default now
+	Disposition  string    // ANSWERED, NO ANSWER, BUSY, FAILED or VOICEMAIL; default NO ANSWER for missed calls, ANSWERED otherwise
+	Silent       bool      // store the record but send no 20049 notification, as a lossy socket would
+}
+
+// CDR is one record of searchpersonal's personal_cdr_list, in the shape of
+// the SDK's documentation.
+type CDR struct {
+	ID           int          `json:"id"`
+	Date         string       `json:"date"` // "Today", "Yesterday" or "01/02/2006", relative to when it is read
+	Time         string       `json:"time"` // "15:04:05", local time
+	Timestamp    int64        `json:"timestamp"`
+	Number       string       `json:"number"` // the other party
+	NumberType   string       `json:"number_type"`
+	Extension    CDRExtension `json:"extension"` // the other party when it is an extension of this PBX, else zero
+	Status       int          `json:"status"`    // 1 incoming, 2 missed, 3 outgoing
+	TalkDuration int          `json:"talk_duration"`
+	CallType     string       `json:"call_type"` // Internal, Inbound or Outbound
+	UniqueID     string       `json:"uniqueid"`  // "<timestamp>.<id>"
+	Disposition  string       `json:"disposition"`
+	DContext     string       `json:"dcontext"`
+	CallerID     string       `json:"caller_id"`
+	CLID         string       `json:"clid"`
+}
+
+// CDRExtension describes the extension a CDR record's number belongs to.
+type CDRExtension struct {
+	ExtID               int    `json:"ext_id"`
+	ExtNum              string `json:"ext_num"`
+	CallerIDName        string `json:"caller_id_name"`
+	Photo               string `json:"photo"`
+	Status              int    `json:"status"`
+	PresenceStatus      string `json:"presence_status"`
+	PresenceInformation string `json:"presence_information"`
+	FirstName           string `json:"first_name"`
+	LastName            string `json:"last_name"`
+	EmailAddr           string `json:"email_addr"`
+	MobileNumber        string `json:"mobile_number"`
+	EnbVM               int    `json:"enb_vm"`
+	VMTotalCount        int    `json:"vm_total_count"`
+	VMUnreadCount       int    `json:"vm_unread_count"`
+	Visable             int    `json:"visable"`
+	IMID                string `json:"im_id"`
+	OrgListInfo         string `json:"org_list_info"`
+	IsFavorite          int    `json:"is_favorite"`
+	Title               string `json:"title"`
+}
+
+// record is a stored CDR: its date and time are rendered when read, since a
+// real PBX says "Today" relative to the query, not to the call.
+type record struct {
+	cdr CDR
+	at  time.Time
+}
+
+func (r record) render(now time.Time) CDR {
+	c := r.cdr
+	at, now := r.at.Local(), now.Local()
+	switch {
+	case sameDay(at, now):
+		c.Date = "Today"
+	case sameDay(at, now.AddDate(0, 0, -1)):
+		c.Date = "Yesterday"
+	default:
+		c.Date = at.Format("01/02/2006")
+	}
+	c.Time = at.Format("15:04:05")
+	return c
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
+}
+
+var dispositions = []string{"ANSWERED", "NO ANSWER", "BUSY", "FAILED", "VOICEMAIL"}
+
+// Call stores a CDR record of call c for extension ext and, unless c.Silent,
+// sends a 20049 notification to ext's sockets subscribed to 20049, before it
+// returns. Record ids come from one server-wide increasing sequence. It fails
+// for an unknown extension or an invalid call.
+func (s *Server) Call(ext string, c Call) (CDR, error) {
+	switch {
+	case !c.Kind.valid():
+		return CDR{}, fmt.Errorf("pbxtest: Call: invalid kind %v", c.Kind)
+	case c.TalkDuration < 0 || c.Kind == Missed && c.TalkDuration != 0:
+		return CDR{}, fmt.Errorf("pbxtest: Call: talk duration %d invalid for a %v call", c.TalkDuration, c.Kind)
+	case c.Disposition != "" && !slices.Contains(dispositions, c.Disposition):
+		return CDR{}, fmt.Errorf("pbxtest: Call: invalid disposition %q", c.Disposition)
+	}
+	if c.Peer == "" {
+		c.Peer = "2000"
+	}
+	if c.Time.IsZero() {
+		c.Time = time.Now()
+	}
+	if c.Disposition == "" {
+		c.Disposition = "ANSWERED"
+		if c.Kind == Missed {
+			c.Disposition = "NO ANSWER"
+		}
+	}
+
+	s.mu.Lock()
+	e := s.exts[ext]
+	if e == nil {
+		s.mu.Unlock()
+		return CDR{}, fmt.Errorf("pbxtest: Call: no extension %q", ext)
+	}
+	s.nextCDRID++
+	rec := record{at: c.Time, cdr: CDR{
+		ID:           s.nextCDRID,
+		Timestamp:    c.Time.Unix(),
+		Number:       c.Peer,
+		NumberType:   "external",
+		Status:       kindStatus[c.Kind],
+		TalkDuration: c.TalkDuration,
+		CallType:     "Inbound",
+		UniqueID:     fmt.Sprintf("%d.%d", c.Time.Unix(), s.nextCDRID),
+		Disposition:  c.Disposition,
+		CallerID:     c.Peer,
+	}}
+	peerName := c.Peer
+	if p := s.exts[c.Peer]; p != nil {
+		peerName = p.Name
+		rec.cdr.NumberType = "extension"
+		rec.cdr.CallType = "Internal"
+		rec.cdr.Extension = CDRExtension{ExtID: p.ID, ExtNum: p.Number, CallerIDName: p.Name,
+			PresenceStatus: "available", FirstName: p.Name}
+	} else if c.Kind == Outgoing {
+		rec.cdr.CallType = "Outbound"
+	}
+	// The caller's dial plan and identity, as the PBX records them.
+	if c.Kind == Outgoing {
+		rec.cdr.DContext = "DLPN_DialPlan" + e.Number
+		rec.cdr.CLID = fmt.Sprintf("%q <%s>", e.Name, e.Number)
+	} else {
+		rec.cdr.DContext = "DLPN_DialPlan" + c.Peer
+		rec.cdr.CLID = fmt.Sprintf("%q <%s>", peerName, c.Peer)
+	}
+	e.cdrs = append(e.cdrs, rec)
+	var socks []*socket
+	if !c.Silent {
+		socks = s.subscribers(ext, typeCDRChanged)
+	}
+	s.mu.Unlock()
+
+	if len(socks) > 0 {
+		deliver(socks, notification(typeCDRChanged, map[string]any{
+			"ext_num": ext,
+			"personal_cdr": map[string]any{
+				"date": "", "time": "", "timestamp": rec.cdr.Timestamp,
+				"number": c.Peer, "talk_duration": c.TalkDuration,
+			},
+		}))
+	}
+	return rec.render(time.Now()), nil
+}
+
+// CDRs returns the records of ext in the order they were stored (ascending
+// id), or nil for an unknown extension.
+func (s *Server) CDRs(ext string) []CDR {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.exts[ext]
+	if e == nil {
+		return nil
+	}
+	now := time.Now()
+	out := make([]CDR, len(e.cdrs))
+	for i, r := range e.cdrs {
+		out[i] = r.render(now)
+	}
+	return out
+}
+
+// cdrQuery is a parsed searchpersonal request.
+type cdrQuery struct {
+	page, pageSize int
+	sortByID, asc  bool
+	status         int
+	number         string
+}
+
+// parseCDRQuery applies the reference's defaults and reports false for a
+// value outside them, or a parameter given twice.
+func parseCDRQuery(values url.Values) (cdrQuery, bool) {
+	for _, vs := range values {
+		if len(vs) > 1 {
+			return cdrQuery{}, false
+		}
+	}
+	q := cdrQuery{page: 1, pageSize: 20, number: values.Get("number")}
+	for _, p := range []struct {
+		name   string
+		dst    *int
+		lo, hi int
+	}{{"page", &q.page, 1, 1 << 30}, {"page_size", &q.pageSize, 1, 1000}, {"status", &q.status, 0, 3}} {
+		if !values.Has(p.name) {
+			continue
+		}
+		n, err := strconv.Atoi(values.Get(p.name))
+		if err != nil || n < p.lo || n > p.hi {
+			return q, false
+		}
+		*p.dst = n
+	}
+	for _, p := range []struct {
+		name, def, alt string
+		dst            *bool
+	}{{"sort_by", "time", "id", &q.sortByID}, {"order_by", "desc", "asc", &q.asc}} {
+		v := values.Get(p.name)
+		if values.Has(p.name) && v != p.def && v != p.alt {
+			return q, false
+		}
+		*p.dst = v == p.alt
+	}
+	return q, true
+}
+
+// searchPersonal answers cdr/searchpersonal for the session's extension. The
+// number filter matches a record whose number or caller_id contains it, as a
+// search box does.
+func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
+	q, valid := parseCDRQuery(r.URL.Query())
+	if !valid {
+		return errParameter
+	}
+	var hits []record
+	for _, rec := range e.cdrs {
+		if q.status != 0 && rec.cdr.Status != q.status {
+			continue
+		}
+		if q.number != "" && !strings.Contains(rec.cdr.Number, q.number) && !strings.Contains(rec.cdr.CallerID, q.number) {
+			continue
+		}
+		hits = append(hits, rec)
+	}
+	slices.SortStableFunc(hits, func(a, b record) int {
+		c := 0
+		if !q.sortByID {
+			c = cmp.Compare(a.cdr.Timestamp, b.cdr.Timestamp)
+		}
+		if c == 0 {
+			c = cmp.Compare(a.cdr.ID, b.cdr.ID)
+		}
+		if !q.asc {
+			c = -c
+		}
+		return c
+	})
+	list := []CDR{} // an empty page is [], never null
+	now := time.Now()
+	if start := (q.page - 1) * q.pageSize; start < len(hits) {
+		for _, rec := range hits[start:min(start+q.pageSize, len(hits))] {
+			list = append(list, rec.render(now))
+		}
+	}
+	return ok(map[string]any{"personal_cdr_list": list, "total_number": len(hits)})
+}

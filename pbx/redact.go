@@ -1,0 +1,135 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Redacted replaces a credential in text.
+const Redacted = "REDACTED"
+
+var (
+	// A credential in a query string or a form: access_token=..., and the
+	// other names a credential goes by.
+	credentialParam = regexp.MustCompile(`(?i)\b(access_token|token|password|secret|signature)=[^&\s"'<>:;,)]*`)
+	// A credential in a JSON document: "password":"...".
+	credentialJSON = regexp.MustCompile(`(?i)"(access_token|token|password|secret|signature)"\s*:\s*"(?:[^"\\]|\\.)*"`)
+	// A password in a URL's user info: scheme://user:password@host.
+	urlPassword = regexp.MustCompile(`(://[^/\s:@]*):[^@/\s]*@`)
+)
+
+// Redact returns s with the credentials it may carry replaced by REDACTED:
+// access_token (and token, password, secret, signature) values in query
+// strings and JSON, and passwords in URLs' user info. Use it on any URL or
+// error text before logging it; the socket URL carries the access token.
+func Redact(s string) string {
+	s = credentialParam.ReplaceAllString(s, "$1="+Redacted)
+	s = credentialJSON.ReplaceAllString(s, `"$1":"`+Redacted+`"`)
+	return urlPassword.ReplaceAllString(s, "$1:"+Redacted+"@")
+}
+
+// minSecretLen is the shortest credential value that redactor replaces
+// wherever it appears. A shorter one would match ordinary text ("1" in every
+// errcode); real signatures and tokens are far longer.
+const minSecretLen = 8
+
+// redactor removes a client's own credentials (its secret and every token it
+// was issued) from text, on top of Redact.
+type redactor struct {
+	mu      sync.RWMutex
+	secrets []string
+}
+
+func (r *redactor) add(secret string) {
+	if len(secret) < minSecretLen {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.secrets {
+		if s == secret {
+			return
+		}
+	}
+	r.secrets = append(r.secrets, secret)
+}
+
+func (r *redactor) redact(s string) string {
+	s = Redact(s)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, secret := range r.secrets {
+		s = strings.ReplaceAll(s, secret, Redacted)
+	}
+	return s
+}
+
+// redactErr returns err unchanged if its text carries no credential, and
+// otherwise an error with the redacted text. The replacement drops the
+// original chain (which would still hold the credential) but keeps what
+// callers branch on: context cancellation and timeouts.
+func (r *redactor) redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	clean := r.redact(text)
+	if clean == text {
+		return err
+	}
+	re := &redactedError{text: clean}
+	switch {
+	case errors.Is(err, context.Canceled):
+		re.kind = context.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		re.kind = context.DeadlineExceeded
+	}
+	var ne net.Error
+	re.timeout = errors.As(err, &ne) && ne.Timeout()
+	return re
+}
+
+// redactedError is an error whose text had a credential removed.
+type redactedError struct {
+	text    string
+	kind    error // context.Canceled, context.DeadlineExceeded or nil
+	timeout bool
+}
+
+func (e *redactedError) Error() string        { return e.text }
+func (e *redactedError) Is(target error) bool { return e.kind != nil && target == e.kind }
+
+// Timeout and Temporary make a redacted network error still a net.Error.
+func (e *redactedError) Timeout() bool   { return e.timeout || e.kind == context.DeadlineExceeded }
+func (e *redactedError) Temporary() bool { return false }
+
+// maxLoggedPrefix is how much of a dropped frame a log line may show.
+const maxLoggedPrefix = 32
+
+// framePrefix is a short, printable, redacted prefix of a dropped frame for a
+// log line: enough to recognise the garbage, too little to carry a payload.
+func (r *redactor) framePrefix(data []byte) string {
+	// Redact a generous slice, then cut: a credential is replaced whole
+	// before the cut can leave half of it visible.
+	cut := data
+	if len(cut) > 1024 {
+		cut = cut[:1024]
+	}
+	s := r.redact(strings.ToValidUTF8(string(cut), "?"))
+	var b strings.Builder
+	for i, n := 0, 0; i < len(s) && n < maxLoggedPrefix; n++ {
+		c, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if !unicode.IsPrint(c) {
+			c = '?'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,209 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// Session is one extension's login to the PBX: the SDK's init sequence, then
+// the subscribe socket, kept up until a runtime error, a rejected token or
+// Close. Its methods are safe for concurrent use.
+type Session struct {
+	client   *Client
+	cfg      Config
+	log      *slog.Logger
+	product  Product
+	personal Personal
+	topics   []int
+	rules    runtimeRules
+
+	events chan Event
+	done   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu  sync.Mutex
+	err error
+
+	// dropped counts events thrown away since the last delivered one. Only
+	// the socket goroutine touches it.
+	dropped int
+}
+
+// Open runs the SDK's init sequence for cfg's extension and starts the
+// subscribe socket in the background (its first connect is reported as a
+// SocketState{Up: true} event). ctx bounds the init sequence only; the
+// session then runs until Close, Logout, a runtime error or a rejected
+// token.
+//
+// The sequence: pbx/getproduct; login; extension/getpersonalglobal (in the
+// "cn" plan mode enb_internal_client must be 1); licenseservice/get;
+// extension/getpersonal (in the "en" plan mode the user agent's client flag
+// must be 1). A disabled flag is a *RuntimeError wrapping ErrLinkusDisabled
+// (-106). Any failure after the login logs out (best effort) before Open
+// returns the error. The SDK's step 6 (getregisterinfo) is skipped: it
+// serves SIP registration, which a bridge does not do, and its answer holds
+// the SIP password, a credential better never fetched.
+func Open(ctx context.Context, cfg Config) (*Session, error) {
+	c, err := NewClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Username == "" || c.cfg.Secret == "" {
+		return nil, fmt.Errorf("%w: Username and Secret are required", ErrInvalidConfig)
+	}
+	s, err := start(ctx, c)
+	if err != nil {
+		c.CloseIdleConnections()
+		return nil, err
+	}
+	return s, nil
+}
+
+func start(ctx context.Context, c *Client) (*Session, error) {
+	product, err := c.GetProduct(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Login(ctx); err != nil {
+		return nil, err
+	}
+	personal, err := afterLogin(ctx, c, product)
+	if err != nil {
+		c.logoutQuietly(ctx)
+		return nil, err
+	}
+	s := &Session{
+		client:   c,
+		cfg:      c.cfg,
+		log:      c.log,
+		product:  product,
+		personal: personal,
+		topics:   Topics(product.Version, c.cfg.UserAgent),
+		rules:    runtimeRules{username: c.cfg.Username, plan: product.PlanMode(), userAgent: c.cfg.UserAgent},
+		events:   make(chan Event, c.cfg.EventBuffer),
+		done:     make(chan struct{}),
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.log.Info("pbx session open", "host", c.Host(), "version", product.Version, "plan", product.PlanMode(), "user_agent", c.cfg.UserAgent, "extension_id", personal.ID)
+	s.wg.Add(1)
+	go s.run(sctx)
+	return s, nil
+}
+
+// afterLogin runs the init steps that need the token.
+func afterLogin(ctx context.Context, c *Client, product Product) (Personal, error) {
+	global, err := c.GetPersonalGlobal(ctx)
+	if err != nil {
+		return Personal{}, err
+	}
+	if product.PlanMode() == "cn" && global.EnbInternalClient != 1 {
+		return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: "enb_internal_client is not 1 (cn plan)"}
+	}
+	if _, err := c.GetLicense(ctx); err != nil {
+		return Personal{}, err
+	}
+	personal, err := c.GetPersonal(ctx)
+	if err != nil {
+		return Personal{}, err
+	}
+	if product.PlanMode() == "en" {
+		flag, name := personal.EnbWebClient, "enb_web_client"
+		if c.cfg.UserAgent == UserAgentWebPC {
+			flag, name = personal.EnbDesktopClient, "enb_desktop_client"
+		}
+		if flag != 1 {
+			return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: fmt.Sprintf("%s is not 1 (en plan, %s)", name, c.cfg.UserAgent)}
+		}
+	}
+	return personal, nil
+}
+
+// Extension returns who the session is logged in as.
+func (s *Session) Extension() Extension { return s.personal.Extension }
+
+// Personal returns the extension's getpersonal answer as of Open.
+func (s *Session) Personal() Personal { return s.personal }
+
+// Product returns the PBX's getproduct answer.
+func (s *Session) Product() Product { return s.product }
+
+// Host returns the PBX's host[:port].
+func (s *Session) Host() string { return s.client.Host() }
+
+// Topics returns the topic list the session subscribes with.
+func (s *Session) Topics() []int { return append([]int(nil), s.topics...) }
+
+// Events delivers the session's events in socket order: *SocketState,
+// *CDRChanged, *Notice and *Overflow. It is closed after the session ended
+// (Err is set by then).
+func (s *Session) Events() <-chan Event { return s.events }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, nil while it runs: a *RuntimeError
+// (wrapping ErrLinkusDisabled, ErrLoggedInElsewhere, ErrExtensionDeleted,
+// ErrReLogin or ErrSDKPlanDisabled), an error wrapping ErrTokenRejected, or
+// ErrClosed.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// CDRQuery runs a CDR query; see Client.SearchPersonal.
+func (s *Session) CDRQuery(ctx context.Context, q CDRQuery) (*CDRResult, error) {
+	return s.client.SearchPersonal(ctx, q)
+}
+
+// Logout ends the session as Close does, then logs its token out of the PBX.
+// (Close alone leaves the login in place; the SDK's destroy does too.)
+func (s *Session) Logout(ctx context.Context) error {
+	_ = s.Close()
+	return s.client.Logout(ctx)
+}
+
+// Close stops the socket and every goroutine of the session and waits for
+// them. It does not log out. It is idempotent and returns nil.
+func (s *Session) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.client.CloseIdleConnections()
+	return nil
+}
+
+// run is the session's goroutine: it keeps the socket up and, when the
+// session ends, records why and closes Events and Done.
+func (s *Session) run(ctx context.Context) {
+	defer s.wg.Done()
+	err := s.keepSocket(ctx)
+	if err == nil {
+		err = ErrClosed
+	}
+	var rt *RuntimeError
+	if errors.As(err, &rt) && rt.SDK == ErrLinkusDisabled {
+		// The SDK logs out on -106 (and only there).
+		s.client.logoutQuietly(ctx)
+	}
+	if s.dropped > 0 {
+		select {
+		case s.events <- &Overflow{Dropped: s.dropped}:
+		default:
+		}
+	}
+	if err == ErrClosed {
+		s.log.Info("pbx session closed")
+	} else {
+		s.log.Warn("pbx session ended", "err", err)
+	}
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	close(s.done)
+	close(s.events)
+}

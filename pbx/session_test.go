@@ -1,0 +1,321 @@
+package pbx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+)
+
+func TestSessionLifecycle(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001", Name: "Alice"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+
+	if got := s.Extension(); got != (pbx.Extension{ID: ext.ID, Number: "1001", Name: "Alice"}) {
+		t.Errorf("Extension = %+v", got)
+	}
+	if p := s.Product(); p.Version != "37.12.0.10" || p.PlanMode() != "en" {
+		t.Errorf("Product = %+v", p)
+	}
+	if s.Host() != strings.TrimPrefix(srv.URL(), "https://") {
+		t.Errorf("Host = %q, want the host of %s", s.Host(), srv.URL())
+	}
+	want := [][]int{{10000, 20007, 20008, 20010, 20015, 20047, 20048, 20049, 20053, 20065, 20066, 20082, 20104, 20153, 20154}}
+	if got := srv.TopicLists("1001"); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("topic lists = %v, want %v", got, want)
+	}
+	if !slices.Equal(s.Topics(), want[0]) {
+		t.Errorf("Topics = %v", s.Topics())
+	}
+	if s.Err() != nil {
+		t.Errorf("Err while running = %v", s.Err())
+	}
+
+	cdr, err := srv.Call("1001", pbxtest.Call{Kind: pbxtest.Incoming, Peer: "2000", TalkDuration: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := awaitEvent(t, s, func(*pbx.CDRChanged) bool { return true })
+	if changed.ExtNum != "1001" || changed.PersonalCDR.Timestamp != cdr.Timestamp || changed.PersonalCDR.TalkDuration != 42 {
+		t.Errorf("CDRChanged = %+v, want ext 1001 at %d", changed, cdr.Timestamp)
+	}
+	res, err := s.CDRQuery(context.Background(), pbx.CDRQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 1 || res.Records[0].ID != cdr.ID || res.Records[0].UniqueID != cdr.UniqueID {
+		t.Errorf("CDRQuery = %+v, want record %d", res, cdr.ID)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done still open after Close returned")
+	}
+	if ev, ok := nextEvent(t, s); ok {
+		t.Errorf("Events still open after Close: %s", describe(ev))
+	}
+	if !errors.Is(s.Err(), pbx.ErrClosed) {
+		t.Errorf("Err = %v, want ErrClosed", s.Err())
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	eventually(t, "the socket to close", func() bool { return srv.LiveSockets("1001") == 0 })
+	if srv.Logouts("1001") != 0 {
+		t.Error("Close logged out")
+	}
+}
+
+func TestSessionLogout(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	if err := s.Logout(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awaitEnd(t, s); !errors.Is(err, pbx.ErrClosed) {
+		t.Errorf("Err = %v, want ErrClosed", err)
+	}
+	if srv.Logouts("1001") != 1 {
+		t.Errorf("logouts = %d, want 1", srv.Logouts("1001"))
+	}
+	eventually(t, "the socket to close", func() bool { return srv.LiveSockets("1001") == 0 })
+	if err := s.Logout(context.Background()); err != nil || srv.Logouts("1001") != 1 {
+		t.Errorf("second Logout: %v, %d logouts; want nil, 1", err, srv.Logouts("1001"))
+	}
+}
+
+// TestNotices sends every state-only notification type, and those that are
+// runtime errors only in another plan mode or user agent, or with another
+// value: each is a Notice with its decoded msg, and the session lives on.
+func TestNotices(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	notices := []struct {
+		typ int
+		msg any
+	}{
+		{20008, map[string]any{"record_feature_code": "*2"}},
+		{20047, map[string]any{"enb_ctl_record": 0}},
+		{20048, map[string]any{"record_status": "recording", "call_feature": "record", "caller_origin_number": "1001", "callee_origin_number": "2000", "caller_sip_callid": "a", "callee_sip_callid": "b"}},
+		{20053, map[string]any{}},
+		{20065, map[string]any{"enable_nat_fqdn": 1}},
+		{20066, map[string]any{"registername": "1001"}},
+		{20153, map[string]any{"enable": 1}},              // SDK plan still on
+		{20015, map[string]any{"enb_web_client": 1}},      // still enabled
+		{20082, map[string]any{"enb_internal_client": 0}}, // cn plan only
+		{10000, map[string]any{"username": "1002"}},       // another extension's login
+	}
+	for _, n := range notices {
+		srv.Notify("1001", n.typ, n.msg)
+		got := awaitNotice(t, s, n.typ)
+		want, _ := json.Marshal(n.msg)
+		if !jsonEqual(t, got.Msg, want) {
+			t.Errorf("notice %d msg = %s, want %s", n.typ, got.Msg, want)
+		}
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+	if n := len(srv.TopicLists("1001")); n != 1 {
+		t.Errorf("%d topic lists, want 1: no notice should resubscribe", n)
+	}
+}
+
+// TestLoginElsewhereConcernsOneExtension: the PBX broadcasts a login to
+// every socket; only the extension that logged in elsewhere ends.
+func TestLoginElsewhereConcernsOneExtension(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	alice := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	bob := srv.AddExtension(pbxtest.Extension{Number: "1002"})
+	sa := open(t, srv, fastConfig(t, srv, alice))
+	sb := open(t, srv, fastConfig(t, srv, bob))
+
+	srv.Kick("1002")
+	n := awaitNotice(t, sa, pbx.TypeLogin)
+	if !jsonEqual(t, n.Msg, []byte(`{"username":"1002"}`)) {
+		t.Errorf("notice msg = %s", n.Msg)
+	}
+	events, err := awaitEnd(t, sb)
+	if !errors.Is(err, pbx.ErrLoggedInElsewhere) {
+		t.Fatalf("1002 ended with %v, want LOGGED_IN_ELSEWHERE", err)
+	}
+	if len(events) == 0 {
+		t.Error("1002 got no Notice for the 10000 frame")
+	}
+	// Alice still works.
+	if _, err := srv.Call("1001", pbxtest.Call{Kind: pbxtest.Missed}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, sa, func(*pbx.CDRChanged) bool { return true })
+	if sa.Err() != nil {
+		t.Fatalf("1001 ended: %v", sa.Err())
+	}
+}
+
+func TestRuntimeErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     pbxtest.Options
+		ua       string
+		harmless func(srv *pbxtest.Server) int // a frame first that must not end the session; returns its type
+		fault    func(srv *pbxtest.Server)
+		typ      int
+		want     *pbx.Error
+		logout   bool
+	}{
+		{name: "10000 logged in elsewhere", fault: func(srv *pbxtest.Server) { srv.Kick("1001") }, typ: 10000, want: pbx.ErrLoggedInElsewhere},
+		{name: "20007 extension deleted", fault: func(srv *pbxtest.Server) { srv.DeleteExtension("1001") }, typ: 20007, want: pbx.ErrExtensionDeleted},
+		{name: "20010 re-login", fault: func(srv *pbxtest.Server) { srv.ForceReLogin("1001") }, typ: 20010, want: pbx.ErrReLogin},
+		{name: "20154 re-login", fault: func(srv *pbxtest.Server) { srv.Notify("1001", 20154, map[string]any{}) }, typ: 20154, want: pbx.ErrReLogin},
+		{name: "20153 SDK plan disabled", fault: func(srv *pbxtest.Server) { srv.SetSDKPlan(false) }, typ: 20153, want: pbx.ErrSDKPlanDisabled},
+		{name: "20015 web client disabled, en plan WebClient",
+			harmless: func(srv *pbxtest.Server) int { srv.SetClientFlags("1001", 1, 0, 0); return 20082 },
+			fault:    func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 0, 0) }, typ: 20015, want: pbx.ErrLinkusDisabled, logout: true},
+		{name: "20013 desktop client disabled, en plan WebPC", ua: pbx.UserAgentWebPC,
+			harmless: func(srv *pbxtest.Server) int { srv.SetClientFlags("1001", 0, 1, 1); return 20015 },
+			fault:    func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 0, 1) }, typ: 20013, want: pbx.ErrLinkusDisabled, logout: true},
+		{name: "20082 internal client disabled, cn plan", opts: pbxtest.Options{BaseOEMID: 1},
+			harmless: func(srv *pbxtest.Server) int { srv.SetClientFlags("1001", 0, 1, 1); return 20015 },
+			fault:    func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 1, 0) }, typ: 20082, want: pbx.ErrLinkusDisabled, logout: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newPBX(t, tt.opts)
+			ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+			cfg := fastConfig(t, srv, ext)
+			cfg.UserAgent = tt.ua
+			s := open(t, srv, cfg)
+			if tt.harmless != nil {
+				typ := tt.harmless(srv)
+				awaitNotice(t, s, typ)
+				if s.Err() != nil {
+					t.Fatalf("a %d frame ended the session: %v", typ, s.Err())
+				}
+			}
+			tt.fault(srv)
+			events, err := awaitEnd(t, s)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Err = %v, want %v", err, tt.want)
+			}
+			if code, ok := pbx.CodeOf(err); !ok || code.Code != tt.want.Code {
+				t.Errorf("CodeOf = %v, want %d", code, tt.want.Code)
+			}
+			var rt *pbx.RuntimeError
+			if !errors.As(err, &rt) || rt.Type != tt.typ {
+				t.Errorf("Err = %#v, want a *RuntimeError of type %d", err, tt.typ)
+			}
+			// The frame's Notice comes first, and is the last event.
+			if len(events) == 0 {
+				t.Fatal("no event before the end")
+			}
+			if n, ok := events[len(events)-1].(*pbx.Notice); !ok || n.Type != tt.typ {
+				t.Errorf("last event = %s, want the Notice of %d", describe(events[len(events)-1]), tt.typ)
+			}
+			wantLogouts := 0
+			if tt.logout {
+				wantLogouts = 1
+			}
+			if got := srv.Logouts("1001"); got != wantLogouts {
+				t.Errorf("logouts = %d, want %d", got, wantLogouts)
+			}
+			eventually(t, "the session to close its socket", func() bool { return srv.LiveSockets("1001") == 0 })
+			if n := srv.Logins("1001"); n != 1 {
+				t.Errorf("logins = %d: a session must not log in again by itself", n)
+			}
+		})
+	}
+}
+
+func TestRuntimeErrorsAtInit(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    pbxtest.Options
+		ua      string
+		prepare func(srv *pbxtest.Server)
+		want    *pbx.Error // nil: Open succeeds
+		logins  int
+		logouts int
+	}{
+		{name: "web client disabled, en WebClient", prepare: func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 1, 1) },
+			want: pbx.ErrLinkusDisabled, logins: 1, logouts: 1},
+		{name: "desktop client disabled, en WebPC", ua: pbx.UserAgentWebPC, prepare: func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 1, 0, 1) },
+			want: pbx.ErrLinkusDisabled, logins: 1, logouts: 1},
+		{name: "web client disabled, en WebPC", ua: pbx.UserAgentWebPC, prepare: func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 1, 1) },
+			logins: 1},
+		{name: "internal client disabled, cn", opts: pbxtest.Options{BaseOEMID: 1}, prepare: func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 1, 1, 0) },
+			want: pbx.ErrLinkusDisabled, logins: 1, logouts: 1},
+		{name: "web client disabled, cn", opts: pbxtest.Options{BaseOEMID: 1}, prepare: func(srv *pbxtest.Server) { srv.SetClientFlags("1001", 0, 0, 1) },
+			logins: 1},
+		{name: "SDK plan disabled", prepare: func(srv *pbxtest.Server) { srv.SetSDKPlan(false) }, want: pbx.ErrSDKPlanDisabled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newPBX(t, tt.opts)
+			ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+			tt.prepare(srv)
+			cfg := fastConfig(t, srv, ext)
+			cfg.UserAgent = tt.ua
+			s, err := pbx.Open(context.Background(), cfg)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				_ = s.Close()
+			} else {
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Open: err = %v, want %v", err, tt.want)
+				}
+				if code, ok := pbx.CodeOf(err); !ok || code.Code != tt.want.Code {
+					t.Errorf("CodeOf = %v, want %d", code, tt.want.Code)
+				}
+			}
+			if srv.Logins("1001") != tt.logins || srv.Logouts("1001") != tt.logouts {
+				t.Errorf("logins %d, logouts %d; want %d, %d", srv.Logins("1001"), srv.Logouts("1001"), tt.logins, tt.logouts)
+			}
+		})
+	}
+}
+
+// TestCloseWhileDelivering: a consumer that never reads must not keep
+// Close from returning.
+func TestCloseWhileDelivering(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.EventBuffer = 1
+	cfg.DeliverTimeout = time.Hour
+	s, err := pbx.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Up state fills the buffer; the first notice blocks the reader.
+	eventually(t, "the socket", func() bool { return len(srv.TopicLists("1001")) == 1 })
+	srv.Notify("1001", 20008, map[string]string{"record_feature_code": "*1"})
+	srv.Notify("1001", 20008, map[string]string{"record_feature_code": "*2"})
+	closed := make(chan struct{})
+	go func() {
+		_ = s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(wait):
+		t.Fatal("Close did not return while the reader waited on the consumer")
+	}
+	if !errors.Is(s.Err(), pbx.ErrClosed) {
+		t.Errorf("Err = %v", s.Err())
+	}
+}

@@ -1,0 +1,263 @@
+package pbx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/gorilla/websocket"
+)
+
+// subscribePath is the subscribe socket's path.
+const subscribePath = apiPrefix + "subscribe"
+
+// keepSocket keeps the subscribe socket up: dial, serve, and after any close
+// reconnect with backoff, reusing the token. It returns the error that ends
+// the session (a runtime error or a rejected token), or nil when ctx ends.
+//
+// The token probe: the SDK never notices a dead token, it only reconnects
+// forever. Here a dial refused with HTTP 401/403, or two short failures in
+// a row (a dial that fails, or a socket that closes sooner than
+// ReconnectMin after it opened), make the session ask extension/getpersonal:
+// an errcode (or 401) there means the token is dead and the session ends with
+// ErrTokenRejected; a transport error or a success means keep reconnecting.
+func (s *Session) keepSocket(ctx context.Context) error {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(s.cfg.ReconnectMin),
+		backoff.WithMaxInterval(s.cfg.ReconnectMax),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithRandomizationFactor(0.25),
+		backoff.WithMultiplier(2),
+	)
+	wasUp := false
+	shortFailures := 0
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(b.NextBackOff())
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			if s.cfg.Hooks.Reconnect != nil {
+				s.cfg.Hooks.Reconnect()
+			}
+			s.log.Debug("pbx socket reconnecting", "attempt", attempt)
+		}
+		ws, status, err := s.dial(ctx)
+		if ctx.Err() != nil {
+			if ws != nil {
+				ws.Close()
+			}
+			return nil
+		}
+		probe := false
+		if err != nil {
+			s.log.Warn("pbx socket dial failed", "err", err, "http_status", status)
+			shortFailures++
+			probe = status == http.StatusUnauthorized || status == http.StatusForbidden
+		} else {
+			opened := time.Now()
+			up, fatal, closeErr := s.serve(ctx, ws, wasUp)
+			if fatal != nil {
+				return fatal
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if up {
+				wasUp = true
+				s.log.Warn("pbx socket down", "err", closeErr)
+				s.deliver(ctx, nil, &SocketState{Up: false, Err: closeErr})
+			} else {
+				s.log.Warn("pbx socket failed before it was up", "err", closeErr)
+			}
+			if up && time.Since(opened) >= s.cfg.ReconnectMin {
+				shortFailures = 0
+				b.Reset()
+			} else {
+				shortFailures++
+			}
+		}
+		if probe || shortFailures >= 2 {
+			shortFailures = 0
+			if err := s.probeToken(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// probeToken asks the PBX whether the token still works.
+func (s *Session) probeToken(ctx context.Context) error {
+	_, err := s.client.GetPersonal(ctx)
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%w: %s%s answered HTTP %d errcode %d %q", ErrTokenRejected, apiPrefix, "extension/getpersonal", ae.HTTPStatus, ae.ErrCode, ae.ErrMsg)
+	}
+	if err != nil {
+		s.log.Info("pbx token probe inconclusive, reconnecting", "err", err)
+	} else {
+		s.log.Debug("pbx token probe: token accepted")
+	}
+	return nil
+}
+
+// dial opens the subscribe socket. The returned error is redacted (the URL
+// carries the token); status is the HTTP status of a refused handshake.
+func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
+	u := url.URL{
+		Scheme:   "wss",
+		Host:     s.client.origin.Host,
+		Path:     subscribePath,
+		RawQuery: url.Values{"access_token": {s.client.Token()}}.Encode(),
+	}
+	d := websocket.Dialer{
+		Proxy:            http.ProxyFromEnvironment,
+		TLSClientConfig:  s.client.tls.Clone(),
+		HandshakeTimeout: s.cfg.RequestTimeout,
+	}
+	ws, resp, err := d.DialContext(ctx, u.String(), nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+			err = fmt.Errorf("%w (HTTP %d)", err, status)
+		}
+		return nil, status, fmt.Errorf("pbx %s: %w", subscribePath, s.client.red.redactErr(err))
+	}
+	return ws, 0, nil
+}
+
+// serve runs one open socket: it subscribes, reports it up, and reads
+// frames until the socket closes (closeErr), a notification raises a runtime
+// error (fatal), or ctx ends. up reports whether the topic list went out.
+func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool) (up bool, fatal, closeErr error) {
+	ws.SetReadLimit(s.cfg.MaxFrameBytes)
+	c := &conn{ws: ws, writeTimeout: s.cfg.RequestTimeout}
+	hb := newHeartbeat(s.cfg, time.Now())
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hb.run(ctx, cctx, c)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		ws.Close()
+	}()
+
+	if err := s.subscribe(c); err != nil {
+		return false, nil, err
+	}
+	s.log.Info("pbx socket up", "reconnect", reconnect, "topics", len(s.topics))
+	s.deliver(ctx, hb, &SocketState{Up: true, Reconnect: reconnect})
+
+	for {
+		mt, data, err := ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.dropFrame(DropTooLarge, Frame{}, nil)
+			}
+			if hb.timedOut() {
+				err = ErrHeartbeatTimeout
+			}
+			return true, nil, fmt.Errorf("pbx socket: %w", s.client.red.redactErr(err))
+		}
+		f, reason := Frame{}, DropNotJSON // a binary frame is no text, let alone JSON
+		if mt == websocket.TextMessage {
+			f, reason = DecodeFrame(data)
+		}
+		hb.arrived(time.Now(), f.Kind == FrameHeartbeat)
+		if reason != "" {
+			s.dropFrame(reason, f, data)
+			continue
+		}
+		switch f.Kind {
+		case FrameResubscribe:
+			s.log.Info("pbx asked to subscribe again (errcode -3)")
+			if err := s.subscribe(c); err != nil {
+				return true, nil, err
+			}
+		case FrameNotification:
+			if f.Type == TypeHotStandby {
+				// Subscribe before delivering: a slow consumer must not
+				// delay it.
+				s.log.Info("pbx hot-standby switch-over: subscribing again")
+				if err := s.subscribe(c); err != nil {
+					return true, nil, err
+				}
+			}
+			rt := s.rules.check(f)
+			s.deliver(ctx, hb, f.Event)
+			if rt != nil {
+				return true, rt, nil
+			}
+		}
+	}
+}
+
+// subscribe sends the topic list.
+func (s *Session) subscribe(c *conn) error {
+	frame, err := json.Marshal(struct {
+		TopicList []int `json:"topic_list"`
+	}{s.topics})
+	if err != nil {
+		return err
+	}
+	if err := c.write(frame); err != nil {
+		return fmt.Errorf("pbx socket: sending the topic list: %w", s.client.red.redactErr(err))
+	}
+	return nil
+}
+
+// dropFrame counts and logs a dropped frame. The log shows a short, redacted
+// prefix of a frame that is not JSON, and nothing of the others' content.
+func (s *Session) dropFrame(reason DropReason, f Frame, data []byte) {
+	if s.cfg.Hooks.FrameDropped != nil {
+		s.cfg.Hooks.FrameDropped(string(reason))
+	}
+	switch reason {
+	case DropErrcode2:
+		s.log.Debug("pbx frame dropped", "reason", reason, "type", f.Type)
+	case DropNotJSON:
+		s.log.Warn("pbx frame dropped", "reason", reason, "len", len(data), "prefix", s.client.red.framePrefix(data))
+	case DropTooLarge:
+		s.log.Warn("pbx frame dropped, reconnecting", "reason", reason, "max_frame_bytes", s.cfg.MaxFrameBytes)
+	default:
+		s.log.Warn("pbx frame dropped", "reason", reason, "type", f.Type, "len", len(data))
+	}
+}
+
+// conn is one subscribe socket's write side: gorilla allows one writer at a
+// time, and both the reader (topic lists) and the heartbeat write.
+type conn struct {
+	ws           *websocket.Conn
+	writeTimeout time.Duration
+	mu           sync.Mutex
+}
+
+func (c *conn) write(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		return err
+	}
+	return c.ws.WriteMessage(websocket.TextMessage, frame)
+}
+
+// closeGracefully sends a close frame (best effort, bounded) before the
+// socket is closed, when the session itself ends.
+func (c *conn) closeGracefully() {
+	deadline := time.Now().Add(min(c.writeTimeout, time.Second))
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+}

@@ -1,0 +1,332 @@
+package pbx_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+)
+
+// sentinel sends a Notice and awaits it as the very next event: whatever
+// the test did before produced no event (no reconnect, no delivered frame).
+func sentinel(t *testing.T, srv *pbxtest.Server, s *pbx.Session, code string) {
+	t.Helper()
+	srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": code})
+	ev, ok := nextEvent(t, s)
+	n, isNotice := ev.(*pbx.Notice)
+	if !ok || !isNotice || n.Type != pbx.TypeRecordFeatureCode || !jsonEqual(t, n.Msg, []byte(`{"record_feature_code":"`+code+`"}`)) {
+		t.Fatalf("next event = %s, want the sentinel notice %s", describe(ev), code)
+	}
+}
+
+func TestHeartbeatAnswered(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.PingAfter = 20 * time.Millisecond
+	s := open(t, srv, cfg)
+	// Each ping must be answered and the answer read, or the socket would
+	// be closed and subscribed again.
+	eventually(t, "five heartbeats", func() bool { return srv.Heartbeats("1001") >= 5 })
+	if n := len(srv.TopicLists("1001")); n != 1 {
+		t.Fatalf("%d topic lists: the socket was reconnected although heartbeats were answered", n)
+	}
+	sentinel(t, srv, s, "*5")
+}
+
+func TestHeartbeatTimeoutReconnects(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.PingAfter = 20 * time.Millisecond
+	cfg.PongTimeout = 60 * time.Millisecond
+	var reconnects recorder
+	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	s := open(t, srv, cfg)
+
+	srv.StallHeartbeats("1001", true)
+	down := awaitEvent(t, s, func(st *pbx.SocketState) bool { return !st.Up })
+	if !errors.Is(down.Err, pbx.ErrHeartbeatTimeout) {
+		t.Fatalf("socket down with %v, want ErrHeartbeatTimeout", down.Err)
+	}
+	if srv.Heartbeats("1001") == 0 {
+		t.Fatal("the socket went down without a heartbeat sent")
+	}
+	srv.StallHeartbeats("1001", false)
+	up := awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
+	if !up.Reconnect || up.Err != nil {
+		t.Fatalf("socket state after the timeout = %+v, want up, a reconnect", up)
+	}
+	subscribed(t, srv, "1001", 2)
+	if reconnects.count("reconnect") == 0 {
+		t.Error("Hooks.Reconnect was not called")
+	}
+	if n := srv.MaxLiveSockets("1001"); n != 1 {
+		t.Errorf("up to %d sockets at once, want 1", n)
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}
+
+// TestKeepaliveOnBusySocket: the second timer sends heartbeats after an
+// incoming frame, again and again until one is answered, even though the
+// ping timer (PingAfter) is far away.
+func TestKeepaliveOnBusySocket(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.PingAfter = time.Hour
+	cfg.PongTimeout = time.Hour
+	cfg.KeepaliveEvery = 20 * time.Millisecond
+	s := open(t, srv, cfg)
+	if n := srv.Heartbeats("1001"); n != 0 {
+		t.Fatalf("%d heartbeats before any incoming frame", n)
+	}
+	srv.StallHeartbeats("1001", true)
+	sentinel(t, srv, s, "*1")
+	eventually(t, "repeated keepalive heartbeats", func() bool { return srv.Heartbeats("1001") >= 3 })
+	srv.StallHeartbeats("1001", false)
+	before := srv.Heartbeats("1001")
+	eventually(t, "an answered keepalive", func() bool { return srv.Heartbeats("1001") > before })
+	if n := len(srv.TopicLists("1001")); n != 1 {
+		t.Errorf("%d topic lists, want 1", n)
+	}
+}
+
+func TestReconnectResubscribes(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+
+	for i := 2; i <= 3; i++ {
+		srv.DropSockets("1001")
+		down := awaitEvent(t, s, func(*pbx.SocketState) bool { return true })
+		if down.Up || down.Err == nil {
+			t.Fatalf("after the drop: %+v, want down with a reason", down)
+		}
+		up := awaitEvent(t, s, func(*pbx.SocketState) bool { return true })
+		if !up.Up || !up.Reconnect {
+			t.Fatalf("after the reconnect: %+v, want up, a reconnect", up)
+		}
+		subscribed(t, srv, "1001", i)
+		lists := srv.TopicLists("1001")
+		if !slices.Equal(lists[i-1], lists[0]) {
+			t.Errorf("topic list %d = %v, want %v", i, lists[i-1], lists[0])
+		}
+	}
+	if srv.Logins("1001") != 1 {
+		t.Errorf("logins = %d: reconnects must reuse the token", srv.Logins("1001"))
+	}
+	if n := srv.MaxLiveSockets("1001"); n != 1 {
+		t.Errorf("up to %d sockets at once, want 1", n)
+	}
+	if _, err := srv.Call("1001", pbxtest.Call{Kind: pbxtest.Outgoing, Peer: "2000", TalkDuration: 1}); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, s, func(*pbx.CDRChanged) bool { return true })
+}
+
+func TestErrcodeMinus3Resubscribes(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	srv.SendRaw("1001", `{"type":20049,"msg":"{\"ext_num\":\"1001\"}","errcode":-3}`)
+	subscribed(t, srv, "1001", 2)
+	// Subscribed again on the same socket: no reconnect, and the -3 frame
+	// itself is not a CDRChanged.
+	sentinel(t, srv, s, "*3")
+	if srv.LiveSockets("1001") != 1 || srv.MaxLiveSockets("1001") != 1 {
+		t.Errorf("live sockets %d, max %d; want 1, 1", srv.LiveSockets("1001"), srv.MaxLiveSockets("1001"))
+	}
+	lists := srv.TopicLists("1001")
+	if !slices.Equal(lists[1], lists[0]) {
+		t.Errorf("second topic list %v, want %v", lists[1], lists[0])
+	}
+}
+
+func TestHotStandbyResubscribes(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	srv.Notify("1001", pbx.TypeHotStandby, map[string]any{})
+	n := awaitNotice(t, s, pbx.TypeHotStandby)
+	if !jsonEqual(t, n.Msg, []byte(`{}`)) {
+		t.Errorf("notice msg = %s", n.Msg)
+	}
+	subscribed(t, srv, "1001", 2)
+	sentinel(t, srv, s, "*4")
+	if srv.MaxLiveSockets("1001") != 1 {
+		t.Errorf("max live sockets %d, want 1", srv.MaxLiveSockets("1001"))
+	}
+}
+
+func TestMalformedFramesDropped(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	var drops recorder
+	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	s := open(t, srv, cfg)
+
+	frames := []struct{ frame, reason string }{
+		{"this is not JSON", "not_json"},
+		{`{"type":20049,"msg":"{}","errcode":-2}`, "errcode_-2"},
+		{`{"type":20049,"msg":{"ext_num":"1001"}}`, "bad_msg"},
+		{`{"type":20008,"msg":"{\"record_feature_code\":"}`, "bad_msg"},
+		{`{"type":30000,"msg":"{}"}`, "unknown_type"},
+		{`{"type":20010,"msg":"{}`, "not_json"}, // a truncated 20010 must not end the session
+	}
+	var want []string
+	for _, f := range frames {
+		srv.SendRaw("1001", f.frame)
+		want = append(want, f.reason)
+	}
+	sentinel(t, srv, s, "*6")
+	if got := drops.list(); !slices.Equal(got, want) {
+		t.Errorf("dropped %v, want %v", got, want)
+	}
+	if s.Err() != nil || len(srv.TopicLists("1001")) != 1 {
+		t.Errorf("session err %v, %d topic lists: malformed frames must only be dropped", s.Err(), len(srv.TopicLists("1001")))
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.MaxFrameBytes = 1024
+	var drops recorder
+	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	s := open(t, srv, cfg)
+
+	srv.Notify("1001", pbx.TypeRecordStatus, map[string]string{"padding": strings.Repeat("x", 4096)})
+	down := awaitEvent(t, s, func(*pbx.SocketState) bool { return true })
+	if down.Up {
+		t.Fatalf("state = %+v, want down", down)
+	}
+	if up := awaitEvent(t, s, func(*pbx.SocketState) bool { return true }); !up.Up || !up.Reconnect {
+		t.Fatalf("state = %+v, want up, a reconnect", up)
+	}
+	subscribed(t, srv, "1001", 2)
+	if got := drops.list(); !slices.Equal(got, []string{"too_large"}) {
+		t.Errorf("dropped %v, want [too_large]", got)
+	}
+	sentinel(t, srv, s, "*7")
+}
+
+// TestSlowConsumer: with a consumer that does not read, the reader drops
+// (one DeliverTimeout, then at once), keeps reading, and heartbeats keep
+// being answered; the next event that gets through is preceded by the
+// count of what was lost.
+func TestSlowConsumer(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.EventBuffer = 2
+	cfg.DeliverTimeout = 20 * time.Millisecond
+	cfg.PingAfter = 20 * time.Millisecond
+	var drops recorder
+	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	s := open(t, srv, cfg)
+
+	const sent = 30
+	for i := range sent {
+		srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": fmt.Sprint(i)})
+	}
+	const lost = sent - 2 // two fit in the buffer
+	eventually(t, "the drops", func() bool { return drops.count("overflow") >= lost })
+	// The reader is not wedged: heartbeats go on being answered and read
+	// while nobody consumes, with no reconnect.
+	hb := srv.Heartbeats("1001")
+	eventually(t, "heartbeats while the consumer sleeps", func() bool { return srv.Heartbeats("1001") >= hb+3 })
+	if n := len(srv.TopicLists("1001")); n != 1 {
+		t.Fatalf("%d topic lists: the socket was reconnected", n)
+	}
+
+	for i := range 2 {
+		ev, _ := nextEvent(t, s)
+		if n, ok := ev.(*pbx.Notice); !ok || !jsonEqual(t, n.Msg, []byte(fmt.Sprintf(`{"record_feature_code":"%d"}`, i))) {
+			t.Fatalf("buffered event %d = %s", i, describe(ev))
+		}
+	}
+	srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": "after"})
+	ev, _ := nextEvent(t, s)
+	over, ok := ev.(*pbx.Overflow)
+	if !ok || over.Dropped != lost {
+		t.Fatalf("event after the gap = %s, want Overflow{Dropped: %d}", describe(ev), lost)
+	}
+	ev, _ = nextEvent(t, s)
+	if n, ok := ev.(*pbx.Notice); !ok || !jsonEqual(t, n.Msg, []byte(`{"record_feature_code":"after"}`)) {
+		t.Fatalf("event after the overflow = %s, want the newest notice", describe(ev))
+	}
+	if got := drops.count("overflow"); got != lost {
+		t.Errorf("%d overflow drops counted, want %d", got, lost)
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+}
+
+func TestRevokedTokenEndsSession(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	probes := srv.Requests("/api/v1.0/extension/getpersonal")
+	srv.RevokeTokens("1001")
+	_, err := awaitEnd(t, s)
+	if !errors.Is(err, pbx.ErrTokenRejected) {
+		t.Fatalf("Err = %v, want ErrTokenRejected", err)
+	}
+	if !strings.Contains(err.Error(), "10004") {
+		t.Errorf("Err %q does not give the PBX's errcode", err)
+	}
+	if srv.Requests("/api/v1.0/extension/getpersonal") <= probes {
+		t.Error("no token probe")
+	}
+	if srv.Logins("1001") != 1 {
+		t.Errorf("logins = %d: the session must leave the new login to its owner", srv.Logins("1001"))
+	}
+}
+
+// TestRefusedUpgradesKeepReconnecting: a PBX that refuses sockets (HTTP 503)
+// while its API accepts the token is waited out, with backoff, never in a
+// tight loop.
+func TestRefusedUpgradesKeepReconnecting(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	var reconnects recorder
+	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	s := open(t, srv, cfg)
+	probes := srv.Requests("/api/v1.0/extension/getpersonal")
+
+	srv.CloseUpgrades(true)
+	srv.DropSockets("1001")
+	eventually(t, "five reconnect attempts", func() bool { return reconnects.count("reconnect") >= 5 })
+	if srv.Requests("/api/v1.0/extension/getpersonal") <= probes {
+		t.Error("repeated failures did not probe the token")
+	}
+	if s.Err() != nil {
+		t.Fatalf("session ended: %v", s.Err())
+	}
+	stamps := reconnects.stamps()
+	for i := 1; i < len(stamps); i++ {
+		// The delay is at least ReconnectMin less the jitter (25%).
+		if gap := stamps[i].Sub(stamps[i-1]); gap < cfg.ReconnectMin*3/4 {
+			t.Errorf("reconnect %d came %v after the previous one, below the backoff", i, gap)
+		}
+	}
+	srv.CloseUpgrades(false)
+	up := awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
+	if !up.Reconnect {
+		t.Errorf("state = %+v, want a reconnect", up)
+	}
+	subscribed(t, srv, "1001", 2)
+	sentinel(t, srv, s, "*8")
+}
