@@ -60,6 +60,7 @@ func (x *extension) pbxConfig() pbx.Config {
 	c := x.b.cfg.PBX
 	c.Username, c.Secret = x.cred.Username, x.cred.Secret
 	c.Logger = x.b.cfg.Logger // package pbx adds the "ext" attribute itself
+	c.Limiter = x.b.limiter
 	m, ext := x.b.metrics, x.cred.Username
 	c.Hooks = pbx.Hooks{
 		Request:      m.request,

@@ -302,8 +302,15 @@ type envelope struct {
 // ErrPBXAPI or ErrPBXNetwork otherwise). On a non-zero errcode out is still
 // decoded (SearchPersonal returns it) and an *APIError returned.
 func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any) (err error) {
-	start := time.Now()
 	path := apiPrefix + ep
+	if c.cfg.Limiter != nil {
+		release, err := c.cfg.Limiter.Acquire(ctx)
+		if err != nil {
+			return &TransportError{Endpoint: path, SDK: ErrPBXNetwork, Err: fmt.Errorf("waiting for the request limiter: %w", err)}
+		}
+		defer release()
+	}
+	start := time.Now()
 	defer func() {
 		d := time.Since(start)
 		c.hookRequest(ep, d, err)

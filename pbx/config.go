@@ -1,6 +1,7 @@
 package pbx
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -93,6 +94,15 @@ type Config struct {
 	// the TLS fields. The subscribe socket always uses the TLS fields (or,
 	// when none is set, the TLS config of HTTPClient's *http.Transport).
 	HTTPClient *http.Client
+	// Limiter, if set, is asked for a slot before every HTTP API request,
+	// so that many sessions can share one budget towards their PBX.
+	Limiter Limiter
+}
+
+// Limiter bounds the requests sent to a PBX. Acquire blocks until a request
+// may go (or ctx ends) and returns the function that gives the slot back.
+type Limiter interface {
+	Acquire(ctx context.Context) (release func(), err error)
 }
 
 // Hooks observe a session for metrics. Nil functions are skipped. They are
