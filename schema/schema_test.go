@@ -137,7 +137,7 @@ func TestGoConstantsMatchSchemas(t *testing.T) {
 		pointer []string
 		consts  []any
 	}{
-		{TypeCDRCreated, []string{"$defs", "disposition", "enum"}, []any{DispositionAnswered, DispositionNoAnswer, DispositionBusy, DispositionFailed, DispositionVoicemail}},
+		{TypeCDRCreated, []string{"$defs", "disposition", "examples"}, []any{DispositionAnswered, DispositionNoAnswer, DispositionBusy, DispositionFailed, DispositionVoicemail}},
 		{TypeSessionState, []string{"$defs", "session_state", "enum"}, []any{StateConnecting, StateOnline, StateReconnecting, StateOffline, StateStopped}},
 		{TypeSessionState, []string{"properties", "previous", "enum"}, []any{"", StateConnecting, StateOnline, StateReconnecting, StateOffline, StateStopped}},
 		{TypeRuntimeError, []string{"properties", "name", "enum"}, []any{RuntimeLinkusDisabled, RuntimeLoggedInElsewhere, RuntimeExtensionDeleted, RuntimeReLogin, RuntimeSDKPlanDisabled}},
