@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +224,13 @@ func (r *recorder) on(subject string) []event {
 		}
 	}
 	return out
+}
+
+// all returns every event so far.
+func (r *recorder) all() []event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.evs)
 }
 
 // subjects returns the subjects of all events so far, in arrival order.
