@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
@@ -68,7 +69,7 @@ func (b *Bridge) startService() (micro.Service, error) {
 	}
 	endpoints := []struct {
 		name, subject, schema string
-		handle                func(context.Context, *extension, []byte) (any, error)
+		handle                handler
 	}{
 		{"cdr_query", b.cfg.Prefix + ".*.cdr.query", schema.TypeCDRQueryResult, b.cdrQuery},
 		{"info", b.cfg.Prefix + ".*.info", schema.TypeInfo, b.info},
@@ -85,34 +86,86 @@ func (b *Bridge) startService() (micro.Service, error) {
 	return svc, nil
 }
 
-// dispatch answers each request on its own goroutine, at most MaxInflight at
-// once: micro calls handlers one at a time per endpoint, and one slow PBX
-// must not hold up the others. When all slots are busy the subscription
-// waits (back-pressure) rather than queueing without bound.
-func (b *Bridge) dispatch(name, schemaType string, handle func(context.Context, *extension, []byte) (any, error)) micro.HandlerFunc {
+// A handler answers a request at once (reply or error), or returns a call
+// to the PBX to run off the subscription's goroutine.
+type handler func(x *extension, body []byte) (reply any, pbxCall func(context.Context) (any, error), err error)
+
+// dispatch answers what needs no PBX (bad requests, unknown or offline
+// extensions, info) on micro's goroutine, so that micro's stats count those
+// requests and their errors. A PBX call runs on its own goroutine, at most
+// MaxInflight at once, because micro calls a handler one request at a time
+// and one slow PBX must not hold up every other extension; when all slots
+// are busy the subscription waits (back-pressure) rather than queueing
+// without bound. micro's Request may not be answered from another
+// goroutine, so that answer is published directly to the reply subject,
+// with the same headers micro would set.
+func (b *Bridge) dispatch(name, schemaType string, handle handler) micro.HandlerFunc {
 	return func(req micro.Request) {
+		var reply any
+		var call func(context.Context) (any, error)
+		x, err := b.lookup(req.Subject())
+		if err == nil {
+			reply, call, err = handle(x, req.Data())
+		}
+		if call == nil {
+			b.answer(name, schemaType, microReplier{req}, reply, err)
+			return
+		}
 		b.inflight <- struct{}{}
 		b.wg.Add(1)
+		to := directReplier{nc: b.nc, subject: req.Reply()}
 		go func() {
 			defer func() { <-b.inflight; b.wg.Done() }()
-			b.answer(name, schemaType, req, handle)
+			ctx, cancel := context.WithTimeout(b.reqCtx, b.cfg.RequestTimeout)
+			defer cancel()
+			reply, err := call(ctx)
+			b.answer(name, schemaType, to, reply, err)
 		}()
 	}
 }
 
-func (b *Bridge) answer(name, schemaType string, req micro.Request, handle func(context.Context, *extension, []byte) (any, error)) {
-	var reply any
-	x, err := b.lookup(req.Subject())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(b.reqCtx, b.cfg.RequestTimeout)
-		reply, err = handle(ctx, x, req.Data())
-		cancel()
+// replier sends one answer: a body with headers, or a micro error.
+type replier interface {
+	respond(body []byte, headers micro.Headers) error
+	fail(code, description string, body []byte, headers micro.Headers) error
+}
+
+type microReplier struct{ req micro.Request }
+
+func (r microReplier) respond(body []byte, h micro.Headers) error {
+	return r.req.Respond(body, micro.WithHeaders(h))
+}
+
+func (r microReplier) fail(code, description string, body []byte, h micro.Headers) error {
+	return r.req.Error(code, description, body, micro.WithHeaders(h))
+}
+
+type directReplier struct {
+	nc      *nats.Conn
+	subject string
+}
+
+func (r directReplier) respond(body []byte, h micro.Headers) error {
+	if r.subject == "" {
+		return nil // a publish, not a request: nobody to answer
 	}
+	return r.nc.PublishMsg(&nats.Msg{Subject: r.subject, Data: body, Header: nats.Header(h)})
+}
+
+func (r directReplier) fail(code, description string, body []byte, h micro.Headers) error {
+	all := nats.Header{micro.ErrorHeader: {description}, micro.ErrorCodeHeader: {code}}
+	for k, v := range h {
+		all[k] = v
+	}
+	return r.respond(body, micro.Headers(all))
+}
+
+func (b *Bridge) answer(name, schemaType string, to replier, reply any, err error) {
 	if err == nil {
 		body, merr := json.Marshal(reply)
 		if merr == nil {
 			b.metrics.answered(name, "200")
-			if rerr := req.Respond(body, micro.WithHeaders(micro.Headers{SchemaHeader: []string{schemaType}})); rerr != nil {
+			if rerr := to.respond(body, micro.Headers{SchemaHeader: []string{schemaType}}); rerr != nil {
 				b.cfg.Logger.Warn("reply failed", "endpoint", name, "err", rerr)
 			}
 			return
@@ -130,7 +183,7 @@ func (b *Bridge) answer(name, schemaType string, req micro.Request, handle func(
 	data, _ := json.Marshal(body)
 	code := strconv.Itoa(ae.code)
 	b.metrics.answered(name, code)
-	if rerr := req.Error(code, ae.msg, data, micro.WithHeaders(micro.Headers{SchemaHeader: []string{schema.TypeError}})); rerr != nil {
+	if rerr := to.fail(code, ae.msg, data, micro.Headers{SchemaHeader: []string{schema.TypeError}}); rerr != nil {
 		b.cfg.Logger.Warn("error reply failed", "endpoint", name, "err", rerr)
 	}
 }
@@ -213,25 +266,27 @@ func parseCDRQuery(body []byte) (pbx.CDRQuery, error) {
 	return q, nil
 }
 
-func (b *Bridge) cdrQuery(ctx context.Context, x *extension, body []byte) (any, error) {
+func (b *Bridge) cdrQuery(x *extension, body []byte) (any, func(context.Context) (any, error), error) {
 	q, err := parseCDRQuery(body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sess, err := x.onlineSession()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	res, err := sess.CDRQuery(ctx, q)
-	if err != nil {
-		return nil, pbxFailure(err)
-	}
-	out := schema.CDRQueryResult{ErrCode: res.ErrCode, ErrMsg: res.ErrMsg, TotalNumber: res.TotalNumber,
-		Records: make([]schema.CDR, len(res.Records))}
-	for i, r := range res.Records {
-		out.Records[i] = toSchemaCDR(r)
-	}
-	return out, nil
+	return nil, func(ctx context.Context) (any, error) {
+		res, err := sess.CDRQuery(ctx, q)
+		if err != nil {
+			return nil, pbxFailure(err)
+		}
+		out := schema.CDRQueryResult{ErrCode: res.ErrCode, ErrMsg: res.ErrMsg, TotalNumber: res.TotalNumber,
+			Records: make([]schema.CDR, len(res.Records))}
+		for i, r := range res.Records {
+			out.Records[i] = toSchemaCDR(r)
+		}
+		return out, nil
+	}, nil
 }
 
 // pbxFailure maps an error of a PBX call to the API's codes.
@@ -247,6 +302,6 @@ func pbxFailure(err error) error {
 	}
 }
 
-func (b *Bridge) info(_ context.Context, x *extension, body []byte) (any, error) {
-	return x.infoReply(), nil
+func (b *Bridge) info(x *extension, _ []byte) (any, func(context.Context) (any, error), error) {
+	return x.infoReply(), nil, nil
 }
