@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
 // Bridge serves a set of extensions of one PBX over one NATS connection.
@@ -38,6 +40,15 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	if cfg.PBX.HTTPClient == nil {
+		// One connection pool to the PBX for every extension, as big as the
+		// limiter lets requests run at once.
+		hc, err := pbx.NewHTTPClient(cfg.PBX, cfg.PBXConcurrency)
+		if err != nil {
+			return nil, fmt.Errorf("pbx: %w", err)
+		}
+		cfg.PBX.HTTPClient = hc
+	}
 	u, err := url.Parse(cfg.PBX.URL)
 	if err != nil {
 		return nil, fmt.Errorf("pbx url: %w", err)

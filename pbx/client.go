@@ -62,14 +62,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.HTTPClient != nil {
 		c.http = cfg.HTTPClient
 	} else {
-		c.transport = http.DefaultTransport.(*http.Transport).Clone()
-		c.transport.TLSClientConfig = tc.Clone()
-		c.http = &http.Client{
-			Transport: c.transport,
-			// A PBX API does not redirect; following one would send the
-			// token on to wherever it points.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		c.http, c.transport = newHTTPClient(tc)
 	}
 	return c, nil
 }

@@ -123,6 +123,12 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 		Proxy:            http.ProxyFromEnvironment,
 		TLSClientConfig:  s.client.tls.Clone(),
 		HandshakeTimeout: s.cfg.RequestTimeout,
+		// Frames are small both ways (notifications in, heartbeats and
+		// topic lists out): small read buffers and pooled write buffers
+		// keep an idle socket cheap when thousands are open.
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		WriteBufferPool: socketWriteBuffers,
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
@@ -261,3 +267,7 @@ func (c *conn) closeGracefully() {
 	deadline := time.Now().Add(min(c.writeTimeout, time.Second))
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
 }
+
+// socketWriteBuffers is shared by every socket: a write buffer is held only
+// while a frame is written.
+var socketWriteBuffers = &sync.Pool{}
