@@ -6,12 +6,15 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
@@ -29,9 +32,16 @@ type Bridge struct {
 	exts     map[string]*extension
 	order    []*extension
 
+	js jetstream.JetStream // nil with JetStream disabled
+
 	inflight chan struct{}
+	reqMu    sync.Mutex     // guards closing and wg.Add against shutdown
+	closing  bool           // shutting down: no new request goroutines
 	wg       sync.WaitGroup // request goroutines
 	reqCtx   context.Context
+	// shutdownCtx bounds the logouts and last events of the shutdown; set
+	// before the supervisors are told to stop.
+	shutdownCtx context.Context
 }
 
 // New checks the configuration and prepares a bridge; Run starts it.
@@ -71,10 +81,12 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 	return b, nil
 }
 
-// Run serves until ctx ends, then shuts down in order: it stops taking
-// requests, lets the requests under way finish, logs every extension out of
-// the PBX (bounded by ShutdownTimeout) and returns. Draining the NATS
-// connection is the caller's, who owns it.
+// Run serves until ctx ends, then shuts down within ShutdownTimeout: it
+// stops taking requests (answering 503 to any still queued), lets the
+// requests under way finish (for at most half that time, then cancels
+// them), logs every extension out of the PBX and publishes its
+// session.stopped. Draining the NATS connection is the caller's, who owns
+// it.
 func (b *Bridge) Run(ctx context.Context) error {
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelReqs()
@@ -83,13 +95,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if b.cfg.JetStream.Disabled {
 		b.pub = &corePublisher{nc: b.nc, metrics: b.metrics}
 		b.cursors = &memCursors{}
-	} else {
-		js, cursors, err := b.setupJetStream(ctx)
-		if err != nil {
-			return err
-		}
-		b.pub = &jsPublisher{js: js, ackTimeout: b.cfg.JetStream.AckTimeout, retryMax: 5 * time.Second, metrics: b.metrics}
-		b.cursors = cursors
+	} else if err := b.setupJetStreamRetrying(ctx); err != nil {
+		return err
 	}
 	svc, err := b.startService()
 	if err != nil {
@@ -108,13 +115,61 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}()
 	}
 	<-ctx.Done()
-	b.cfg.Logger.Info("shutting down", "extensions", len(b.order))
+	b.cfg.Logger.Info("shutting down", "extensions", len(b.order), "timeout", b.cfg.ShutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
+	defer cancel()
+	b.shutdownCtx = shutdown
+	b.reqMu.Lock()
+	b.closing = true
+	b.reqMu.Unlock()
 	stopErr := svc.Stop()
-	b.wg.Wait()
+	requestsDone := make(chan struct{})
+	go func() { b.wg.Wait(); close(requestsDone) }()
+	select {
+	case <-requestsDone:
+	case <-time.After(b.cfg.ShutdownTimeout / 2):
+		b.cfg.Logger.Warn("requests still under way at shutdown: cancelling them")
+		cancelReqs()
+		<-requestsDone
+	}
 	stopSupervisors()
 	sup.Wait()
 	if stopErr != nil {
 		return fmt.Errorf("stop micro service: %w", stopErr)
 	}
 	return nil
+}
+
+// setupJetStreamRetrying sets up the stream and the cursor bucket, retrying
+// while NATS is unreachable (the bridge may start before NATS does), until
+// ctx ends. A configuration problem (CheckOnly and a wrong stream) is not
+// retried.
+func (b *Bridge) setupJetStreamRetrying(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 200 * time.Millisecond
+	bo.MaxInterval = 10 * time.Second
+	bo.MaxElapsedTime = 0
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		js, cursors, err := b.setupJetStream(actx)
+		cancel()
+		if err == nil {
+			b.js = js
+			b.pub = &jsPublisher{js: js, ackTimeout: b.cfg.JetStream.AckTimeout, retryMax: 5 * time.Second,
+				metrics: b.metrics, log: b.cfg.Logger, ensure: b.ensureStream}
+			b.cursors = cursors
+			return nil
+		}
+		var ce *configError
+		if errors.As(err, &ce) || ctx.Err() != nil {
+			return err
+		}
+		d := bo.NextBackOff()
+		if attempt == 1 || attempt%10 == 0 {
+			b.cfg.Logger.Warn("JetStream not reachable; retrying", "err", err, "attempt", attempt, "retry_in", d)
+		}
+		if !sleep(ctx, d) {
+			return fmt.Errorf("jetstream setup: %w (gave up at shutdown)", err)
+		}
+	}
 }

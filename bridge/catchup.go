@@ -13,7 +13,8 @@ import (
 // FirstStart says what an extension publishes when it has no cursor yet.
 type FirstStart struct {
 	// Mode is "none" (default: only calls from now on), "last" (the newest
-	// Last records) or "since" (records of the last Since).
+	// Last records, default 20) or "since" (records of the last Since,
+	// default 24h).
 	Mode  string
 	Last  int
 	Since time.Duration
@@ -50,6 +51,21 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if total > 0 && newest.ID < cur.ID {
+		// The PBX's newest record is older than what was published: its
+		// history was reset (a restore, a replacement). Every new record
+		// would sit below the cursor and be skipped for good; start over as
+		// on a first start instead, and say so loudly.
+		x.log.Error("the PBX's newest CDR is older than the cursor: its CDR history was reset; starting over with the first-start policy",
+			"cursor_id", cur.ID, "pbx_newest_id", newest.ID)
+		x.b.metrics.cursorReset(x.cred.Username)
+		if cur, err = x.firstCursor(ctx, src); err != nil {
+			return 0, err
+		}
+		if newer, total, newest, err = countNewer(ctx, src, cur.ID); err != nil {
+			return 0, err
+		}
+	}
 	if newer == 0 {
 		x.b.metrics.catchup(x.cred.Username, 0, 0)
 		return 0, nil
@@ -61,7 +77,7 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource) (int, error) {
 	// A record removed by the PBX's retention below start moves every
 	// position down: step back until the page begins at or below the cursor,
 	// so that nothing is skipped.
-	for err == nil && page > 1 && len(res.Records) > 0 && res.Records[0].ID > cur.ID {
+	for err == nil && page > 1 && (len(res.Records) == 0 || res.Records[0].ID > cur.ID) {
 		page--
 		res, err = query()
 	}
@@ -123,10 +139,17 @@ func countNewer(ctx context.Context, src cdrSource, after int) (newer, total int
 // loadCursor reads the extension's cursor or, on its first start, makes one
 // by the FirstStart policy and stores it.
 func (x *extension) loadCursor(ctx context.Context, src cdrSource) (cursor, error) {
-	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey)
+	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.cred.Username)
 	if err != nil || ok {
 		return cur, err
 	}
+	return x.firstCursor(ctx, src)
+}
+
+// firstCursor makes and stores the cursor of an extension without one, by
+// the FirstStart policy.
+func (x *extension) firstCursor(ctx context.Context, src cdrSource) (cursor, error) {
+	var cur cursor
 	fs := x.b.cfg.FirstStart
 	skip := func(r pbx.CDR, i int) bool { return true } // "none": everything up to now is history
 	switch fs.Mode {

@@ -94,6 +94,12 @@ func (c *Config) setDefaults() {
 	if c.FirstStart.Mode == "" {
 		c.FirstStart.Mode = "none"
 	}
+	if c.FirstStart.Last == 0 {
+		c.FirstStart.Last = 20
+	}
+	if c.FirstStart.Since == 0 {
+		c.FirstStart.Since = 24 * time.Hour
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -132,12 +138,12 @@ func (c *Config) Validate() error {
 	switch fs := c.FirstStart; fs.Mode {
 	case "", "none":
 	case "last":
-		if fs.Last < 1 {
-			errs = append(errs, fmt.Errorf("catchup.first_start: \"last\" needs last >= 1, got %d", fs.Last))
+		if fs.Last < 0 {
+			errs = append(errs, fmt.Errorf("catchup.last: must be >= 1 (default 20), got %d", fs.Last))
 		}
 	case "since":
-		if fs.Since <= 0 {
-			errs = append(errs, fmt.Errorf("catchup.first_start: \"since\" needs a positive since, got %s", fs.Since))
+		if fs.Since < 0 {
+			errs = append(errs, fmt.Errorf("catchup.since: must be positive (default 24h), got %s", fs.Since))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("catchup.first_start: %q is none of none, last, since", fs.Mode))

@@ -23,8 +23,9 @@ type cursor struct {
 
 // cursorStore keeps one cursor per extension.
 type cursorStore interface {
-	// get returns the cursor and whether there was one.
-	get(ctx context.Context, key string) (cursor, bool, error)
+	// get returns the cursor of the extension ext (stored under key) and
+	// whether there was one.
+	get(ctx context.Context, key, ext string) (cursor, bool, error)
 	put(ctx context.Context, key string, c cursor) error
 }
 
@@ -48,21 +49,66 @@ func cursorKey(host, ext string) string {
 
 // kvCursors keeps cursors in a JetStream KV bucket, so they survive a
 // restart of the bridge and follow the extension to another replica.
-type kvCursors struct{ kv jetstream.KeyValue }
+//
+// The cursor is written after the stream acknowledged the record, so a
+// crash (or a NATS outage) between the two leaves it one record behind. The
+// stream itself knows better: get also reads the extension's last
+// cdr.created in the stream and takes whichever is newer, so that record is
+// not published again, even after the duplicate window has passed.
+type kvCursors struct {
+	kv       jetstream.KeyValue
+	js       jetstream.JetStream
+	stream   string
+	subjects subjects
+}
 
-func (s kvCursors) get(ctx context.Context, key string) (cursor, bool, error) {
+func (s kvCursors) get(ctx context.Context, key, ext string) (cursor, bool, error) {
+	var c cursor
+	found := false
 	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return cursor{}, false, fmt.Errorf("read cursor %s: %w", key, err)
+	default:
+		if err := json.Unmarshal(e.Value(), &c); err != nil {
+			return cursor{}, false, fmt.Errorf("cursor %s is corrupt: %w", key, err)
+		}
+		found = true
+	}
+	last, ok, err := s.lastPublished(ctx, ext)
+	if err != nil {
+		return cursor{}, false, err
+	}
+	if ok && (!found || last.ID > c.ID) {
+		c, found = last, true
+	}
+	return c, found, nil
+}
+
+// lastPublished reads the record of the extension's newest cdr.created in
+// the stream.
+func (s kvCursors) lastPublished(ctx context.Context, ext string) (cursor, bool, error) {
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return cursor{}, false, fmt.Errorf("stream %s: %w", s.stream, err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, s.subjects.cdrCreated(ext))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return cursor{}, false, nil
 	}
 	if err != nil {
-		return cursor{}, false, fmt.Errorf("read cursor %s: %w", key, err)
+		return cursor{}, false, fmt.Errorf("last cdr.created of %s: %w", ext, err)
 	}
-	var c cursor
-	if err := json.Unmarshal(e.Value(), &c); err != nil {
-		return cursor{}, false, fmt.Errorf("cursor %s is corrupt: %w", key, err)
+	var ev struct {
+		Data struct {
+			Record cursor `json:"record"`
+		} `json:"data"`
 	}
-	return c, true, nil
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return cursor{}, false, fmt.Errorf("last cdr.created of %s is not an event: %w", ext, err)
+	}
+	return ev.Data.Record, true, nil
 }
 
 func (s kvCursors) put(ctx context.Context, key string, c cursor) error {
@@ -83,7 +129,7 @@ type memCursors struct {
 	m  map[string]cursor
 }
 
-func (s *memCursors) get(_ context.Context, key string) (cursor, bool, error) {
+func (s *memCursors) get(_ context.Context, key, _ string) (cursor, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.m[key]

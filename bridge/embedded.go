@@ -24,6 +24,13 @@ func EmbeddedNATS(listen, storeDir string) (*server.Server, error) {
 	}
 	if p == 0 {
 		p = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+	} else if p > 0 {
+		// nats-server with NoLog only says "not ready"; find out why first.
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats cannot listen on %s: %w", listen, err)
+		}
+		_ = ln.Close()
 	}
 	opts := &server.Options{
 		ServerName: "pbx-bridge-embedded",

@@ -39,7 +39,6 @@ type extension struct {
 	since    time.Time
 	reason   string
 	sess     *pbx.Session
-	up       bool // the session's socket is up
 	info     pbx.Extension
 	terminal *pbx.Error // the runtime error that stopped it, if any
 }
@@ -73,6 +72,9 @@ func (x *extension) pbxConfig() pbx.Config {
 // run is the supervisor loop.
 func (x *extension) run(ctx context.Context) {
 	x.b.metrics.setState(x.cred.Username, stateConnecting)
+	x.publish(ctx, func(now time.Time) (outEvent, error) {
+		return x.f.sessionState(pbx.Extension{}, stateConnecting, "", "", 0, now)
+	})
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = x.b.cfg.RetryMin
 	bo.MaxInterval = x.b.cfg.RetryMax
@@ -178,7 +180,9 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 				break
 			}
 		}
-		if !pending || !x.socketUp() {
+		// Catch-up needs only the HTTP API, not the socket: a poll or an
+		// overflow while the socket is down is served too.
+		if !pending {
 			continue
 		}
 		n, err := x.catchUp(ctx, sess)
@@ -209,9 +213,6 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 	info := x.extInfo()
 	switch ev := ev.(type) {
 	case *pbx.SocketState:
-		x.mu.Lock()
-		x.up = ev.Up
-		x.mu.Unlock()
 		if ev.Up {
 			// Every (re)open is a gap: the first follows a login (or a
 			// restart), the others a lost socket.
@@ -232,12 +233,6 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		return true, false
 	}
 	return false, false
-}
-
-func (x *extension) socketUp() bool {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.up
 }
 
 // publish builds and publishes one event. A failure is logged, never fatal:
@@ -273,11 +268,10 @@ func (x *extension) setState(ctx context.Context, st, reason string, code int) {
 	x.mu.Unlock()
 	x.b.metrics.setState(x.cred.Username, st)
 	x.log.Info("session state", "state", st, "previous", prev, "reason", reason)
-	if ctx.Err() != nil {
-		// Shutting down: the last word still goes out, bounded.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), x.b.cfg.ShutdownTimeout)
-		defer cancel()
+	if ctx.Err() != nil && x.b.shutdownCtx != nil {
+		// Shutting down: the last word still goes out, within the
+		// shutdown's deadline.
+		ctx = x.b.shutdownCtx
 	}
 	x.publish(ctx, func(now time.Time) (outEvent, error) {
 		return x.f.sessionState(info, st, prev, reason, code, now)
@@ -297,14 +291,14 @@ func (x *extension) stop(ctx context.Context, e *pbx.Error, err error) {
 	x.setState(ctx, stateStopped, err.Error(), e.Code)
 }
 
-// shutdown ends a live session on the bridge's shutdown: log out, close.
+// shutdown ends a live session on the bridge's shutdown: log out, close,
+// and say so, all within the shutdown's deadline.
 func (x *extension) shutdown(sess *pbx.Session) {
-	x.detach()
-	x.logout(sess)
-	_ = sess.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
-	defer cancel()
+	ctx := x.b.shutdownCtx
 	x.setState(ctx, stateStopped, "shutdown", 0)
+	x.detach()
+	x.logoutCtx(ctx, sess)
+	_ = sess.Close()
 }
 
 // logout logs the session out, bounded; the PBX may have dropped the token
@@ -312,6 +306,10 @@ func (x *extension) shutdown(sess *pbx.Session) {
 func (x *extension) logout(sess *pbx.Session) {
 	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
 	defer cancel()
+	x.logoutCtx(ctx, sess)
+}
+
+func (x *extension) logoutCtx(ctx context.Context, sess *pbx.Session) {
 	if err := sess.Logout(ctx); err != nil {
 		x.log.Debug("logout failed", "err", err)
 		return
@@ -327,7 +325,7 @@ func (x *extension) attach(sess *pbx.Session) {
 
 func (x *extension) detach() {
 	x.mu.Lock()
-	x.sess, x.up = nil, false
+	x.sess = nil
 	x.mu.Unlock()
 }
 

@@ -9,6 +9,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// configError is a JetStream setup problem that retrying will not fix.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
 // setupJetStream makes (or, with CheckOnly, checks) the event stream and
 // opens the cursor bucket.
 func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, cursorStore, error) {
@@ -17,28 +23,12 @@ func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, curso
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	filters := b.subjects.eventFilters()
 	if jc.CheckOnly {
-		s, err := js.Stream(ctx, jc.Stream)
-		if err != nil {
-			return nil, nil, fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
+		if err := b.checkStream(ctx, js); err != nil {
+			return nil, nil, err
 		}
-		if missing := uncovered(filters, s.CachedInfo().Config.Subjects); len(missing) > 0 {
-			return nil, nil, fmt.Errorf("jetstream stream %s does not capture %s", jc.Stream, strings.Join(missing, ", "))
-		}
-	} else {
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        jc.Stream,
-			Description: "pbx-bridge events (" + b.cfg.Prefix + ")",
-			Subjects:    filters,
-			Storage:     jetstream.FileStorage,
-			Replicas:    jc.Replicas,
-			MaxAge:      jc.MaxAge,
-			Duplicates:  jc.DuplicateWindow,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
-		}
+	} else if err := b.createStream(ctx, js); err != nil {
+		return nil, nil, err
 	}
 	kv, err := js.KeyValue(ctx, jc.CursorBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -53,7 +43,82 @@ func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, curso
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream cursor bucket %s: %w", jc.CursorBucket, err)
 	}
-	return js, kvCursors{kv: kv}, nil
+	return js, kvCursors{kv: kv, stream: jc.Stream, js: js, subjects: b.subjects}, nil
+}
+
+func (b *Bridge) createStream(ctx context.Context, js jetstream.JetStream) error {
+	jc := b.cfg.JetStream
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        jc.Stream,
+		Description: "pbx-bridge events (" + b.cfg.Prefix + ")",
+		Subjects:    b.subjects.eventFilters(),
+		Storage:     jetstream.FileStorage,
+		Replicas:    jc.Replicas,
+		MaxAge:      jc.MaxAge,
+		Duplicates:  jc.DuplicateWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
+	}
+	return nil
+}
+
+// checkStream verifies a stream someone else manages: it must capture every
+// event subject and none of the request/reply subjects (a stream over those
+// would store every request and answer it with a PubAck racing the reply).
+func (b *Bridge) checkStream(ctx context.Context, js jetstream.JetStream) error {
+	jc := b.cfg.JetStream
+	s, err := js.Stream(ctx, jc.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return &configError{fmt.Errorf("jetstream stream %s does not exist (jetstream.create_stream is false)", jc.Stream)}
+	}
+	if err != nil {
+		return fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
+	}
+	cfg := s.CachedInfo().Config
+	if missing := uncovered(b.subjects.eventFilters(), cfg.Subjects); len(missing) > 0 {
+		return &configError{fmt.Errorf("jetstream stream %s does not capture %s", jc.Stream, strings.Join(missing, ", "))}
+	}
+	for _, req := range b.subjects.requestFilters() {
+		for _, subj := range cfg.Subjects {
+			if overlaps(req, subj) {
+				return &configError{fmt.Errorf("jetstream stream %s captures the request subjects %s (through %s): requests would be stored and answered by PubAcks", jc.Stream, req, subj)}
+			}
+		}
+	}
+	if cfg.Duplicates < jc.DuplicateWindow {
+		b.cfg.Logger.Warn("the stream's duplicate window is shorter than configured: replays after a longer outage are not de-duplicated",
+			"stream", jc.Stream, "stream_duplicate_window", cfg.Duplicates, "jetstream.duplicate_window", jc.DuplicateWindow)
+	}
+	return nil
+}
+
+// ensureStream re-creates the stream if it vanished (deleted by an
+// operator, or lost with a server), unless someone else manages it.
+func (b *Bridge) ensureStream(ctx context.Context) error {
+	if b.cfg.JetStream.CheckOnly || b.js == nil {
+		return nil
+	}
+	_, err := b.js.Stream(ctx, b.cfg.JetStream.Stream)
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return err
+	}
+	b.cfg.Logger.Warn("the event stream is gone; creating it again", "stream", b.cfg.JetStream.Stream)
+	return b.createStream(ctx, b.js)
+}
+
+// overlaps reports whether some subject matches both filters.
+func overlaps(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
+			return false
+		}
+	}
+	return len(at) == len(bt)
 }
 
 // uncovered returns the filters that none of the stream's subjects

@@ -27,6 +27,7 @@ type metrics struct {
 	framesDropped   *prometheus.CounterVec
 	reconnects      *prometheus.CounterVec
 	requests        *prometheus.CounterVec
+	cursorResets    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -66,8 +67,11 @@ func newMetrics() *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_requests_total", Help: "Request/reply calls answered, by endpoint and result code.",
 		}, []string{"endpoint", "code"}),
+		cursorResets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_cursor_resets_total", Help: "Cursors started over because the PBX's CDR history was reset (its newest record older than the cursor), by extension.",
+		}, []string{"ext"}),
 	}
-	m.reg.MustRegister(m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.reg.MustRegister(m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -137,5 +141,11 @@ func (m *metrics) reconnect(ext string) {
 func (m *metrics) answered(endpoint, code string) {
 	if m != nil {
 		m.requests.WithLabelValues(endpoint, code).Inc()
+	}
+}
+
+func (m *metrics) cursorReset(ext string) {
+	if m != nil {
+		m.cursorResets.WithLabelValues(ext).Inc()
 	}
 }

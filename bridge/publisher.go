@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -44,12 +45,15 @@ func (p *corePublisher) publish(_ context.Context, ev outEvent) error {
 // jsPublisher publishes to JetStream with the event id as Nats-Msg-Id and
 // waits for the acknowledgement. While NATS or the stream is unreachable it
 // retries with backoff and holds the caller (back-pressure): memory stays
-// bounded by the number of callers, and nothing is dropped.
+// bounded by the number of callers, and nothing is dropped. A stream that
+// vanished is re-created (ensure), unless someone else manages it.
 type jsPublisher struct {
 	js         jetstream.JetStream
 	ackTimeout time.Duration
 	retryMax   time.Duration
 	metrics    *metrics
+	log        *slog.Logger
+	ensure     func(context.Context) error
 }
 
 func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
@@ -57,11 +61,16 @@ func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = p.retryMax
 	b.MaxElapsedTime = 0
+	attempt := 0
 	op := func() error {
+		attempt++
 		actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
 		defer cancel()
 		_, err := p.js.PublishMsg(actx, eventMsg(ev), jetstream.WithMsgID(ev.id))
 		if err == nil {
+			if attempt > 1 {
+				p.log.Info("publish succeeded after retries", "subject", ev.subject, "attempts", attempt)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -69,6 +78,19 @@ func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
 		}
 		p.metrics.publishError(ev.typ)
 		p.metrics.publishRetry(ev.typ)
+		// Say so at once, then now and then: an outage must show in the
+		// log, not only in a counter.
+		if attempt == 1 || attempt%20 == 0 {
+			p.log.Warn("publish not acknowledged; retrying", "subject", ev.subject, "attempt", attempt, "err", err)
+		}
+		// No stream answered (a core subscriber on the subject turns "no
+		// responders" into a timeout, so any failure counts): the stream may
+		// have been deleted. Re-create it rather than wait forever.
+		ectx, ecancel := context.WithTimeout(ctx, p.ackTimeout)
+		defer ecancel()
+		if eerr := p.ensure(ectx); eerr != nil && attempt == 1 {
+			p.log.Warn("stream check failed", "err", eerr)
+		}
 		return err
 	}
 	if err := backoff.Retry(op, backoff.WithContext(b, ctx)); err != nil {

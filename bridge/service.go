@@ -71,8 +71,8 @@ func (b *Bridge) startService() (micro.Service, error) {
 		name, subject, schema string
 		handle                handler
 	}{
-		{"cdr_query", b.cfg.Prefix + ".*.cdr.query", schema.TypeCDRQueryResult, b.cdrQuery},
-		{"info", b.cfg.Prefix + ".*.info", schema.TypeInfo, b.info},
+		{"cdr_query", b.subjects.requestFilters()[0], schema.TypeCDRQueryResult, b.cdrQuery},
+		{"info", b.subjects.requestFilters()[1], schema.TypeInfo, b.info},
 	}
 	for _, ep := range endpoints {
 		err := svc.AddEndpoint(ep.name, b.dispatch(ep.name, ep.schema, ep.handle),
@@ -112,7 +112,15 @@ func (b *Bridge) dispatch(name, schemaType string, handle handler) micro.Handler
 			return
 		}
 		b.inflight <- struct{}{}
+		b.reqMu.Lock()
+		if b.closing {
+			b.reqMu.Unlock()
+			<-b.inflight
+			b.answer(name, schemaType, microReplier{req}, nil, &apiError{code: codeUnavailable, msg: "the bridge is shutting down"})
+			return
+		}
 		b.wg.Add(1)
+		b.reqMu.Unlock()
 		to := directReplier{nc: b.nc, subject: req.Reply()}
 		go func() {
 			defer func() { <-b.inflight; b.wg.Done() }()

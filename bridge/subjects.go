@@ -69,6 +69,11 @@ func (s subjects) eventFilters() []string {
 	}
 }
 
+// requestFilters are the request/reply subjects of the micro service.
+func (s subjects) requestFilters() []string {
+	return []string{s.prefix + ".*.cdr.query", s.prefix + ".*.info"}
+}
+
 // extOf returns the extension token of a subject under the prefix, as in
 // "<prefix>.<ext>.cdr.query".
 func (s subjects) extOf(subject string) (string, bool) {

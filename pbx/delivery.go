@@ -10,36 +10,68 @@ import (
 // while the reader is blocked so that the blocking does not count as the
 // PBX's silence.
 func (s *Session) deliver(ctx context.Context, hb *heartbeat, ev Event) {
+	// A socket state change is never dropped: the consumer's idea of the
+	// socket would stay wrong until the next change, which may never come.
+	// Such events are rare (one per open or close), so waiting for the
+	// consumer costs the socket little.
+	_, must := ev.(*SocketState)
 	if s.dropped > 0 {
 		// In an overflow: the gap marker must go first, and neither it nor
 		// the event waits, or a stuck consumer would cost DeliverTimeout
 		// per frame.
-		select {
-		case s.events <- &Overflow{Dropped: s.dropped}:
-			s.log.Info("pbx consumer caught up", "dropped", s.dropped)
-			s.dropped = 0
-		default:
-			s.drop()
-			return
+		marker := &Overflow{Dropped: s.dropped}
+		if must {
+			if !s.send(ctx, hb, marker, 0) {
+				return
+			}
+		} else {
+			select {
+			case s.events <- marker:
+			default:
+				s.drop()
+				return
+			}
 		}
+		s.log.Info("pbx consumer caught up", "dropped", s.dropped)
+		s.dropped = 0
 	}
 	select {
 	case s.events <- ev:
 		return
 	default:
 	}
+	wait := s.cfg.DeliverTimeout
+	if must {
+		wait = 0
+	}
+	if !s.send(ctx, hb, ev, wait) && ctx.Err() == nil {
+		s.drop()
+	}
+}
+
+// send blocks until ev is delivered, ctx ends, or (if wait > 0) wait has
+// passed; it reports whether ev was delivered. hb, if not nil, is told
+// while the reader is blocked so that the blocking does not count as the
+// PBX's silence.
+func (s *Session) send(ctx context.Context, hb *heartbeat, ev Event, wait time.Duration) bool {
 	if hb != nil {
 		hb.setBusy(true, time.Now())
 		defer func() { hb.setBusy(false, time.Now()) }()
 	}
-	t := time.NewTimer(s.cfg.DeliverTimeout)
-	defer t.Stop()
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case s.events <- ev:
-	case <-t.C:
-		s.drop()
+		return true
+	case <-timeout:
+		return false
 	case <-ctx.Done():
 		// The session is closing: nobody is owed the event any more.
+		return false
 	}
 }
 

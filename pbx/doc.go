@@ -33,6 +33,11 @@
 //     is dropped too. So a stuck consumer costs one DeliverTimeout per
 //     overflow, not one per frame, and the next event that gets through is
 //     always preceded by the count of what was lost.
+//   - A *SocketState is never dropped: the reader waits for the consumer
+//     (or the session's end) however long it takes, after delivering any
+//     pending *Overflow. A consumer that missed "up" would believe the
+//     socket down until the next change, which may never come; and state
+//     changes are rare, so the wait costs the socket little.
 //   - Runtime errors are never lost: they end the session through Err and
 //     Done, whatever happened to the Notice of their frame.
 //   - Heartbeats go on meanwhile: they have their own goroutine, and the

@@ -330,3 +330,56 @@ func TestRefusedUpgradesKeepReconnecting(t *testing.T) {
 	subscribed(t, srv, "1001", 2)
 	sentinel(t, srv, s, "*8")
 }
+
+// TestSocketStateNeverDropped: a consumer stuck long enough to lose
+// notifications still learns that the socket went down and came back up,
+// after the overflow marker.
+func TestSocketStateNeverDropped(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	cfg.EventBuffer = 1
+	cfg.DeliverTimeout = 10 * time.Millisecond
+	var drops recorder
+	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	s := open(t, srv, cfg)
+	lists := len(srv.TopicLists("1001"))
+	for i := range 5 {
+		srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": fmt.Sprint(i)})
+	}
+	eventually(t, "drops", func() bool { return drops.count("overflow") >= 4 })
+	before := drops.count("overflow")
+	srv.DropSockets("1001")
+	// Nobody consumes yet. A reader that dropped state changes would now
+	// drop "down", reconnect and drop "up" within a few DeliverTimeouts;
+	// give it ample time to do so before consuming. (A correct reader waits
+	// on "down" meanwhile, so this is a bounded wait for a non-event.)
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) && drops.count("overflow") == before && len(srv.TopicLists("1001")) == lists {
+		time.Sleep(5 * time.Millisecond)
+	}
+	var got []string
+	for len(got) == 0 || got[len(got)-1] != "up-reconnect" {
+		ev, ok := nextEvent(t, s)
+		if !ok {
+			t.Fatalf("events closed: %v", s.Err())
+		}
+		switch e := ev.(type) {
+		case *pbx.Overflow:
+			got = append(got, "overflow")
+		case *pbx.SocketState:
+			switch {
+			case !e.Up:
+				got = append(got, "down")
+			case e.Reconnect:
+				got = append(got, "up-reconnect")
+			default:
+				got = append(got, "up")
+			}
+		}
+	}
+	if want := []string{"overflow", "down", "up-reconnect"}; !slices.Equal(got, want) {
+		t.Fatalf("state events %v, want %v", got, want)
+	}
+	subscribed(t, srv, "1001", lists+1)
+}

@@ -105,9 +105,12 @@ type CDR struct {
 	CLID         string       `json:"clid"`
 }
 
-// Missed reports whether the record is a missed call (status 2 or
-// disposition NO ANSWER).
-func (c CDR) Missed() bool { return c.Status == StatusMissed || c.Disposition == "NO ANSWER" }
+// Missed reports whether the record is a missed call: status 2, or an
+// incoming call with disposition NO ANSWER. An outgoing call that nobody
+// answered is not one: its number is the callee, not someone to call back.
+func (c CDR) Missed() bool {
+	return c.Status == StatusMissed || c.Status == StatusIncoming && c.Disposition == "NO ANSWER"
+}
 
 // CDRResult is the PBX's answer to a CDR query, as the SDK returns it.
 type CDRResult struct {

@@ -70,9 +70,10 @@ type fileConfig struct {
 			Min duration `yaml:"min"`
 			Max duration `yaml:"max"`
 		} `yaml:"login_retry"`
-		MaxFrameBytes int64 `yaml:"max_frame_bytes"`
-		EventBuffer   int   `yaml:"event_buffer"`
-		RateLimit     struct {
+		MaxFrameBytes  int64    `yaml:"max_frame_bytes"`
+		EventBuffer    int      `yaml:"event_buffer"`
+		DeliverTimeout duration `yaml:"deliver_timeout"`
+		RateLimit      struct {
 			RequestsPerSecond float64 `yaml:"requests_per_second"`
 			MaxConcurrent     int     `yaml:"max_concurrent"`
 		} `yaml:"rate_limit"`
@@ -124,15 +125,23 @@ func loadConfig(path string) (*fileConfig, error) {
 func parseConfig(raw []byte) (*fileConfig, error) {
 	var fc fileConfig
 	if err := yaml.UnmarshalWithOptions(raw, &fc, yaml.DisallowUnknownField()); err != nil {
-		return nil, fmt.Errorf("config: %s", yaml.FormatError(err, false, true))
+		// Position only, no source excerpt: the lines around an error may
+		// hold a secret.
+		return nil, fmt.Errorf("config: %s", yaml.FormatError(err, false, false))
 	}
 	var errs *multierror.Error
 	expandEnv(reflect.ValueOf(&fc).Elem(), "", &errs)
-	if errs != nil {
-		return nil, errs
-	}
 	fc.setDefaults()
+	// Report every problem at once: an unset variable does not hide the rest.
 	if err := fc.check(); err != nil {
+		var me *multierror.Error
+		if errors.As(err, &me) {
+			errs = multierror.Append(errs, me.Errors...)
+		} else {
+			errs = multierror.Append(errs, err)
+		}
+	}
+	if err := errs.ErrorOrNil(); err != nil {
 		return nil, err
 	}
 	return &fc, nil
@@ -270,6 +279,7 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 			ReconnectMax:       time.Duration(fc.PBX.Reconnect.Max),
 			MaxFrameBytes:      fc.PBX.MaxFrameBytes,
 			EventBuffer:        fc.PBX.EventBuffer,
+			DeliverTimeout:     time.Duration(fc.PBX.DeliverTimeout),
 		},
 		JetStream: bridge.JetStreamConfig{
 			Disabled:        fc.JetStream.Enabled != nil && !*fc.JetStream.Enabled,

@@ -48,7 +48,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer os.RemoveAll(dir)
 	ns, err := bridge.EmbeddedNATS(*listen, dir)
 	if err != nil {
-		return err
+		// Most likely a NATS server already runs on 4222: the demo does not
+		// need that port, any free one will do.
+		fmt.Fprintf(stderr, "%v; using a free port instead (set one with --nats-listen)\n", err)
+		if ns, err = bridge.EmbeddedNATS("127.0.0.1:0", dir); err != nil {
+			return err
+		}
 	}
 	defer ns.Shutdown()
 

@@ -71,7 +71,7 @@ func serve(ctx context.Context, fc *fileConfig, log *slog.Logger) error {
 	if err := nc.Drain(); err == nil {
 		select {
 		case <-drained:
-		case <-time.After(10 * time.Second):
+		case <-time.After(drainTimeout(fc)):
 			log.Warn("NATS drain timed out")
 		}
 	}
@@ -138,4 +138,13 @@ func serveHTTP(addr string, h http.Handler, log *slog.Logger) (stop func(), err 
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// drainTimeout bounds the NATS drain at shutdown, like the bridge's own
+// shutdown.
+func drainTimeout(fc *fileConfig) time.Duration {
+	if d := time.Duration(fc.ShutdownTimeout); d > 0 {
+		return d
+	}
+	return 10 * time.Second
 }

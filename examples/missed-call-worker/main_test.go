@@ -61,6 +61,14 @@ func TestWorkerGetsEachMissedCallOnce(t *testing.T) {
 			t.Fatal("extensions not online:", err)
 		}
 	}
+	// The PBX does not acknowledge the socket's topic list: wait until it
+	// has read it, so that the first calls come with their notification.
+	for deadline := time.Now().Add(10 * time.Second); len(sim.TopicLists("1001")) == 0 || len(sim.TopicLists("1002")) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("extensions not subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	js, err := jetstream.New(nc)
 	if err != nil {

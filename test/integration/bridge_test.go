@@ -38,8 +38,18 @@ func start(t *testing.T, jetstream bool, exts ...string) *setup {
 	s.b = runBridge(t, s.nc, cfg)
 	for _, e := range exts {
 		s.rec.await("pbx."+e+".session.online", 1, 10*time.Second)
+		awaitSubscribed(t, sim, e, 1)
 	}
 	return s
+}
+
+// awaitSubscribed waits until the simulator has received n topic lists from
+// ext. The protocol does not acknowledge a topic list, so "online" can come
+// before the PBX has read it, and a call in between would come without
+// its notification.
+func awaitSubscribed(t testing.TB, sim *pbxtest.Server, ext string, n int) {
+	t.Helper()
+	waitFor(t, ext+" subscribed", 10*time.Second, func() bool { return len(sim.TopicLists(ext)) >= n })
 }
 
 // request sends a request and returns the reply, failing on a transport error.

@@ -100,6 +100,7 @@ func TestFirstStart(t *testing.T) {
 			runBridge(t, nc, cfg)
 			// Online is announced after the catch-up: what it published is final.
 			rec.await("pbx.1001.session.online", 1, 10*time.Second)
+			awaitSubscribed(t, sim, "1001", 1)
 			got := createdIDs(t, rec, "1001")
 			want := tc.want(sim.CDRs("1001"))
 			if !slices.Equal(got, want) {
@@ -127,9 +128,16 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	sim, secrets := startPBX(t, "1001")
 	nc := connect(t, ns.ClientURL())
 	rec := record(t, nc, "pbx.>")
-	cfg := fastConfig(sim, secrets, testLogger(&syncBuffer{}))
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	cfg := fastConfig(sim, secrets, testLogger(logs))
 	b := runBridge(t, nc, cfg)
 	rec.await("pbx.1001.session.online", 1, 10*time.Second)
+	awaitSubscribed(t, sim, "1001", 1)
 	for i := 0; i < 3; i++ {
 		if _, err := sim.Call("1001", pbxtest.Call{Kind: pbxtest.Incoming, TalkDuration: 1}); err != nil {
 			t.Fatal(err)
