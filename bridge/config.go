@@ -154,10 +154,17 @@ func (c *Config) Validate() error {
 	if !c.JetStream.Disabled && c.JetStream.CursorBucket != "" && !validName(c.JetStream.CursorBucket) {
 		errs = append(errs, fmt.Errorf("jetstream.cursor_bucket: %q is not a valid bucket name", c.JetStream.CursorBucket))
 	}
+	if ua := c.PBX.UserAgent; ua != "" && ua != pbx.UserAgentWebClient && ua != pbx.UserAgentWebPC {
+		errs = append(errs, fmt.Errorf("pbx.user_agent: %q is neither %s nor %s", ua, pbx.UserAgentWebClient, pbx.UserAgentWebPC))
+	}
 	probe := c.PBX
-	probe.Username, probe.Secret = "probe", "probe"
+	probe.Username, probe.Secret, probe.UserAgent = "probe", "probe", ""
 	if _, err := pbx.NewClient(probe); err != nil {
-		errs = append(errs, fmt.Errorf("pbx: %w", err))
+		key := "pbx"
+		if errors.Is(err, pbx.ErrInvalidPBXURL) || errors.Is(err, pbx.ErrPBXURLNotHTTPS) {
+			key = "pbx.url"
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", key, err))
 	}
 	return multierror.Append(nil, errs...).ErrorOrNil()
 }
