@@ -181,17 +181,21 @@ scan:
 	return cur, x.b.cursors.put(ctx, x.cursorKey, cur)
 }
 
-// publishRecord publishes cdr.created and, for a missed call, call.missed.
-// Both ids derive from the PBX and the record, so a replay carries the same
-// ids and JetStream drops it as a duplicate.
+// publishRecord publishes call.missed (for a missed call) and then
+// cdr.created. Both ids derive from the PBX and the record, so a replay
+// carries the same ids and JetStream drops it as a duplicate.
+//
+// cdr.created goes last on purpose: the extension's last cdr.created in the
+// stream is one of the cursor's sources (kvCursors), so it must mean that
+// every event of its record was acknowledged. A crash between the two
+// publishes republishes call.missed (same id) rather than losing it.
 func (x *extension) publishRecord(ctx context.Context, r pbx.CDR) error {
 	info := x.extInfo()
-	evs := []func(time.Time) (outEvent, error){
-		func(now time.Time) (outEvent, error) { return x.f.cdrCreated(info, r, now) },
-	}
+	var evs []func(time.Time) (outEvent, error)
 	if r.Missed() {
 		evs = append(evs, func(now time.Time) (outEvent, error) { return x.f.callMissed(info, r, now) })
 	}
+	evs = append(evs, func(now time.Time) (outEvent, error) { return x.f.cdrCreated(info, r, now) })
 	for _, build := range evs {
 		if !x.publish(ctx, build) {
 			return fmt.Errorf("record %d not published", r.ID)

@@ -167,3 +167,29 @@ func TestStaleCursorNotRepublished(t *testing.T) {
 		t.Fatalf("cdr.created ids %v: records were published again from a stale cursor", got)
 	}
 }
+
+// TestCursorFromStreamMeansRecordComplete: when the stream's last
+// cdr.created is newer than the stored cursor, the record's call.missed
+// must already be in the stream too (it is published first), so taking the
+// stream's word loses no missed call.
+func TestCursorFromStreamMeansRecordComplete(t *testing.T) {
+	s := start(t, true, "1001")
+	c, err := s.sim.Call("1001", pbxtest.Call{Kind: pbxtest.Missed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := s.rec.await("pbx.1001.cdr.created", 1, 5*time.Second)[0]
+	missed := s.rec.await("pbx.1001.call.missed", 1, 5*time.Second)[0]
+	if data[schema.CDRCreated](t, created).Record.ID != c.ID || data[schema.CallMissed](t, missed).CDRID != c.ID {
+		t.Fatal("events for another record")
+	}
+	var order []string
+	for _, e := range s.rec.all() {
+		if e.Subject == "pbx.1001.cdr.created" || e.Subject == "pbx.1001.call.missed" {
+			order = append(order, e.Subject)
+		}
+	}
+	if want := []string{"pbx.1001.call.missed", "pbx.1001.cdr.created"}; strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Fatalf("publish order %v, want %v", order, want)
+	}
+}
