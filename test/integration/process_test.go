@@ -134,3 +134,12 @@ func (p *process) terminate(d time.Duration) error {
 
 // logContains reports whether the process logged s.
 func (p *process) logContains(s string) bool { return strings.Contains(p.logs.String(), s) }
+
+// TestMain removes the binary that binary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
