@@ -245,7 +245,10 @@ func TestRequestTimeout(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	cfg := fastConfig(t, srv, ext)
-	cfg.RequestTimeout = 50 * time.Millisecond
+	// Long enough for getproduct (a TLS handshake and a request, under the
+	// race detector on a loaded machine) to succeed: only the login may time
+	// out. 50ms was not.
+	cfg.RequestTimeout = time.Second
 	srv.SlowEndpoint("/api/v1.0/login", time.Minute)
 	start := time.Now()
 	_, err := pbx.Open(context.Background(), cfg)
@@ -253,7 +256,7 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want PBX_NETWORK_ERROR and a deadline", err)
 	}
 	if d := time.Since(start); d > wait/2 {
-		t.Errorf("Open took %v with a 50ms request timeout", d)
+		t.Errorf("Open took %v with a %v request timeout", d, cfg.RequestTimeout)
 	}
 
 	// The caller's context is honoured too.

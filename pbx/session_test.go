@@ -301,6 +301,9 @@ func TestCloseWhileDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Should the test fail before its own Close, the session must not
+	// outlive it (and log into a finished test).
+	t.Cleanup(func() { _ = s.Close() })
 	// The Up state fills the buffer; the first notice blocks the reader.
 	eventually(t, "the socket", func() bool { return len(srv.TopicLists("1001")) == 1 })
 	srv.Notify("1001", 20008, map[string]string{"record_feature_code": "*1"})

@@ -148,6 +148,15 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool) (up bool, fatal, closeErr error) {
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	c := &conn{ws: ws, writeTimeout: s.cfg.RequestTimeout}
+	// The topic list is the first frame, before the heartbeat goroutine
+	// exists: started first, it could send a "heartbeat" ahead of it (a
+	// reader delayed PingAfter on a loaded machine is enough), which the PBX
+	// refuses before a topic list. The write is bounded by writeTimeout and
+	// goes to a fresh socket's empty buffer.
+	if err := s.subscribe(c); err != nil {
+		ws.Close()
+		return false, nil, err
+	}
 	hb := newHeartbeat(s.cfg, time.Now())
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -162,9 +171,6 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		ws.Close()
 	}()
 
-	if err := s.subscribe(c); err != nil {
-		return false, nil, err
-	}
 	s.log.Info("pbx socket up", "reconnect", reconnect, "topics", len(s.topics))
 	s.deliver(ctx, hb, &SocketState{Up: true, Reconnect: reconnect})
 

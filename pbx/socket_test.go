@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -37,6 +38,38 @@ func TestHeartbeatAnswered(t *testing.T) {
 		t.Fatalf("%d topic lists: the socket was reconnected although heartbeats were answered", n)
 	}
 	sentinel(t, srv, s, "*5")
+}
+
+// TestTopicListIsTheFirstFrame: a heartbeat due at once (PingAfter 1ns)
+// must still wait for the topic list, on every socket; the PBX refuses a
+// heartbeat that comes before it (policy violation, then the socket is
+// closed). Heartbeats go unanswered here, so each socket sends one ping and
+// the test stays quiet.
+func TestTopicListIsTheFirstFrame(t *testing.T) {
+	var simLog syncBuffer
+	srv := newPBX(t, pbxtest.Options{Logger: slog.New(slog.NewTextHandler(&simLog, nil))})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	srv.StallHeartbeats("1001", true)
+	cfg := fastConfig(t, srv, ext)
+	cfg.PingAfter = time.Nanosecond
+	cfg.PongTimeout = time.Hour
+	cfg.KeepaliveEvery = time.Hour
+	s := open(t, srv, cfg)
+	const sockets = 20
+	for i := 1; i <= sockets; i++ {
+		if i > 1 {
+			srv.DropSockets("1001")
+			awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
+			subscribed(t, srv, "1001", i)
+		}
+		eventually(t, fmt.Sprintf("the ping of socket %d", i), func() bool { return srv.Heartbeats("1001") >= i })
+	}
+	if strings.Contains(simLog.String(), "protocol violation") {
+		t.Errorf("the PBX saw a protocol violation:\n%s", simLog.String())
+	}
+	if n := srv.Requests("/api/v1.0/subscribe"); n != sockets {
+		t.Errorf("%d subscribe requests for %d sockets: some sockets were refused", n, sockets)
+	}
 }
 
 func TestHeartbeatTimeoutReconnects(t *testing.T) {

@@ -336,8 +336,10 @@ func TestRuntimeErrors(t *testing.T) {
 				t.Fatalf("runtime error = %+v, want code %d action %s", d, tc.code, tc.action)
 			}
 			if tc.action == schema.ActionRelogin {
-				// Logged in again: online a second time, and calls still arrive.
+				// Logged in again: online a second time, and calls still arrive
+				// (once the PBX has read the new socket's topic list).
 				s.rec.await("pbx.1001.session.online", 2, 10*time.Second)
+				awaitSubscribed(t, s.sim, "1001", 2)
 				if _, err := s.sim.Call("1001", pbxtest.Call{Kind: pbxtest.Incoming}); err != nil {
 					t.Fatal(err)
 				}
@@ -354,6 +356,7 @@ func TestDroppedSocketReconnects(t *testing.T) {
 	s.sim.DropSockets("1001")
 	s.rec.await("pbx.1001.session.reconnecting", 1, 5*time.Second)
 	s.rec.await("pbx.1001.session.online", 2, 10*time.Second)
+	awaitSubscribed(t, s.sim, "1001", 2) // the new socket's topic list, or the call comes without a notification
 	if _, err := s.sim.Call("1001", pbxtest.Call{Kind: pbxtest.Missed}); err != nil {
 		t.Fatal(err)
 	}
