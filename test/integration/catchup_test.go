@@ -279,6 +279,7 @@ func TestProbes(t *testing.T) {
 	rec.await("pbx.1002.session.online", 1, 10*time.Second)
 	waitFor(t, "ready", 10*time.Second, func() bool { code, _ := get(b.Handler(), "/readyz"); return code == 200 })
 	// Stopped by a runtime error is a known terminal state: still ready.
+	awaitSubscribed(t, sim, "1002", 1)
 	sim.Kick("1002")
 	rec.await("pbx.1002.runtime.error", 1, 5*time.Second)
 	rec.await("pbx.1002.session.stopped", 2, 5*time.Second) // the first was the first bridge's shutdown

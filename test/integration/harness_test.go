@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,10 +32,17 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			t.Fatalf("timed out after %s waiting for %s\n%s", d, what, goroutines())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// goroutines returns every goroutine's stack: a wait that timed out leaves
+// the evidence of what was stuck.
+func goroutines() string {
+	buf := make([]byte, 4<<20)
+	return "goroutines at the timeout:\n" + string(buf[:runtime.Stack(buf, true)])
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -255,8 +263,8 @@ func (r *recorder) await(subject string, n int, d time.Duration) []event {
 			return got
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %d events on %s (got %d); all subjects: %s",
-				n, subject, len(got), strings.Join(r.subjects(), " "))
+			r.t.Fatalf("timed out waiting for %d events on %s (got %d); all subjects: %s\n%s",
+				n, subject, len(got), strings.Join(r.subjects(), " "), goroutines())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
