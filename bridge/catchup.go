@@ -91,7 +91,7 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource) (int, error) {
 				return published, err
 			}
 			cur = cursor{ID: r.ID, UniqueID: r.UniqueID, Timestamp: r.Timestamp}
-			if err := x.b.cursors.put(ctx, x.cursorKey, cur); err != nil {
+			if err := x.saveCursor(ctx, cur); err != nil {
 				return published, err
 			}
 			published++
@@ -138,12 +138,33 @@ func countNewer(ctx context.Context, src cdrSource, after int) (newer, total int
 
 // loadCursor reads the extension's cursor or, on its first start, makes one
 // by the FirstStart policy and stores it.
+//
+// The store is read once per run of the bridge: this extension's
+// supervisor is the cursor's only writer, so after that the copy it keeps
+// is the truth, and a catch-up with nothing new costs one PBX query and no
+// NATS round trip.
 func (x *extension) loadCursor(ctx context.Context, src cdrSource) (cursor, error) {
+	if x.cursor != nil {
+		return *x.cursor, nil
+	}
 	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.cred.Username)
-	if err != nil || ok {
+	if err != nil {
 		return cur, err
 	}
-	return x.firstCursor(ctx, src)
+	if !ok {
+		return x.firstCursor(ctx, src)
+	}
+	x.cursor = &cur
+	return cur, nil
+}
+
+// saveCursor stores the cursor and keeps it as the extension's copy.
+func (x *extension) saveCursor(ctx context.Context, c cursor) error {
+	if err := x.b.cursors.put(ctx, x.cursorKey, c); err != nil {
+		return err
+	}
+	x.cursor = &c
+	return nil
 }
 
 // firstCursor makes and stores the cursor of an extension without one, by
@@ -178,7 +199,7 @@ scan:
 		}
 	}
 	x.log.Info("first start: cursor set", "policy", fs.Mode, "cursor_id", cur.ID, "history_records", i)
-	return cur, x.b.cursors.put(ctx, x.cursorKey, cur)
+	return cur, x.saveCursor(ctx, cur)
 }
 
 // publishRecord publishes call.missed (for a missed call) and then

@@ -33,6 +33,9 @@ type extension struct {
 	log       *slog.Logger
 	f         eventFactory
 	cursorKey string
+	// cursor is the newest record published, once read from the store;
+	// used by the supervisor's goroutine only.
+	cursor *cursor
 
 	mu       sync.Mutex
 	state    string
