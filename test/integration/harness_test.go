@@ -66,16 +66,12 @@ func (s *syncBuffer) String() string {
 // startNATS starts an embedded NATS server with JetStream in dir.
 func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
-	ns, err := startNATSAt(fmt.Sprintf("127.0.0.1:%d", port), dir)
+	ns, err := bridge.EmbeddedNATS(fmt.Sprintf("127.0.0.1:%d", port), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
 	return ns
-}
-
-func startNATSAt(addr, dir string) (*server.Server, error) {
-	return bridge.EmbeddedNATS(addr, dir)
 }
 
 func startPBX(t testing.TB, exts ...string) (*pbxtest.Server, map[string]string) {
