@@ -52,3 +52,53 @@ func TestCDRQueryNormalized(t *testing.T) {
 		})
 	}
 }
+
+// TestCDRQueryValidate: the range rules alone, without defaults, so that the
+// bridge's request parser and the client refuse the same queries.
+func TestCDRQueryValidate(t *testing.T) {
+	valid := pbx.CDRQuery{Page: 1, Size: 20, SortBy: "time", OrderBy: "desc"}
+	with := func(modify func(*pbx.CDRQuery)) pbx.CDRQuery {
+		q := valid
+		modify(&q)
+		return q
+	}
+	tests := []struct {
+		name    string
+		q       pbx.CDRQuery
+		wantErr string // a fragment of the error; "" for none
+	}{
+		{name: "valid", q: valid},
+		{name: "zero is not filled in", q: pbx.CDRQuery{}, wantErr: "page 0"},
+		{name: "size 0 is not filled in", q: with(func(q *pbx.CDRQuery) { q.Size = 0 }), wantErr: "size 0"},
+		{name: "empty sortBy is not filled in", q: with(func(q *pbx.CDRQuery) { q.SortBy = "" }), wantErr: "sortBy"},
+		{name: "largest size", q: with(func(q *pbx.CDRQuery) { q.Size = pbx.MaxCDRSize })},
+		{name: "every status", q: with(func(q *pbx.CDRQuery) { q.Status = pbx.StatusOutgoing })},
+		{name: "empty filter is none", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("") })},
+		{name: "64-byte filter", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr(strings.Repeat("9", 64)) })},
+		{name: "65-byte filter", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr(strings.Repeat("9", 65)) }), wantErr: "longer than 64"},
+		{name: "tab", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("10\t01") }), wantErr: "control character"},
+		{name: "DEL", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("10\x7f") }), wantErr: "control character"},
+		{name: "C1 control", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("10\u0085") }), wantErr: "control character"},
+		{name: "invalid UTF-8", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("10\xff") }), wantErr: "UTF-8"},
+		{name: "plus and spaces", q: with(func(q *pbx.CDRQuery) { q.Filter = ptr("+49 30 1234") })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.q.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+			} else if !errors.Is(err, pbx.ErrInvalidQuery) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate = %v, want ErrInvalidQuery with %q", err, tt.wantErr)
+			}
+			// Normalized is defaults, then the same rules: on a query
+			// without zero fields the two agree.
+			if tt.q.Page != 0 && tt.q.Size != 0 && tt.q.SortBy != "" {
+				if _, nerr := tt.q.Normalized(); (nerr == nil) != (err == nil) {
+					t.Fatalf("Normalized = %v, Validate = %v: they disagree", nerr, err)
+				}
+			}
+		})
+	}
+}
