@@ -30,7 +30,12 @@ const (
 	DefaultKeepaliveEvery = 35 * time.Second
 	DefaultReconnectMin   = 5 * time.Second
 	DefaultReconnectMax   = 60 * time.Second
-	DefaultMaxFrameBytes  = 1 << 20
+	// DefaultMaxFrameBytes is 1 MiB less 16 KiB. The NATS server's default
+	// max_payload is 1 MiB, and a notification's msg is never larger than
+	// its frame (the frame holds it string-encoded), so an event built from
+	// a frame under this limit fits in one NATS message with 16 KiB left
+	// for the CloudEvents envelope.
+	DefaultMaxFrameBytes  = 1<<20 - 16<<10
 	DefaultEventBuffer    = 256
 	DefaultDeliverTimeout = 5 * time.Second
 )

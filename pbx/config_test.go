@@ -92,3 +92,14 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultMaxFrameBytesFitsNATS: an event built from a frame under the
+// default limit must fit the NATS server's default max_payload (1 MiB)
+// with room for the CloudEvents envelope.
+func TestDefaultMaxFrameBytesFitsNATS(t *testing.T) {
+	const natsDefaultMaxPayload = 1 << 20
+	const envelopeRoom = 16 << 10
+	if pbx.DefaultMaxFrameBytes+envelopeRoom > natsDefaultMaxPayload {
+		t.Fatalf("DefaultMaxFrameBytes %d leaves less than %d bytes of a %d-byte NATS message", pbx.DefaultMaxFrameBytes, envelopeRoom, natsDefaultMaxPayload)
+	}
+}
