@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,4 +156,51 @@ func loginThenPersonal(c *pbx.Client) (pbx.Personal, error) {
 		return pbx.Personal{}, err
 	}
 	return c.GetPersonal(context.Background())
+}
+
+// TestGetProductHost: getproduct's host is what the SDK's URL.host gives:
+// lower case, no default port, the port as a plain number.
+func TestGetProductHost(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://pbx.example.com", "pbx.example.com"},
+		{"https://PBX.Example.COM:443", "pbx.example.com"},
+		{"https://pbx.example.com:0443/", "pbx.example.com"},
+		{"https://pbx.example.com:8088", "pbx.example.com:8088"},
+		{"https://pbx.example.com:08088", "pbx.example.com:8088"},
+		{"https://127.0.0.1:8443", "127.0.0.1:8443"},
+		{"https://[::1]:443", "[::1]"},
+		{"https://[0:0:0:0:0:0:0:1]:8088", "[::1]:8088"},
+		{"https://[FE80::1]", "[fe80::1]"},
+	}
+	for _, tt := range tests {
+		got, err := pbx.SDKHost(tt.url)
+		if err != nil || got != tt.want {
+			t.Errorf("host of %s = %q, %v; want %q", tt.url, got, err, tt.want)
+		}
+	}
+
+	// On the wire: a PBX reached as EXAMPLE.com:443 (dialled at a local
+	// server) sees host=example.com.
+	var seen []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.Query()["host"]...)
+		_, _ = w.Write([]byte(`{"errcode":0,"product":{"base_oem_id":0,"version":"37.12.0.10"}}`))
+	}))
+	defer srv.Close()
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	defer tr.CloseIdleConnections()
+	c, err := pbx.NewClient(pbx.Config{URL: "https://EXAMPLE.com:443", HTTPClient: &http.Client{Transport: tr}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetProduct(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != "example.com" {
+		t.Fatalf("host parameters %q, want [example.com]", seen)
+	}
 }

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -104,7 +106,7 @@ func (c *Client) GetProduct(ctx context.Context) (Product, error) {
 	var out struct {
 		Product *Product `json:"product"`
 	}
-	q := url.Values{"host": {c.origin.Host}}
+	q := url.Values{"host": {sdkHost(c.origin)}}
 	if err := c.call(ctx, http.MethodGet, ep, q, nil, false, ErrGetProductFailed, &out); err != nil {
 		return Product{}, err
 	}
@@ -112,6 +114,28 @@ func (c *Client) GetProduct(ctx context.Context) (Product, error) {
 		return Product{}, fmt.Errorf("pbx %s%s: answer has no product.base_oem_id: %w", apiPrefix, ep, ErrGetProductFailed)
 	}
 	return *out.Product, nil
+}
+
+// sdkHost is what the SDK sends as getproduct's host: its pbxURL's
+// URL.host, as a browser's URL parser gives it: the host in lower case (an
+// IPv6 address in its canonical form), and the port as a plain decimal
+// number, left out when it is https's default, 443.
+func sdkHost(origin *url.URL) string {
+	host := strings.ToLower(origin.Hostname())
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Is6() && ip.Zone() == "" {
+		host = ip.String()
+	}
+	port := origin.Port()
+	if n, err := strconv.Atoi(port); err == nil {
+		port = strconv.Itoa(n)
+	}
+	if port == "" || port == "443" {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // loginRequest is login's body, as the SDK sends it.

@@ -9,3 +9,13 @@ func RuntimeErrorFor(f Frame, username, plan, userAgent string) error {
 	}
 	return nil
 }
+
+// SDKHost exposes getproduct's host parameter for a PBX URL to the external
+// tests.
+func SDKHost(rawURL string) (string, error) {
+	u, err := parsePBXURL(rawURL)
+	if err != nil {
+		return "", err
+	}
+	return sdkHost(u), nil
+}
