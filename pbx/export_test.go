@@ -1,5 +1,7 @@
 package pbx
 
+import "time"
+
 // RuntimeErrorFor exposes the runtime-error rules to the external tests: the
 // runtime error a decoded frame raises for a session of username in plan mode
 // plan ("en"/"cn") with userAgent, or nil.
@@ -18,4 +20,15 @@ func SDKHost(rawURL string) (string, error) {
 		return "", err
 	}
 	return sdkHost(u), nil
+}
+
+// ReconnectDelays returns the first n reconnect delays of a session with
+// these bounds.
+func ReconnectDelays(minDelay, maxDelay time.Duration, n int) []time.Duration {
+	r := newReconnectDelays(Config{ReconnectMin: minDelay, ReconnectMax: maxDelay})
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = r.next()
+	}
+	return out
 }

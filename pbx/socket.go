@@ -28,18 +28,12 @@ const subscribePath = apiPrefix + "subscribe"
 // an errcode (or 401) there means the token is dead and the session ends with
 // ErrTokenRejected; a transport error or a success means keep reconnecting.
 func (s *Session) keepSocket(ctx context.Context) error {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(s.cfg.ReconnectMin),
-		backoff.WithMaxInterval(s.cfg.ReconnectMax),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithRandomizationFactor(0.25),
-		backoff.WithMultiplier(2),
-	)
+	b := newReconnectDelays(s.cfg)
 	wasUp := false
 	shortFailures := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			t := time.NewTimer(b.NextBackOff())
+			t := time.NewTimer(b.next())
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -81,7 +75,7 @@ func (s *Session) keepSocket(ctx context.Context) error {
 			}
 			if up && time.Since(opened) >= s.cfg.ReconnectMin {
 				shortFailures = 0
-				b.Reset()
+				b.reset()
 			} else {
 				shortFailures++
 			}
@@ -94,6 +88,32 @@ func (s *Session) keepSocket(ctx context.Context) error {
 		}
 	}
 }
+
+// reconnectDelays yields the socket's reconnect delays: exponential from
+// ReconnectMin, doubling, jittered by 25%, and never above ReconnectMax.
+// (backoff caps the interval before it adds the jitter, so on its own the
+// delay could exceed ReconnectMax by a quarter.)
+type reconnectDelays struct {
+	b   *backoff.ExponentialBackOff
+	max time.Duration
+}
+
+func newReconnectDelays(cfg Config) *reconnectDelays {
+	return &reconnectDelays{
+		b: backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(cfg.ReconnectMin),
+			backoff.WithMaxInterval(cfg.ReconnectMax),
+			backoff.WithMaxElapsedTime(0),
+			backoff.WithRandomizationFactor(0.25),
+			backoff.WithMultiplier(2),
+		),
+		max: cfg.ReconnectMax,
+	}
+}
+
+func (r *reconnectDelays) next() time.Duration { return min(r.b.NextBackOff(), r.max) }
+
+func (r *reconnectDelays) reset() { r.b.Reset() }
 
 // probeToken asks the PBX whether the token still works.
 func (s *Session) probeToken(ctx context.Context) error {

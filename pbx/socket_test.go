@@ -416,3 +416,25 @@ func TestSocketStateNeverDropped(t *testing.T) {
 	}
 	subscribed(t, srv, "1001", lists+1)
 }
+
+// TestReconnectDelaysCapped: the jitter never takes a delay above
+// ReconnectMax, nor below three quarters of ReconnectMin.
+func TestReconnectDelaysCapped(t *testing.T) {
+	for _, b := range []struct{ min, max time.Duration }{
+		{20 * time.Millisecond, 200 * time.Millisecond},
+		{5 * time.Second, 60 * time.Second},
+		{time.Second, time.Second},
+	} {
+		delays := pbx.ReconnectDelays(b.min, b.max, 500)
+		reachedMax := false
+		for i, d := range delays {
+			if d > b.max || d < b.min*3/4 {
+				t.Fatalf("bounds %v..%v: delay %d is %v", b.min, b.max, i, d)
+			}
+			reachedMax = reachedMax || d >= b.max*3/4
+		}
+		if !reachedMax {
+			t.Errorf("bounds %v..%v: the delays never grew towards the cap", b.min, b.max)
+		}
+	}
+}
