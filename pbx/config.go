@@ -61,7 +61,8 @@ type Config struct {
 	// RootCAs is an alternative to CAFile; setting both is an error.
 	RootCAs *x509.CertPool
 	// InsecureSkipVerify turns certificate verification off. For lab PBXs
-	// with self-signed certificates only.
+	// with self-signed certificates only; setting it with CAFile or RootCAs
+	// is an error.
 	InsecureSkipVerify bool
 
 	// RequestTimeout bounds each HTTP request, the socket handshake and
@@ -202,6 +203,12 @@ func (cfg Config) tlsConfig() (*tls.Config, error) {
 	switch {
 	case cfg.CAFile != "" && cfg.RootCAs != nil:
 		return nil, fmt.Errorf("%w: set CAFile or RootCAs, not both", ErrInvalidConfig)
+	case cfg.InsecureSkipVerify && cfg.CAFile != "":
+		// One of the two is a mistake: either the CA would be ignored or
+		// verification was meant to be on.
+		return nil, fmt.Errorf("%w: InsecureSkipVerify and CAFile are both set: verification is either off or against CAFile, not both", ErrInvalidConfig)
+	case cfg.InsecureSkipVerify && cfg.RootCAs != nil:
+		return nil, fmt.Errorf("%w: InsecureSkipVerify and RootCAs are both set: verification is either off or against RootCAs, not both", ErrInvalidConfig)
 	case cfg.CAFile != "":
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {

@@ -2,6 +2,7 @@ package pbx_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -72,18 +73,31 @@ func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		name   string
 		modify func(*pbx.Config)
+		names  []string // fields the error must name
 	}{
-		{"unknown user agent", func(c *pbx.Config) { c.UserAgent = "Firefox" }},
-		{"negative timeout", func(c *pbx.Config) { c.RequestTimeout = -1 }},
-		{"negative buffer", func(c *pbx.Config) { c.EventBuffer = -1 }},
-		{"missing CA file", func(c *pbx.Config) { c.CAFile = filepath.Join(dir, "nope.pem") }},
-		{"CA file without PEM", func(c *pbx.Config) { c.CAFile = notPEM }},
+		{"unknown user agent", func(c *pbx.Config) { c.UserAgent = "Firefox" }, nil},
+		{"negative timeout", func(c *pbx.Config) { c.RequestTimeout = -1 }, nil},
+		{"negative buffer", func(c *pbx.Config) { c.EventBuffer = -1 }, nil},
+		{"missing CA file", func(c *pbx.Config) { c.CAFile = filepath.Join(dir, "nope.pem") }, nil},
+		{"CA file without PEM", func(c *pbx.Config) { c.CAFile = notPEM }, nil},
+		{"insecure with a CA file", func(c *pbx.Config) { c.InsecureSkipVerify, c.CAFile = true, notPEM }, []string{"InsecureSkipVerify", "CAFile"}},
+		{"insecure with root CAs", func(c *pbx.Config) { c.InsecureSkipVerify, c.RootCAs = true, x509.NewCertPool() }, []string{"InsecureSkipVerify", "RootCAs"}},
 	}
 	for _, tt := range tests {
 		cfg := base
 		tt.modify(&cfg)
-		if _, err := pbx.NewClient(cfg); !errors.Is(err, pbx.ErrInvalidConfig) {
+		_, err := pbx.NewClient(cfg)
+		if !errors.Is(err, pbx.ErrInvalidConfig) {
 			t.Errorf("%s: err = %v, want ErrInvalidConfig", tt.name, err)
+			continue
+		}
+		for _, name := range tt.names {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: err %q does not name %s", tt.name, err, name)
+			}
+		}
+		if _, err := pbx.NewHTTPClient(cfg, 0); tt.names != nil && !errors.Is(err, pbx.ErrInvalidConfig) {
+			t.Errorf("%s: NewHTTPClient err = %v, want ErrInvalidConfig", tt.name, err)
 		}
 	}
 	for _, cfg := range []pbx.Config{{URL: base.URL, Secret: "x"}, {URL: base.URL, Username: "1001"}} {
