@@ -204,3 +204,33 @@ func TestGetProductHost(t *testing.T) {
 		t.Fatalf("host parameters %q, want [example.com]", seen)
 	}
 }
+
+// TestShortSecretNeverEchoed: a PBX that quotes the password in its login
+// error must not put it into the error text, however short the secret (and
+// in whatever form it quotes it).
+func TestShortSecretNeverEchoed(t *testing.T) {
+	const secret = "q7&"
+	for _, echo := range []string{secret, `q7\u0026`, "q7%26"} {
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"errcode":10009,"errmsg":"wrong password ` + echo + ` for 1001"}`))
+		}))
+		c, err := pbx.NewClient(pbx.Config{URL: srv.URL, Username: "1001", Secret: secret,
+			RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Login(context.Background())
+		c.CloseIdleConnections()
+		srv.Close()
+		var ae *pbx.APIError
+		if !errors.As(err, &ae) || ae.ErrCode != 10009 {
+			t.Fatalf("echo %s: err = %v, want the PBX's errcode 10009", echo, err)
+		}
+		if strings.Contains(err.Error(), "q7") || !strings.Contains(err.Error(), pbx.Redacted) {
+			t.Errorf("echo %s: the secret shows in %q", echo, err)
+		}
+	}
+	if pbx.MinSignatureLen != 8 {
+		t.Errorf("MinSignatureLen = %d", pbx.MinSignatureLen)
+	}
+}

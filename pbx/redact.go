@@ -2,9 +2,12 @@ package pbx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -34,30 +37,40 @@ func Redact(s string) string {
 	return urlPassword.ReplaceAllString(s, "$1:"+Redacted+"@")
 }
 
-// minSecretLen is the shortest credential value that redactor replaces
-// wherever it appears. A shorter one would match ordinary text ("1" in every
-// errcode); real signatures and tokens are far longer.
-const minSecretLen = 8
+// MinSignatureLen is the length below which a configured secret cannot be
+// a real signature (the PBX's OpenAPI mints far longer ones). The package
+// still redacts a shorter secret wherever it appears, however much ordinary
+// text that hides; the bridge warns at start about such a secret.
+const MinSignatureLen = 8
 
 // redactor removes a client's own credentials (its secret and every token it
-// was issued) from text, on top of Redact.
+// was issued) from text, on top of Redact. A credential is removed by value
+// whatever its length: a PBX that echoes a short password in an error
+// message must not put it into a log line.
 type redactor struct {
 	mu      sync.RWMutex
-	secrets []string
+	secrets []string // every form of every credential, longest first
 }
 
 func (r *redactor) add(secret string) {
-	if len(secret) < minSecretLen {
+	if secret == "" {
 		return
 	}
+	// The forms a credential takes in the text around it: as is, in a URL
+	// (the token travels in the socket URL's query string) and inside a
+	// JSON string (a frame or an answer quoting it).
+	quoted, _ := json.Marshal(secret)
+	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret), string(quoted[1 : len(quoted)-1])}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, s := range r.secrets {
-		if s == secret {
-			return
+	for _, f := range forms {
+		if f != "" && !slices.Contains(r.secrets, f) {
+			r.secrets = append(r.secrets, f)
 		}
 	}
-	r.secrets = append(r.secrets, secret)
+	// Longest first, so that a credential that contains another is
+	// replaced whole rather than around the shorter one.
+	slices.SortStableFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
 }
 
 func (r *redactor) redact(s string) string {
