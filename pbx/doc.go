@@ -48,9 +48,19 @@
 //
 // The signature (Config.Secret) and the access token are never logged and
 // never put into an error's text: error texts that could carry them (URLs
-// in dial and transport errors; the token travels in the socket URL) are
-// redacted, and a dropped frame is logged only as a short, sanitized,
-// redacted prefix. Redact does the same for callers' own log lines.
+// in dial and transport errors; the token travels in the socket URL; an
+// errmsg that echoes the password) are redacted, the secret and tokens by
+// value whatever their length, and a dropped frame is logged only as a
+// short, sanitized, redacted prefix. Redact does the same for callers' own
+// log lines: it replaces the value of every key=value and JSON field whose
+// name says it is a credential.
+//
+// Credentials the PBX sends never leave the package either: DecodeFrame
+// replaces the value of every field of a notification's msg, at any depth,
+// whose name contains password, passwd, pwd, secret, token, key, sign, auth
+// or ha1 (in any case) with RemovedCredential (RedactCredentialFields), so
+// Notice.Msg and Frame.Msg never carry one; 20066 (SIP registration data)
+// carries the SIP password. The runtime rules read only other fields.
 //
 // # Reconnects and the token probe
 //

@@ -50,7 +50,8 @@ type Frame struct {
 	// Type is the notification type; it is also set on a dropped frame when
 	// it was readable (for the log).
 	Type int
-	// Msg is the msg string decoded once more: valid JSON.
+	// Msg is the msg string decoded once more: valid JSON, with the value
+	// of every credential field replaced (RedactCredentialFields).
 	Msg json.RawMessage
 	// Event is what a session delivers for the notification: *CDRChanged
 	// for 20049, *Notice for every other type.
@@ -90,7 +91,9 @@ var objectMsgTypes = map[int]bool{
 // decode): the notification only says "query the CDR list again", and
 // dropping it would lose that. A 20104 whose msg is missing or bad still
 // yields a Notice (Msg null): the client needs no payload to subscribe
-// again, and missing a switch-over would silence the socket.
+// again, and missing a switch-over would silence the socket. The value of
+// every credential field of msg, at any depth, is replaced with
+// RemovedCredential (see RedactCredentialFields) before anything reads it.
 func DecodeFrame(data []byte) (Frame, DropReason) {
 	if string(data) == heartbeatResponse {
 		return Frame{Kind: FrameHeartbeat}, ""
@@ -129,6 +132,9 @@ func DecodeFrame(data []byte) (Frame, DropReason) {
 	case objectMsgTypes[typ] && msg[0] != '{':
 		return f, DropBadMsg
 	}
+	// Credentials stop here: nothing downstream (events, logs, the
+	// runtime rules) needs one, and 20066 carries the SIP password.
+	msg, _ = RedactCredentialFields(msg)
 	f.Kind, f.Msg = FrameNotification, msg
 	if typ == TypeCDRChanged {
 		cdr := new(CDRChanged)

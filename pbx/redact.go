@@ -17,23 +17,38 @@ import (
 // Redacted replaces a credential in text.
 const Redacted = "REDACTED"
 
+// credentialName matches a name that says it is a credential: one that
+// contains any of the words of credentialWords (isCredentialName).
+const credentialName = `[\w.\-]*(?:password|passwd|pwd|secret|token|key|sign|auth|ha1)[\w.\-]*`
+
 var (
-	// A credential in a query string or a form: access_token=..., and the
-	// other names a credential goes by.
-	credentialParam = regexp.MustCompile(`(?i)\b(access_token|token|password|secret|signature)=[^&\s"'<>:;,)]*`)
-	// A credential in a JSON document: "password":"...".
-	credentialJSON = regexp.MustCompile(`(?i)"(access_token|token|password|secret|signature)"\s*:\s*"(?:[^"\\]|\\.)*"`)
+	// A credential in a query string, a form or a log line's key=value:
+	// access_token=..., reg_password=..., and every other name a
+	// credential goes by.
+	credentialParam = regexp.MustCompile(`(?i)\b(` + credentialName + `)=[^&\s"'<>:;,)]*`)
+	// A credential in a JSON document: "reg_password":"..." or
+	// "pin_key":1234 (a SIP password can be a number).
+	credentialJSON = regexp.MustCompile(`(?i)"(` + credentialName + `)"\s*:\s*(?:"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*)`)
+	// The same inside a JSON string, as a notification frame carries its
+	// msg: \"reg_password\":\"...\". A unit of the value is a plain
+	// character, an escaped escape of the inner document (\\\" \\\\ \\n) or
+	// an escape of the outer string (\u003c); \" ends it.
+	credentialJSONEscaped = regexp.MustCompile(`(?i)\\"(` + credentialName + `)\\"\s*:\s*(?:\\"(?:[^"\\]|\\\\\\"|\\\\\\\\|\\\\[^"\\]|\\[^"\\])*\\"|-?[0-9][0-9.eE+\-]*)`)
 	// A password in a URL's user info: scheme://user:password@host.
 	urlPassword = regexp.MustCompile(`(://[^/\s:@]*):[^@/\s]*@`)
 )
 
 // Redact returns s with the credentials it may carry replaced by REDACTED:
-// access_token (and token, password, secret, signature) values in query
-// strings and JSON, and passwords in URLs' user info. Use it on any URL or
-// error text before logging it; the socket URL carries the access token.
+// the value of every field whose name contains password, passwd, pwd,
+// secret, token, key, sign, auth or ha1 (in any case; access_token,
+// signature and reg_password among them), in query strings, key=value text
+// and JSON ("name":"value" and "name":number), and passwords in URLs' user
+// info. Use it on any URL or error text before logging it; the socket URL
+// carries the access token.
 func Redact(s string) string {
 	s = credentialParam.ReplaceAllString(s, "$1="+Redacted)
 	s = credentialJSON.ReplaceAllString(s, `"$1":"`+Redacted+`"`)
+	s = credentialJSONEscaped.ReplaceAllString(s, `\"$1\":\"`+Redacted+`\"`)
 	return urlPassword.ReplaceAllString(s, "$1:"+Redacted+"@")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -320,5 +321,31 @@ func TestCloseWhileDelivering(t *testing.T) {
 	}
 	if !errors.Is(s.Err(), pbx.ErrClosed) {
 		t.Errorf("Err = %v", s.Err())
+	}
+}
+
+// TestSIPRegistrationCredentialsRemoved: a 20066 carries the SIP password;
+// the session delivers the notice with the field kept and its value
+// replaced, and no log line shows it.
+func TestSIPRegistrationCredentialsRemoved(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := open(t, srv, cfg)
+	const password = "sip-Pa55word"
+	srv.Notify("1001", pbx.TypeSIPRegistration, map[string]any{"realm": "pbx", "reg_name": "1001", "reg_password": password, "ha1": password})
+	n := awaitNotice(t, s, pbx.TypeSIPRegistration)
+	want := `{"realm":"pbx","reg_name":"1001","reg_password":"` + pbx.RemovedCredential + `","ha1":"` + pbx.RemovedCredential + `"}`
+	if !jsonEqual(t, n.Msg, []byte(want)) {
+		t.Errorf("notice msg %s, want %s", n.Msg, want)
+	}
+	// A frame that is dropped is logged with a prefix: still clean.
+	srv.SendRaw("1001", `{"pwd":"`+password+`" garbage`)
+	srv.SendRaw("1001", `"{\"pwd\":\"`+password+`\"}" garbage`)
+	sentinel(t, srv, s, "*9")
+	if strings.Contains(logs.String(), password) || strings.Contains(string(n.Msg), password) {
+		t.Errorf("the SIP password shows:\n%s", logs.String())
 	}
 }

@@ -162,7 +162,7 @@ type CDRChanged struct {
 // Notice is any other notification: its type and its decoded msg.
 type Notice struct {
 	Type int
-	Msg  json.RawMessage // the msg string, decoded once more; valid JSON
+	Msg  json.RawMessage // the msg string, decoded once more; valid JSON, credential values replaced (RedactCredentialFields)
 }
 
 // SocketState reports the subscribe socket going up (topics sent) or down.
