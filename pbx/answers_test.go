@@ -3,6 +3,7 @@ package pbx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -232,5 +233,37 @@ func TestShortSecretNeverEchoed(t *testing.T) {
 	}
 	if pbx.MinSignatureLen != 8 {
 		t.Errorf("MinSignatureLen = %d", pbx.MinSignatureLen)
+	}
+}
+
+func TestIsTokenRejected(t *testing.T) {
+	api := func(status, code int, msg string) error {
+		return &pbx.APIError{Endpoint: "/api/v1.0/cdr/searchpersonal", HTTPStatus: status, ErrCode: code, ErrMsg: msg, SDK: pbx.ErrPBXAPI}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"ErrTokenRejected", pbx.ErrTokenRejected, true},
+		{"wrapped ErrTokenRejected", fmt.Errorf("session: %w", pbx.ErrTokenRejected), true},
+		{"errcode 10004", api(200, 10004, "INVALID OR EXPIRED TOKEN"), true},
+		{"errcode 10004, other words", api(200, 10004, "NOT LOGGED IN"), true},
+		{"HTTP 401", api(401, 0, "Unauthorized"), true},
+		{"HTTP 403", api(403, 0, "Forbidden"), true},
+		{"another code that names the token", api(200, 10099, "Token has expired"), true},
+		{"wrapped", fmt.Errorf("catch-up: %w", api(200, 10004, "")), true},
+		{"interface missing", api(404, 10001, "INTERFACE NOT EXIST"), false},
+		{"bad parameter", api(200, 40002, "PARAMETER ERROR"), false},
+		{"server error with an errcode", api(500, 50001, "SYSTEM BUSY"), false},
+		{"transport error", &pbx.TransportError{Endpoint: "/api/v1.0/login", SDK: pbx.ErrPBXNetwork, Err: errors.New("HTTP 502 Bad Gateway")}, false},
+		{"a transport error that says token", &pbx.TransportError{Endpoint: "/x", SDK: pbx.ErrPBXNetwork, Err: errors.New("token bucket empty")}, false},
+		{"plain error", errors.New("access token rejected?"), false},
+	}
+	for _, tt := range tests {
+		if got := pbx.IsTokenRejected(tt.err); got != tt.want {
+			t.Errorf("%s: IsTokenRejected(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
 	}
 }

@@ -3,6 +3,8 @@ package pbx
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 )
 
 // Error is one of the SDK's PBXResult codes: a negative number and its name.
@@ -71,6 +73,31 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.SDK }
 
+// errTokenInvalid is the PBX's errcode for an invalid or expired access
+// token ("INVALID OR EXPIRED TOKEN").
+const errTokenInvalid = 10004
+
+// IsTokenRejected reports whether err says the PBX refused the access token:
+// an error wrapping ErrTokenRejected, or an *APIError with HTTP 401 or 403,
+// errcode 10004, or an errmsg that mentions a token (in any case), since
+// firmware words it differently. Other API errors (10001, 40002, an HTTP
+// 5xx, ...) and transport errors are not: they say nothing about the token.
+// A rejected token needs a new login; see Session.
+func IsTokenRejected(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrTokenRejected) {
+		return true
+	}
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return ae.HTTPStatus == http.StatusUnauthorized || ae.HTTPStatus == http.StatusForbidden ||
+		ae.ErrCode == errTokenInvalid || strings.Contains(strings.ToLower(ae.ErrMsg), "token")
+}
+
 // TransportError is a failure to reach the PBX or to read its answer. It wraps
 // ErrPBXNetwork (or ErrGetProductFailed for getproduct) and the cause, whose
 // text has had URLs redacted.
@@ -92,8 +119,9 @@ var (
 	// Logout).
 	ErrClosed = errors.New("pbx: session closed")
 	// ErrTokenRejected is why a session ended when the PBX stopped accepting
-	// its access token (found by the token probe after socket failures). The
-	// cure is a new login: open a new session.
+	// its access token (found by the token probe after socket failures, or
+	// by an API call of the session; see IsTokenRejected). The cure is a new
+	// login: open a new session.
 	ErrTokenRejected = errors.New("pbx: access token rejected")
 	// ErrInvalidQuery is wrapped by every error about a CDRQuery that the
 	// PBX would refuse; the query is not sent.

@@ -25,8 +25,9 @@ const subscribePath = apiPrefix + "subscribe"
 // forever. Here a dial refused with HTTP 401/403, or two short failures in
 // a row (a dial that fails, or a socket that closes sooner than
 // ReconnectMin after it opened), make the session ask extension/getpersonal:
-// an errcode (or 401) there means the token is dead and the session ends with
-// ErrTokenRejected; a transport error or a success means keep reconnecting.
+// an answer that rejects the token (IsTokenRejected) ends the session with
+// ErrTokenRejected; any other API error, a transport error or a success
+// means keep reconnecting.
 func (s *Session) keepSocket(ctx context.Context) error {
 	b := newReconnectDelays(s.cfg)
 	wasUp := false
@@ -115,19 +116,29 @@ func (r *reconnectDelays) next() time.Duration { return min(r.b.NextBackOff(), r
 
 func (r *reconnectDelays) reset() { r.b.Reset() }
 
-// probeToken asks the PBX whether the token still works.
+// probeToken asks the PBX whether the token still works. Only an answer
+// that says so (IsTokenRejected) ends the session: any other API error, or
+// a transport error, may pass, and a new login would not cure it.
 func (s *Session) probeToken(ctx context.Context) error {
 	_, err := s.client.GetPersonal(ctx)
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return fmt.Errorf("%w: %s%s answered HTTP %d errcode %d %q", ErrTokenRejected, apiPrefix, "extension/getpersonal", ae.HTTPStatus, ae.ErrCode, ae.ErrMsg)
-	}
-	if err != nil {
+	switch {
+	case IsTokenRejected(err):
+		return tokenRejected(err)
+	case err != nil:
 		s.log.Info("pbx token probe inconclusive, reconnecting", "err", err)
-	} else {
+	default:
 		s.log.Debug("pbx token probe: token accepted")
 	}
 	return nil
+}
+
+// tokenRejected is why a session ends when an API call refused its token.
+func tokenRejected(err error) error {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%w: %s answered HTTP %d errcode %d %q", ErrTokenRejected, ae.Endpoint, ae.HTTPStatus, ae.ErrCode, ae.ErrMsg)
+	}
+	return fmt.Errorf("%w: %v", ErrTokenRejected, err)
 }
 
 // dial opens the subscribe socket. The returned error is redacted (the URL

@@ -438,3 +438,25 @@ func TestReconnectDelaysCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenProbeInconclusive: a probe answered with an API error that says
+// nothing about the token (10001, a PBX's internal error) does not end the
+// session: it keeps reconnecting, and comes back once the PBX does.
+func TestTokenProbeInconclusive(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	probes := srv.Requests("/api/v1.0/extension/getpersonal")
+	srv.FailEndpoint("/api/v1.0/extension/getpersonal", 10001, "INTERFACE NOT EXIST")
+	srv.CloseUpgrades(true)
+	srv.DropSockets("1001")
+	eventually(t, "three token probes", func() bool { return srv.Requests("/api/v1.0/extension/getpersonal") >= probes+3 })
+	if err := s.Err(); err != nil {
+		t.Fatalf("session ended on an inconclusive probe: %v", err)
+	}
+	srv.FailEndpoint("/api/v1.0/extension/getpersonal", 0, "")
+	srv.CloseUpgrades(false)
+	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up && st.Reconnect })
+	subscribed(t, srv, "1001", 2)
+	sentinel(t, srv, s, "*2")
+}
