@@ -83,8 +83,9 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	srv.SendRaw("1001", `{"type":30000,"msg":"{\"token\":\"`+token+`\"}"}`)
 	sentinel(t, srv, s, "*1")
 
-	// An API error that quotes it.
-	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 10004, "INVALID OR EXPIRED TOKEN "+token)
+	// An API error that quotes it (one that does not reject the token,
+	// which would end the session here).
+	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 40002, "PARAMETER ERROR "+token)
 	_, err := s.CDRQuery(ctx, pbx.CDRQuery{})
 	if err == nil {
 		t.Fatal("failing CDR query succeeded")

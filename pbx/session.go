@@ -22,11 +22,13 @@ type Session struct {
 
 	events chan Event
 	done   chan struct{}
+	ctx    context.Context // the session's; ends with it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu  sync.Mutex
-	err error
+	mu     sync.Mutex
+	err    error
+	ending error // why the session was told to end from outside its socket goroutine
 
 	// dropped counts events thrown away since the last delivered one. Only
 	// the socket goroutine touches it.
@@ -87,11 +89,10 @@ func start(ctx context.Context, c *Client) (*Session, error) {
 		events:   make(chan Event, c.cfg.EventBuffer),
 		done:     make(chan struct{}),
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log.Info("pbx session open", "host", c.Host(), "version", product.Version, "plan", product.PlanMode(), "user_agent", c.cfg.UserAgent, "extension_id", personal.ID)
 	s.wg.Add(1)
-	go s.run(sctx)
+	go s.run(s.ctx)
 	return s, nil
 }
 
@@ -148,7 +149,8 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended, nil while it runs: a *RuntimeError
 // (wrapping ErrLinkusDisabled, ErrLoggedInElsewhere, ErrExtensionDeleted,
-// ErrReLogin or ErrSDKPlanDisabled), an error wrapping ErrTokenRejected, or
+// ErrReLogin or ErrSDKPlanDisabled), an error wrapping ErrTokenRejected (the
+// token probe, or an API call of the session, found the token refused), or
 // ErrClosed.
 func (s *Session) Err() error {
 	s.mu.Lock()
@@ -156,9 +158,37 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// CDRQuery runs a CDR query; see Client.SearchPersonal.
+// CDRQuery runs a CDR query; see Client.SearchPersonal. An answer that
+// rejects the token (IsTokenRejected) also ends the session, with an Err
+// wrapping ErrTokenRejected, as the socket's token probe would: the socket
+// may well stay up while the API refuses the token, and only a new login
+// cures that. The caller gets the PBX's error all the same.
 func (s *Session) CDRQuery(ctx context.Context, q CDRQuery) (*CDRResult, error) {
-	return s.client.SearchPersonal(ctx, q)
+	res, err := s.client.SearchPersonal(ctx, q)
+	s.checkToken(err)
+	return res, err
+}
+
+// checkToken ends the session if err, the result of one of its API calls,
+// says the PBX refused the token.
+func (s *Session) checkToken(err error) {
+	if IsTokenRejected(err) {
+		s.endWith(tokenRejected(err))
+	}
+}
+
+// endWith ends the session with err as its Err, from any goroutine. The
+// first reason wins; after Close it does nothing.
+func (s *Session) endWith(err error) {
+	s.mu.Lock()
+	if s.ending != nil || s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.ending = err
+	s.mu.Unlock()
+	s.log.Warn("pbx API refused the token: ending the session", "err", err)
+	s.cancel()
 }
 
 // Logout ends the session as Close does, then logs its token out of the PBX.
@@ -182,6 +212,11 @@ func (s *Session) Close() error {
 func (s *Session) run(ctx context.Context) {
 	defer s.wg.Done()
 	err := s.keepSocket(ctx)
+	if err == nil {
+		s.mu.Lock()
+		err = s.ending
+		s.mu.Unlock()
+	}
 	if err == nil {
 		err = ErrClosed
 	}

@@ -349,3 +349,35 @@ func TestSIPRegistrationCredentialsRemoved(t *testing.T) {
 		t.Errorf("the SIP password shows:\n%s", logs.String())
 	}
 }
+
+// TestAPITokenRejectionEndsSession: the API refuses the token while the
+// socket stays up. A CDR query that hears so ends the session as the token
+// probe would (socket closed, Events closed, Err wraps ErrTokenRejected),
+// so that its owner logs in again; the caller still gets the PBX's error.
+// Any other API error leaves the session alone.
+func TestAPITokenRejectionEndsSession(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	s := open(t, srv, fastConfig(t, srv, ext))
+	ctx := context.Background()
+
+	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 40002, "PARAMETER ERROR")
+	if _, err := s.CDRQuery(ctx, pbx.CDRQuery{}); err == nil || pbx.IsTokenRejected(err) {
+		t.Fatalf("CDRQuery = %v, want an API error that is no token rejection", err)
+	}
+	sentinel(t, srv, s, "*1")
+
+	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 10004, "INVALID OR EXPIRED TOKEN")
+	_, err := s.CDRQuery(ctx, pbx.CDRQuery{})
+	var ae *pbx.APIError
+	if !errors.As(err, &ae) || ae.ErrCode != 10004 {
+		t.Fatalf("CDRQuery = %v, want the PBX's errcode 10004", err)
+	}
+	if _, end := awaitEnd(t, s); !errors.Is(end, pbx.ErrTokenRejected) || !strings.Contains(end.Error(), "10004") {
+		t.Fatalf("Err = %v, want ErrTokenRejected with the PBX's errcode", end)
+	}
+	eventually(t, "the socket to close", func() bool { return srv.LiveSockets("1001") == 0 })
+	if srv.Logins("1001") != 1 {
+		t.Errorf("logins = %d: the new login is the owner's", srv.Logins("1001"))
+	}
+}
