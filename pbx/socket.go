@@ -228,15 +228,15 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		switch f.Kind {
 		case FrameResubscribe:
 			s.log.Info("pbx asked to subscribe again (errcode -3)")
-			if err := s.subscribe(c); err != nil {
+			if err := s.resubscribe(ctx, hb, c); err != nil {
 				return true, nil, err
 			}
 		case FrameNotification:
 			if f.Type == TypeHotStandby {
-				// Subscribe before delivering: a slow consumer must not
-				// delay it.
+				// Subscribe before delivering the notice: a slow consumer
+				// must not delay it.
 				s.log.Info("pbx hot-standby switch-over: subscribing again")
-				if err := s.subscribe(c); err != nil {
+				if err := s.resubscribe(ctx, hb, c); err != nil {
 					return true, nil, err
 				}
 			}
@@ -247,6 +247,17 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 			}
 		}
 	}
+}
+
+// resubscribe sends the topic list again on an open socket and reports the
+// gap: whatever the PBX asked it for (errcode -3, a 20104 switch-over), the
+// notifications before it may be lost.
+func (s *Session) resubscribe(ctx context.Context, hb *heartbeat, c *conn) error {
+	if err := s.subscribe(c); err != nil {
+		return err
+	}
+	s.deliver(ctx, hb, &SocketState{Up: true, Reconnect: true, Resubscribed: true})
+	return nil
 }
 
 // subscribe sends the topic list.

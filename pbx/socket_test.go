@@ -171,8 +171,9 @@ func TestErrcodeMinus3Resubscribes(t *testing.T) {
 	s := open(t, srv, fastConfig(t, srv, ext))
 	srv.SendRaw("1001", `{"type":20049,"msg":"{\"ext_num\":\"1001\"}","errcode":-3}`)
 	subscribed(t, srv, "1001", 2)
-	// Subscribed again on the same socket: no reconnect, and the -3 frame
-	// itself is not a CDRChanged.
+	// Subscribed again on the same socket: no reconnect, the -3 frame itself
+	// is not a CDRChanged, and the gap is reported.
+	resubscribed(t, s)
 	sentinel(t, srv, s, "*3")
 	if srv.LiveSockets("1001") != 1 || srv.MaxLiveSockets("1001") != 1 {
 		t.Errorf("live sockets %d, max %d; want 1, 1", srv.LiveSockets("1001"), srv.MaxLiveSockets("1001"))
@@ -188,7 +189,14 @@ func TestHotStandbyResubscribes(t *testing.T) {
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	s := open(t, srv, fastConfig(t, srv, ext))
 	srv.Notify("1001", pbx.TypeHotStandby, map[string]any{})
-	n := awaitNotice(t, s, pbx.TypeHotStandby)
+	// The gap is reported first: the topic list went out before the notice
+	// is delivered.
+	resubscribed(t, s)
+	ev, _ := nextEvent(t, s)
+	n, ok := ev.(*pbx.Notice)
+	if !ok || n.Type != pbx.TypeHotStandby {
+		t.Fatalf("event after the state = %s, want the 20104 notice", describe(ev))
+	}
 	if !jsonEqual(t, n.Msg, []byte(`{}`)) {
 		t.Errorf("notice msg = %s", n.Msg)
 	}
@@ -196,6 +204,16 @@ func TestHotStandbyResubscribes(t *testing.T) {
 	sentinel(t, srv, s, "*4")
 	if srv.MaxLiveSockets("1001") != 1 {
 		t.Errorf("max live sockets %d, want 1", srv.MaxLiveSockets("1001"))
+	}
+}
+
+// resubscribed asserts that the next event reports a resubscription: a gap
+// on a socket that stayed up.
+func resubscribed(t *testing.T, s *pbx.Session) {
+	t.Helper()
+	ev, _ := nextEvent(t, s)
+	if st, ok := ev.(*pbx.SocketState); !ok || *st != (pbx.SocketState{Up: true, Reconnect: true, Resubscribed: true}) {
+		t.Fatalf("next event = %s, want SocketState{Up, Reconnect, Resubscribed}", describe(ev))
 	}
 }
 

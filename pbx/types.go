@@ -171,6 +171,11 @@ type SocketState struct {
 	Up        bool
 	Reconnect bool  // Up after a previous Up: a gap to catch up on
 	Err       error // why it went down (redacted); nil when Up
+	// Resubscribed marks an Up (with Reconnect) on the same socket: the PBX
+	// asked for the topic list again (errcode -3, or a 20104 hot-standby
+	// switch-over) and got it. Notifications may have been missed: catch
+	// up as after a reconnect.
+	Resubscribed bool
 }
 
 // Overflow says the consumer was too slow and Dropped notifications were
