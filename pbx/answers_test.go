@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
@@ -264,6 +265,54 @@ func TestIsTokenRejected(t *testing.T) {
 	for _, tt := range tests {
 		if got := pbx.IsTokenRejected(tt.err); got != tt.want {
 			t.Errorf("%s: IsTokenRejected(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestLoginTime: the login's moment by the PBX's clock, from the answer's
+// Date header; the local clock when the PBX sends none that parses.
+func TestLoginTime(t *testing.T) {
+	pbxClock := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	for _, tt := range []struct {
+		date string // "" for none
+		want time.Time
+	}{
+		{date: pbxClock.Format(http.TimeFormat), want: pbxClock},
+		{date: "Saturday, 03-Feb-01 04:05:06 GMT", want: pbxClock}, // RFC 850
+		{date: "yesterday"},
+		{},
+	} {
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tt.date != "" {
+				w.Header().Set("Date", tt.date)
+			} else {
+				w.Header()["Date"] = nil // net/http adds none then
+			}
+			_, _ = w.Write([]byte(`{"errcode":0,"access_token":"tok-0123456789abcdef"}`))
+		}))
+		c, err := pbx.NewClient(pbx.Config{URL: srv.URL, Username: "1001", Secret: "signature-0123456789",
+			RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.LoginTime().IsZero() {
+			t.Errorf("LoginTime before the login = %v", c.LoginTime())
+		}
+		before := time.Now()
+		_, err = c.Login(context.Background())
+		after := time.Now()
+		c.CloseIdleConnections()
+		srv.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.LoginTime()
+		if !tt.want.IsZero() {
+			if !got.Equal(tt.want) {
+				t.Errorf("Date %q: LoginTime = %v, want %v", tt.date, got, tt.want)
+			}
+		} else if got.Before(before) || got.After(after) {
+			t.Errorf("Date %q: LoginTime = %v, want the local clock between %v and %v", tt.date, got, before, after)
 		}
 	}
 }

@@ -42,8 +42,9 @@ type Client struct {
 	log       *slog.Logger
 	red       redactor
 
-	mu    sync.RWMutex
-	token string
+	mu        sync.RWMutex
+	token     string
+	loginTime time.Time
 }
 
 // NewClient validates cfg (URL, user agent, TLS, durations) and returns a
@@ -85,6 +86,26 @@ func (c *Client) setToken(token string) {
 	c.mu.Lock()
 	c.token = token
 	c.mu.Unlock()
+}
+
+// LoginTime returns when the last login succeeded, by the PBX's clock (see
+// Session.LoginTime); zero before the first login.
+func (c *Client) LoginTime() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.loginTime
+}
+
+// pbxTime is the moment of an answer by the PBX's clock: its Date header
+// when present and parseable (a resolution of one second), else local, the
+// local clock's reading then.
+func pbxTime(header http.Header, local time.Time) time.Time {
+	if d := header.Get("Date"); d != "" {
+		if t, err := http.ParseTime(d); err == nil {
+			return t
+		}
+	}
+	return local
 }
 
 // Host returns the PBX's host[:port].
@@ -160,7 +181,8 @@ func (c *Client) Login(ctx context.Context) (string, error) {
 	var out struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := c.call(ctx, http.MethodPost, ep, nil, body, false, ErrPBXAPI, &out); err != nil {
+	var header http.Header
+	if err := c.do(ctx, http.MethodPost, ep, nil, body, false, ErrPBXAPI, &out, &header); err != nil {
 		var ae *APIError
 		if errors.As(err, &ae) && ae.ErrCode == loginErrSDKPlanDisabled {
 			ae.SDK = ErrSDKPlanDisabled
@@ -171,7 +193,11 @@ func (c *Client) Login(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("pbx %s%s: answer has no access_token: %w", apiPrefix, ep, ErrPBXAPI)
 	}
 	c.setToken(out.AccessToken)
-	c.log.Info("pbx login", "host", c.origin.Host)
+	at := pbxTime(header, time.Now())
+	c.mu.Lock()
+	c.loginTime = at
+	c.mu.Unlock()
+	c.log.Info("pbx login", "host", c.origin.Host, "pbx_time", at)
 	return out.AccessToken, nil
 }
 
@@ -332,7 +358,13 @@ type envelope struct {
 // is the code its failures wrap (ErrGetProductFailed for getproduct,
 // ErrPBXAPI or ErrPBXNetwork otherwise). On a non-zero errcode out is still
 // decoded (SearchPersonal returns it) and an *APIError returned.
-func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any) (err error) {
+func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any) error {
+	return c.do(ctx, method, ep, q, body, auth, sdk, out, nil)
+}
+
+// do is call, and if header is not nil it receives the answer's header
+// when the answer was read.
+func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any, header *http.Header) (err error) {
 	path := apiPrefix + ep
 	if c.cfg.Limiter != nil {
 		release, err := c.cfg.Limiter.Acquire(ctx)
@@ -392,6 +424,9 @@ func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body
 	}
 	if len(data) > maxResponseBytes {
 		return transportErr(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
+	}
+	if header != nil {
+		*header = resp.Header
 	}
 
 	var env envelope

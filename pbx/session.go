@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Session is one extension's login to the PBX: the SDK's init sequence, then
 // the subscribe socket, kept up until a runtime error, a rejected token or
 // Close. Its methods are safe for concurrent use.
 type Session struct {
-	client   *Client
-	cfg      Config
-	log      *slog.Logger
-	product  Product
-	personal Personal
-	topics   []int
-	rules    runtimeRules
+	client    *Client
+	cfg       Config
+	log       *slog.Logger
+	product   Product
+	personal  Personal
+	loginTime time.Time
+	topics    []int
+	rules     runtimeRules
 
 	events chan Event
 	done   chan struct{}
@@ -79,15 +81,16 @@ func start(ctx context.Context, c *Client) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		client:   c,
-		cfg:      c.cfg,
-		log:      c.log,
-		product:  product,
-		personal: personal,
-		topics:   Topics(product.Version, c.cfg.UserAgent),
-		rules:    runtimeRules{username: c.cfg.Username, plan: product.PlanMode(), userAgent: c.cfg.UserAgent},
-		events:   make(chan Event, c.cfg.EventBuffer),
-		done:     make(chan struct{}),
+		client:    c,
+		cfg:       c.cfg,
+		log:       c.log,
+		product:   product,
+		personal:  personal,
+		loginTime: c.LoginTime(),
+		topics:    Topics(product.Version, c.cfg.UserAgent),
+		rules:     runtimeRules{username: c.cfg.Username, plan: product.PlanMode(), userAgent: c.cfg.UserAgent},
+		events:    make(chan Event, c.cfg.EventBuffer),
+		done:      make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.log.Info("pbx session open", "host", c.Host(), "version", product.Version, "plan", product.PlanMode(), "user_agent", c.cfg.UserAgent, "extension_id", personal.ID)
@@ -135,6 +138,13 @@ func (s *Session) Product() Product { return s.product }
 
 // Host returns the PBX's host[:port].
 func (s *Session) Host() string { return s.client.Host() }
+
+// LoginTime returns when the session's login succeeded, by the PBX's clock:
+// the login answer's Date header when present and parseable (to the
+// second), else the local clock at that moment. A record the PBX stamps
+// later happened after the login, which is what "from now on" means to a
+// first start.
+func (s *Session) LoginTime() time.Time { return s.loginTime }
 
 // Topics returns the topic list the session subscribes with.
 func (s *Session) Topics() []int { return append([]int(nil), s.topics...) }

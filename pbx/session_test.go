@@ -17,8 +17,13 @@ import (
 func TestSessionLifecycle(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001", Name: "Alice"})
+	before := time.Now()
 	s := open(t, srv, fastConfig(t, srv, ext))
 
+	// The simulator's Date header is to the second.
+	if lt := s.LoginTime(); lt.Before(before.Truncate(time.Second)) || lt.After(time.Now()) {
+		t.Errorf("LoginTime = %v, want between %v and now", lt, before)
+	}
 	if got := s.Extension(); got != (pbx.Extension{ID: ext.ID, Number: "1001", Name: "Alice"}) {
 		t.Errorf("Extension = %+v", got)
 	}
