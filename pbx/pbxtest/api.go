@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,7 @@ func (s *Server) apiRoutes() map[string]route {
 		"/api/v1.0/login":                       {http.MethodPost, answer(s.login)},
 		"/api/v1.0/extension/getpersonalglobal": {http.MethodGet, s.authed(s.getPersonalGlobal)},
 		"/api/v1.0/licenseservice/get":          {http.MethodGet, s.authed(getLicense)},
-		"/api/v1.0/extension/getpersonal":       {http.MethodGet, s.authed(getPersonal)},
+		"/api/v1.0/extension/getpersonal":       {http.MethodGet, s.authed(s.getPersonal)},
 		"/api/v1.0/extension/getregisterinfo":   {http.MethodGet, s.authed(getRegisterInfo)},
 		"/api/v1.0/cdr/searchpersonal":          {http.MethodGet, s.authed(s.searchPersonal)},
 		"/api/v1.0/logout":                      {http.MethodGet, s.authed(s.logout)},
@@ -105,7 +106,8 @@ func answer(h func(*http.Request) any) http.HandlerFunc {
 // authed adapts an endpoint that needs a session. The SDK sends the raw
 // access token as the Authorization header, so anything else (a "Bearer"
 // prefix, no header, two of them) is an invalid token, answered the PBX way:
-// HTTP 200 with errcode 10004. The handler runs under s.mu.
+// HTTP 200 with errcode 10004, as is every token of an extension whose API
+// tokens are rejected (RejectAPITokens). The handler runs under s.mu.
 func (s *Server) authed(h func(e *extension, token string, r *http.Request) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var token string
@@ -114,7 +116,7 @@ func (s *Server) authed(h func(e *extension, token string, r *http.Request) any)
 		}
 		s.mu.Lock()
 		var body any = errInvalidToken
-		if e := s.extensionOf(token); e != nil {
+		if e := s.extensionOf(token); e != nil && !s.apiRejected(e.Number) {
 			body = h(e, token, r)
 		}
 		s.mu.Unlock()
@@ -128,15 +130,21 @@ func ok(fields map[string]any) map[string]any {
 	return fields
 }
 
+// getProduct requires the host parameter to be what the SDK sends, its
+// pbxURL's URL.host: the host the request was sent to, in lower case and
+// without the default port.
 func (s *Server) getProduct(r *http.Request) any {
-	if host, valid := singleParam(r, "host"); !valid || host == "" {
+	if host, valid := singleParam(r, "host"); !valid || host == "" || host != urlHost(r.Host) {
 		return errParameter
 	}
+	s.mu.Lock()
+	style := s.quirks.numbers
+	s.mu.Unlock()
 	return ok(map[string]any{"access_type": 0, "product": map[string]any{
-		"base_oem_id":   s.opts.BaseOEMID,
+		"base_oem_id":   style.int(int64(s.opts.BaseOEMID)),
 		"company_name":  "Yeastar",
 		"disp_dev_name": "Yeastar P-Series PBX",
-		"oem_id":        s.opts.BaseOEMID,
+		"oem_id":        style.int(int64(s.opts.BaseOEMID)),
 		"platform_name": s.opts.PlatformName,
 		"product_name":  "P570",
 		"product_type":  "P570",
@@ -144,9 +152,17 @@ func (s *Server) getProduct(r *http.Request) any {
 	}})
 }
 
+// urlHost is what a browser's URL.host gives for an https URL whose host
+// (with port, if any) is hostport: lower case, and no ":443".
+func urlHost(hostport string) string {
+	return strings.TrimSuffix(strings.ToLower(hostport), ":443")
+}
+
 // login accepts exactly the body the SDK sends: a JSON object with the four
 // keys username and password (strings), login_source ("webpc" or null) and
-// login_jump ("sdk"), and nothing else.
+// login_jump ("sdk"), and nothing else. A login of an extension that still
+// has live sockets knocks the earlier login out, as a real PBX does: the
+// sockets receive 10000 {"username":ext} and the earlier tokens are revoked.
 func (s *Server) login(r *http.Request) any {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return errParameter
@@ -169,17 +185,36 @@ func (s *Server) login(r *http.Request) any {
 	}
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e := s.exts[username]
 	switch {
 	case e == nil || e.Secret != password:
-		return errBadLogin
+		refused := errBadLogin
+		if s.quirks.echoPassword {
+			refused.Errmsg += ": " + password
+		}
+		s.mu.Unlock()
+		return refused
 	case s.sdkDisabled:
+		s.mu.Unlock()
 		return errSDKPlan
 	}
-	s.activityOf(username).logins++
-	s.log.Debug("pbxtest: login", "ext", username)
-	return ok(map[string]any{"access_token": s.issueToken(username)})
+	a := s.activityOf(username)
+	a.logins++
+	earlier := s.socketsWhere(func(c *socket) bool { return c.ext == username })
+	var knocked []*socket
+	if len(earlier) > 0 {
+		a.knockOuts++
+		s.revokeTokens(username)
+		knocked = s.socketsWhere(func(c *socket) bool { return c.ext == username && c.topics[typeLogin] })
+	}
+	token := s.issueToken(username, isString && source == "webpc")
+	s.mu.Unlock()
+	s.log.Debug("pbxtest: login", "ext", username, "knocked_out_sockets", len(earlier))
+	// Sent after the lock, as every frame is; the answer waits for it, so
+	// that the knock-out has reached the old login before the new one
+	// starts.
+	deliver(knocked, notification(typeLogin, map[string]string{"username": username}))
+	return ok(map[string]any{"access_token": token})
 }
 
 func jsonString(raw json.RawMessage) (string, bool) {
@@ -204,8 +239,9 @@ func singleParam(r *http.Request, name string) (string, bool) {
 }
 
 func (s *Server) getPersonalGlobal(e *extension, _ string, _ *http.Request) any {
-	return ok(map[string]any{"enable_nat_fqdn": 0, "fqdn_domain": "", "cloud_domain": "", "turn_port": 3478,
-		"record_feature_code": "*1", "enb_internal_client": e.EnbInternalClient})
+	n := s.quirks.numbers
+	return ok(map[string]any{"enable_nat_fqdn": n.int(0), "fqdn_domain": "", "cloud_domain": "", "turn_port": n.int(3478),
+		"record_feature_code": "*1", "enb_internal_client": n.int(int64(e.EnbInternalClient))})
 }
 
 func getLicense(*extension, string, *http.Request) any {
@@ -215,8 +251,8 @@ func getLicense(*extension, string, *http.Request) any {
 	}}}})
 }
 
-func getPersonal(e *extension, _ string, _ *http.Request) any {
-	return ok(map[string]any{"extension": map[string]any{
+func (s *Server) getPersonal(e *extension, _ string, _ *http.Request) any {
+	return ok(map[string]any{"extension": s.quirks.numbers.restyle(map[string]any{
 		"id":                          e.ID,
 		"number":                      e.Number,
 		"caller_id_name":              e.Name,
@@ -224,7 +260,7 @@ func getPersonal(e *extension, _ string, _ *http.Request) any {
 		"enb_desktop_client":          e.EnbDesktopClient,
 		"enb_ctl_record":              1,
 		"enb_web_client_call_waiting": 1,
-	}})
+	})})
 }
 
 func getRegisterInfo(e *extension, _ string, _ *http.Request) any {

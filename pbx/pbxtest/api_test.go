@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestGetProduct(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, tc.opts)
-			body := p.get("/api/v1.0/pbx/getproduct", "", url.Values{"host": {"127.0.0.1"}})
+			body := p.get("/api/v1.0/pbx/getproduct", "", url.Values{"host": {p.host()}})
 			checkSuccess(t, "getproduct", body)
 			checkShape(t, "getproduct", body, "errcode", "errmsg", "access_type", "product")
 			prod, _ := body["product"].(map[string]any)
@@ -67,9 +68,35 @@ func TestGetProduct(t *testing.T) {
 	for name, q := range map[string]url.Values{
 		"no host":       nil,
 		"empty host":    {"host": {""}},
-		"repeated host": {"host": {"a", "b"}},
+		"repeated host": {"host": {p.host(), p.host()}},
+		"without port":  {"host": {"127.0.0.1"}},
+		"other host":    {"host": {"localhost:" + strings.Split(p.host(), ":")[1]}},
 	} {
 		checkError(t, "getproduct "+name, p.get("/api/v1.0/pbx/getproduct", "", q), 40002, "PARAMETER ERROR")
+	}
+	// The SDK sends its pbxURL's URL.host: the request's host, lower case,
+	// without the default port.
+	for _, tc := range []struct {
+		hostHeader, param string
+		ok                bool
+	}{
+		{"PBX.Example.Test:443", "pbx.example.test", true},
+		{"PBX.Example.Test:443", "PBX.Example.Test:443", false},
+		{"PBX.Example.Test:443", "pbx.example.test:443", false},
+		{"PBX.Example.Test:443", "PBX.Example.Test", false},
+		{"Pbx.Example.Test:8443", "pbx.example.test:8443", true},
+		{"[FD00::7]:443", "[fd00::7]", true},
+		{"[fd00::7]:5443", "[fd00::7]", false},
+	} {
+		status, body := p.do(http.MethodGet, "/api/v1.0/pbx/getproduct", "", url.Values{"host": {tc.param}}, "", http.Header{"Host": {tc.hostHeader}})
+		switch {
+		case status != http.StatusOK:
+			t.Errorf("Host %s: HTTP %d", tc.hostHeader, status)
+		case tc.ok && errcode(body) != 0:
+			t.Errorf("Host %s, host=%s: %v, want success", tc.hostHeader, tc.param, body)
+		case !tc.ok:
+			checkError(t, "Host "+tc.hostHeader+", host="+tc.param, body, 40002, "PARAMETER ERROR")
+		}
 	}
 	if status, _ := p.do(http.MethodPost, "/api/v1.0/pbx/getproduct", "", url.Values{"host": {"h"}}, "{}", nil); status != http.StatusMethodNotAllowed {
 		t.Errorf("POST getproduct: HTTP %d, want 405", status)
@@ -121,8 +148,10 @@ func TestLogin(t *testing.T) {
 			}
 			checkSuccess(t, "login", body)
 			checkShape(t, "login", body, "errcode", "errmsg", "access_token")
-			if token, _ := body["access_token"].(string); !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(token) {
-				t.Errorf("access_token %q, want 32 hex digits", token)
+			// Tokens need escaping in the socket URL's query string.
+			if token, _ := body["access_token"].(string); !regexp.MustCompile(`^[A-Za-z0-9+/]{30}==$`).MatchString(token) ||
+				!strings.Contains(token, "+") || !strings.Contains(token, "/") {
+				t.Errorf("access_token %q, want 32 characters of base64 with a '+' and a '/'", token)
 			}
 		})
 	}
@@ -157,7 +186,7 @@ func TestAuthenticatedEndpointsRejectBadTokens(t *testing.T) {
 		"unknown":         {"Authorization": {"0123456789abcdef0123456789abcdef"}},
 		"twice":           {"Authorization": {token, token}},
 		"token in query":  nil, // access_token in the query is for the socket only
-		"other case hex":  {"Authorization": {upper(token)}},
+		"other case":      {"Authorization": {swapCase(token)}},
 		"empty":           {"Authorization": {""}},
 		"lowercase label": {"Authorization": {"bearer " + token}},
 	} {
@@ -181,11 +210,15 @@ func TestAuthenticatedEndpointsRejectBadTokens(t *testing.T) {
 	}
 }
 
-func upper(s string) string {
+// swapCase swaps the case of every ASCII letter in s.
+func swapCase(s string) string {
 	b := []byte(s)
 	for i, c := range b {
-		if c >= 'a' && c <= 'f' {
+		switch {
+		case c >= 'a' && c <= 'z':
 			b[i] = c - 'a' + 'A'
+		case c >= 'A' && c <= 'Z':
+			b[i] = c - 'A' + 'a'
 		}
 	}
 	return string(b)

@@ -188,14 +188,15 @@ func (s *Server) Call(ext string, c Call) (CDR, error) {
 	if !c.Silent {
 		socks = s.subscribers(ext, typeCDRChanged)
 	}
+	style := s.quirks.numbers
 	s.mu.Unlock()
 
 	if len(socks) > 0 {
 		deliver(socks, notification(typeCDRChanged, map[string]any{
 			"ext_num": ext,
 			"personal_cdr": map[string]any{
-				"date": "", "time": "", "timestamp": rec.cdr.Timestamp,
-				"number": c.Peer, "talk_duration": c.TalkDuration,
+				"date": "", "time": "", "timestamp": style.int(rec.cdr.Timestamp),
+				"number": c.Peer, "talk_duration": style.int(int64(c.TalkDuration)),
 			},
 		}))
 	}
@@ -227,11 +228,16 @@ type cdrQuery struct {
 	number         string
 }
 
+// cdrParams are the query parameters the SDK sends to searchpersonal.
+var cdrParams = []string{"page", "page_size", "sort_by", "order_by", "status", "number"}
+
 // parseCDRQuery applies the reference's defaults and reports false for a
-// value outside them, or a parameter given twice.
+// value outside them, a parameter given twice, or one the SDK does not send
+// (a misnamed one would otherwise be ignored, and its query silently
+// answered with the defaults).
 func parseCDRQuery(values url.Values) (cdrQuery, bool) {
-	for _, vs := range values {
-		if len(vs) > 1 {
+	for name, vs := range values {
+		if len(vs) > 1 || !slices.Contains(cdrParams, name) {
 			return cdrQuery{}, false
 		}
 	}
@@ -265,7 +271,8 @@ func parseCDRQuery(values url.Values) (cdrQuery, bool) {
 
 // searchPersonal answers cdr/searchpersonal for the session's extension. The
 // number filter matches a record whose number or caller_id contains it, as a
-// search box does.
+// search box does. The paging and number knobs (SetPageCap, SetTotalNumber,
+// SetRepeatLastPage, SetSamePage, SetNumberStyle) apply here.
 func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
 	q, valid := parseCDRQuery(r.URL.Query())
 	if !valid {
@@ -296,10 +303,37 @@ func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
 	})
 	list := []CDR{} // an empty page is [], never null
 	now := time.Now()
-	if start := (q.page - 1) * q.pageSize; start < len(hits) {
-		for _, rec := range hits[start:min(start+q.pageSize, len(hits))] {
-			list = append(list, rec.render(now))
+	lo, hi := s.quirks.window(len(hits), q.page, q.pageSize)
+	for _, rec := range hits[lo:hi] {
+		list = append(list, rec.render(now))
+	}
+	total := len(hits)
+	if f := s.quirks.totalNumber; f != nil {
+		total = f(total)
+	}
+	n := s.quirks.numbers
+	return ok(map[string]any{"personal_cdr_list": n.restyle(list), "total_number": n.int(int64(total))})
+}
+
+// window returns the bounds in n matching records of the page asked for,
+// as the paging knobs serve it; honest paging when they are off.
+func (k quirks) window(n, page, size int) (lo, hi int) {
+	served, step := size, size
+	if k.pageCap > 0 && k.pageCap < size {
+		served = k.pageCap
+		if !k.offsetByRequested {
+			step = served
 		}
 	}
-	return ok(map[string]any{"personal_cdr_list": list, "total_number": len(hits)})
+	if k.samePage {
+		page = 1
+	}
+	lo = (page - 1) * step
+	if lo >= n && k.repeatLastPage && n > 0 {
+		lo = (n - 1) / step * step
+	}
+	if lo >= n {
+		return 0, 0
+	}
+	return lo, min(lo+served, n)
 }

@@ -310,6 +310,14 @@ func TestSearchPersonalRejectsBadParameters(t *testing.T) {
 		"status -1":         {"status": {"-1"}},
 		"status name":       {"status": {"missed"}},
 		"number twice":      {"number": {"1", "2"}},
+		// Only the SDK's six parameters: a misnamed one is not ignored.
+		"size (the SDK's option name)": {"size": {"10"}},
+		"filter (the SDK's option)":    {"filter": {"1001"}},
+		"pageSize":                     {"pageSize": {"10"}},
+		"PAGE":                         {"PAGE": {"1"}},
+		"access_token":                 {"access_token": {"x"}},
+		"unknown with valid ones":      {"page": {"1"}, "page_size": {"20"}, "extension": {"1001"}},
+		"empty name":                   {"": {"1"}},
 	} {
 		checkError(t, name, p.get("/api/v1.0/cdr/searchpersonal", token, q), 40002, "PARAMETER ERROR")
 	}

@@ -2,6 +2,7 @@ package pbxtest
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 )
 
@@ -74,17 +75,42 @@ func (s *Server) Extension(number string) (Extension, bool) {
 	return Extension{}, false
 }
 
+// tokenInfo is what the PBX knows about an access token: whose it is, and
+// whether the login named the WebPC user agent, which decides the topic list
+// its sockets must send.
+type tokenInfo struct {
+	ext   string
+	webPC bool
+}
+
 // issueToken records a new access token for ext. s.mu must be held.
-func (s *Server) issueToken(ext string) string {
-	token := randomHex(16)
-	s.tokens[token] = ext
+func (s *Server) issueToken(ext string, webPC bool) string {
+	token := randomToken()
+	s.tokens[token] = tokenInfo{ext: ext, webPC: webPC}
 	return token
+}
+
+// randomToken returns 32 characters of the standard base64 alphabet, with
+// "==" padding and at least one '+' and one '/': characters that must be
+// escaped in a query string ('+' reads as a space), so that a client that
+// puts the token into the socket URL unescaped is refused, as it would be by
+// a PBX whose tokens happen to contain them.
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic("pbxtest: crypto/rand failed: " + err.Error())
+	}
+	t := []byte(base64.StdEncoding.EncodeToString(b[:22])) // 30 characters, then "=="
+	i := int(b[22]) % 30
+	j := (i + 1 + int(b[23])%29) % 30 // never i
+	t[i], t[j] = '+', '/'
+	return string(t)
 }
 
 // revokeTokens invalidates every token of ext. s.mu must be held.
 func (s *Server) revokeTokens(ext string) {
-	for token, owner := range s.tokens {
-		if owner == ext {
+	for token, ti := range s.tokens {
+		if ti.ext == ext {
 			delete(s.tokens, token)
 		}
 	}
@@ -93,8 +119,8 @@ func (s *Server) revokeTokens(ext string) {
 // extensionOf returns the extension a token belongs to, or nil. s.mu must be
 // held.
 func (s *Server) extensionOf(token string) *extension {
-	if ext, ok := s.tokens[token]; ok {
-		return s.exts[ext]
+	if ti, ok := s.tokens[token]; ok {
+		return s.exts[ti.ext]
 	}
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 
 // TestFaultNotifications checks, for each knob, the frames it sends, that
 // they reach only sockets subscribed to their type (and only the extensions
-// concerned), and the state it leaves behind.
+// concerned), and the state it leaves behind. 1001 has three sockets: a
+// WebPC one (every type), a WebClient one (all but 20013) and one that
+// never subscribed (no type).
 func TestFaultNotifications(t *testing.T) {
 	t.Parallel()
 	type frame struct {
@@ -22,9 +24,8 @@ func TestFaultNotifications(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		knob     func(p *testPBX)
-		own      []frame // to 1001's subscribed socket
-		others   bool    // the same frames to 1002's subscribed socket
-		narrow   []int   // a topic list for 1001's second socket that lacks the types
+		own      []frame // to 1001's WebPC socket
+		others   bool    // the same frames to 1002's WebPC socket
 		after    func(t *testing.T, p *testPBX, tokenA, tokenB string)
 		rawToAll bool
 	}{
@@ -33,21 +34,19 @@ func TestFaultNotifications(t *testing.T) {
 			knob:   func(p *testPBX) { p.Kick("1001") },
 			own:    []frame{{10000, map[string]any{"username": "1001"}}},
 			others: true,
-			narrow: []int{20007, 20010},
 			after: func(t *testing.T, p *testPBX, a, b string) {
 				if p.valid(a) || !p.valid(b) {
 					t.Error("want 1001's token revoked and 1002's kept")
 				}
-				if p.LiveSockets("1001") != 2 {
+				if p.LiveSockets("1001") != 3 {
 					t.Error("sockets closed by the PBX: the client must do it")
 				}
 			},
 		},
 		{
-			name:   "DeleteExtension",
-			knob:   func(p *testPBX) { p.DeleteExtension("1001") },
-			own:    []frame{{20007, map[string]any{}}},
-			narrow: []int{10000, 20010},
+			name: "DeleteExtension",
+			knob: func(p *testPBX) { p.DeleteExtension("1001") },
+			own:  []frame{{20007, map[string]any{}}},
 			after: func(t *testing.T, p *testPBX, a, b string) {
 				if p.valid(a) || !p.valid(b) {
 					t.Error("want 1001's token revoked and 1002's kept")
@@ -59,16 +58,15 @@ func TestFaultNotifications(t *testing.T) {
 				if _, err := p.Call("1001", pbxtest.Call{}); err == nil {
 					t.Error("Call on a deleted extension succeeded")
 				}
-				if p.Logins("1001") != 1 {
+				if p.Logins("1001") != 2 {
 					t.Error("activity of a deleted extension lost")
 				}
 			},
 		},
 		{
-			name:   "ForceReLogin",
-			knob:   func(p *testPBX) { p.ForceReLogin("1001") },
-			own:    []frame{{20010, map[string]any{}}},
-			narrow: []int{10000, 20007, 20154},
+			name: "ForceReLogin",
+			knob: func(p *testPBX) { p.ForceReLogin("1001") },
+			own:  []frame{{20010, map[string]any{}}},
 			after: func(t *testing.T, p *testPBX, a, b string) {
 				if p.valid(a) || !p.valid(b) {
 					t.Error("want 1001's token revoked and 1002's kept")
@@ -81,7 +79,6 @@ func TestFaultNotifications(t *testing.T) {
 			knob:   func(p *testPBX) { p.SetSDKPlan(false) },
 			own:    []frame{{20153, map[string]any{"enable": 0.0}}},
 			others: true,
-			narrow: []int{10000, 20154},
 			after: func(t *testing.T, p *testPBX, a, b string) {
 				checkError(t, "login while disabled", p.loginAs("1001", "secret-1001"), 70136, "SDK PLAN DISABLED")
 				checkError(t, "bad login while disabled", p.loginAs("1001", "wrong"), 10009, "INVALID USERNAME OR PASSWORD")
@@ -93,10 +90,9 @@ func TestFaultNotifications(t *testing.T) {
 			},
 		},
 		{
-			name:   "SetClientFlags web",
-			knob:   func(p *testPBX) { p.SetClientFlags("1001", 0, 1, 1) },
-			own:    []frame{{20015, map[string]any{"enb_web_client": 0.0}}},
-			narrow: []int{20013, 20082},
+			name: "SetClientFlags web",
+			knob: func(p *testPBX) { p.SetClientFlags("1001", 0, 1, 1) },
+			own:  []frame{{20015, map[string]any{"enb_web_client": 0.0}}},
 			after: func(t *testing.T, p *testPBX, a, _ string) {
 				ext, _ := p.get("/api/v1.0/extension/getpersonal", a, nil)["extension"].(map[string]any)
 				if ext["enb_web_client"] != 0.0 || ext["enb_desktop_client"] != 1.0 {
@@ -114,7 +110,6 @@ func TestFaultNotifications(t *testing.T) {
 				{20013, map[string]any{"enb_desktop_client": 0.0}},
 				{20082, map[string]any{"enb_internal_client": 0.0}},
 			},
-			narrow: []int{20015},
 			after: func(t *testing.T, p *testPBX, a, _ string) {
 				if got := p.get("/api/v1.0/extension/getpersonalglobal", a, nil)["enb_internal_client"]; got != 0.0 {
 					t.Errorf("enb_internal_client %v after the change", got)
@@ -122,20 +117,17 @@ func TestFaultNotifications(t *testing.T) {
 			},
 		},
 		{
-			name:   "SetClientFlags unchanged",
-			knob:   func(p *testPBX) { p.SetClientFlags("1001", 1, 1, 1); p.SetClientFlags("1999", 0, 0, 0) },
-			narrow: []int{20049},
+			name: "SetClientFlags unchanged",
+			knob: func(p *testPBX) { p.SetClientFlags("1001", 1, 1, 1); p.SetClientFlags("1999", 0, 0, 0) },
 		},
 		{
-			name:   "Notify",
-			knob:   func(p *testPBX) { p.Notify("1001", 20048, map[string]any{"record_status": "recording"}) },
-			own:    []frame{{20048, map[string]any{"record_status": "recording"}}},
-			narrow: []int{20047, 20049},
+			name: "Notify",
+			knob: func(p *testPBX) { p.Notify("1001", 20048, map[string]any{"record_status": "recording"}) },
+			own:  []frame{{20048, map[string]any{"record_status": "recording"}}},
 		},
 		{
 			name:     "SendRaw",
 			knob:     func(p *testPBX) { p.SendRaw("1001", `{"type":20049,"msg":"{}","errcode":-3}`) },
-			narrow:   []int{10000},
 			rawToAll: true,
 		},
 	} {
@@ -144,15 +136,18 @@ func TestFaultNotifications(t *testing.T) {
 			p := start(t, pbxtest.Options{})
 			a := p.AddExtension(pbxtest.Extension{Number: "1001", Secret: "secret-1001"})
 			b := p.AddExtension(pbxtest.Extension{Number: "1002"})
-			tokenA, tokenB := p.login(a), p.login(b)
+			// Both logins of 1001 come before its sockets: a login of an
+			// extension with live sockets would knock them out.
+			tokenA, tokenW, tokenB := p.loginWebPC(a), p.login(a), p.loginWebPC(b)
 			wide := p.subscribe("1001", tokenA, webPCTopics...)
-			narrow := p.subscribe("1001", tokenA, tc.narrow...)
+			web := p.subscribe("1001", tokenW, newFirmwareTopics...)
+			narrow := p.open("1001", tokenA)
 			other := p.subscribe("1002", tokenB, webPCTopics...)
 
 			tc.knob(p)
 
 			if tc.rawToAll {
-				for _, s := range []*sock{wide, narrow} {
+				for _, s := range []*sock{wide, web, narrow} {
 					if got := s.next(); got != `{"type":20049,"msg":"{}","errcode":-3}` {
 						t.Fatalf("raw frame arrived as %q", got)
 					}
@@ -168,12 +163,19 @@ func TestFaultNotifications(t *testing.T) {
 				}
 			}
 			expect(wide, tc.own)
+			var webClient []frame
+			for _, f := range tc.own {
+				if f.typ != 20013 {
+					webClient = append(webClient, f)
+				}
+			}
+			expect(web, webClient)
 			if tc.others {
 				expect(other, tc.own)
 			}
 			// Markers prove nothing else was sent: to the narrow socket at
 			// all, and beyond the expected frames to the others.
-			p.nothingBefore("1001", wide, narrow)
+			p.nothingBefore("1001", wide, web, narrow)
 			p.nothingBefore("1002", other)
 			if tc.after != nil {
 				tc.after(t, p, tokenA, tokenB)

@@ -70,6 +70,9 @@ func (p *testPBX) do(method, path, token string, query url.Values, body string, 
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if h := header.Get("Host"); h != "" { // the client sends req.Host, not a Host header
+		req.Host = h
+	}
 	if token != "" {
 		req.Header.Set("Authorization", token)
 	}
@@ -102,10 +105,18 @@ func (p *testPBX) get(path, token string, query url.Values) map[string]any {
 	return body
 }
 
-// loginAs posts the SDK's login body and returns the answer.
+// loginAs posts the SDK's login body for the WebClient user agent and
+// returns the answer.
 func (p *testPBX) loginAs(username, password string) map[string]any {
 	p.t.Helper()
-	body, _ := json.Marshal(map[string]any{"username": username, "password": password, "login_source": nil, "login_jump": "sdk"})
+	return p.loginFrom(username, password, nil)
+}
+
+// loginFrom posts the SDK's login body with login_source source (nil for
+// WebClient, "webpc" for WebPC) and returns the answer.
+func (p *testPBX) loginFrom(username, password string, source any) map[string]any {
+	p.t.Helper()
+	body, _ := json.Marshal(map[string]any{"username": username, "password": password, "login_source": source, "login_jump": "sdk"})
 	status, out := p.do(http.MethodPost, "/api/v1.0/login", "", nil, string(body), http.Header{"Content-Type": {"application/json"}})
 	if status != http.StatusOK {
 		p.t.Fatalf("login: HTTP %d", status)
@@ -123,6 +134,20 @@ func (p *testPBX) login(e pbxtest.Extension) string {
 	}
 	return token
 }
+
+// loginWebPC logs ext in as the WebPC user agent and returns its token.
+func (p *testPBX) loginWebPC(e pbxtest.Extension) string {
+	p.t.Helper()
+	out := p.loginFrom(e.Number, e.Secret, "webpc")
+	token, _ := out["access_token"].(string)
+	if errcode(out) != 0 || token == "" {
+		p.t.Fatalf("login %s as WebPC: %v", e.Number, out)
+	}
+	return token
+}
+
+// host is the PBX's host:port, what getproduct's host parameter must be.
+func (p *testPBX) host() string { return strings.TrimPrefix(p.URL(), "https://") }
 
 // valid reports whether the token is accepted by the API.
 func (p *testPBX) valid(token string) bool {
@@ -155,6 +180,19 @@ func (p *testPBX) dial(token string) (*websocket.Conn, *http.Response, error) {
 		p.t.Cleanup(func() { ws.Close() })
 	}
 	return ws, resp, err
+}
+
+// open dials a socket of ext that never subscribes, and waits until the
+// server counts it as live.
+func (p *testPBX) open(ext, token string) *sock {
+	p.t.Helper()
+	n := p.LiveSockets(ext)
+	ws, _, err := p.dial(token)
+	if err != nil {
+		p.t.Fatalf("dial: %v", err)
+	}
+	eventually(p.t, "socket live", func() bool { return p.LiveSockets(ext) > n })
+	return &sock{ws, p.t}
 }
 
 // sock is the client end of a subscribe socket.

@@ -5,10 +5,33 @@
 //
 // It is an independent implementation of the wire protocol, and a strict one:
 // it accepts only what the reference says a client sends, so that code tested
-// against it also works against a PBX written from the same reference. Fault
-// knobs (Kick, ForceReLogin, DropSockets, FailEndpoint, ...) inject the
-// events a real PBX produces, and observation methods (Logins, TopicLists,
-// LiveSockets, ...) let tests assert on what the client did.
+// against it also works against a PBX written from the same reference. Among
+// its checks:
+//   - login takes exactly the SDK's body; a login of an extension that still
+//     has live sockets knocks the earlier login out, as a real PBX does: its
+//     subscribed sockets receive 10000 {"username":ext} and its tokens are
+//     revoked (see KnockOuts);
+//   - access tokens contain '+' and '/', so a client must escape the token in
+//     the socket URL;
+//   - getproduct's host must be the request's host as the SDK's URL.host
+//     gives it: lower case, without the default port;
+//   - cdr/searchpersonal refuses a parameter the SDK does not send, a bad
+//     value and a repeated parameter (errcode 40002);
+//   - a socket must send exactly the topic list of the PBX's firmware
+//     (Options.Version) and the login's user agent, and only the SDK's
+//     frames; anything else closes it with 1008 policy violation.
+//
+// Fault knobs (Kick, ForceReLogin, DropSockets, FailEndpoint, ...) inject the
+// events a real PBX produces. Hostile knobs make it a PBX that differs from
+// the reference's happy path, as firmware versions do: SetPageCap,
+// SetTotalNumber, SetRepeatLastPage and SetSamePage for paging,
+// SetNumberStyle for integers sent as strings or floats, SetEchoPassword for
+// an error text that echoes the credential, SetEndlessHandshake for an
+// upgrade answer that never ends, RejectAPITokens for an API that refuses a
+// token its socket still takes, Flood for a burst of frames, and
+// NotifySIPRegistration for a body full of credentials. Observation methods
+// (Logins, KnockOuts, TopicLists, LiveSockets, ...) let tests assert on what
+// the client did.
 package pbxtest
 
 import (
@@ -66,13 +89,14 @@ type Server struct {
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
-	tokens      map[string]string // access token -> extension number
+	tokens      map[string]tokenInfo // by access token
 	sockets     map[*socket]struct{}
 	sdkDisabled bool
 	refuseWS    bool
 	faults      map[string]fault // by API path
 	requests    map[string]int   // by URL path
 	activity    map[string]*activity
+	quirks      quirks // the hostile knobs' settings, see hostile.go
 }
 
 // activity is what happened per extension number. It is kept apart from the
@@ -83,6 +107,8 @@ type activity struct {
 	heartbeats      int
 	topicLists      [][]int
 	stallHeartbeats bool
+	rejectAPI       bool // RejectAPITokens
+	knockOuts       int
 }
 
 // fault is an injected answer for one API path.
@@ -124,7 +150,7 @@ func NewServer(opts Options) (*Server, error) {
 		served:   make(chan struct{}),
 		done:     make(chan struct{}),
 		exts:     map[string]*extension{},
-		tokens:   map[string]string{},
+		tokens:   map[string]tokenInfo{},
 		sockets:  map[*socket]struct{}{},
 		faults:   map[string]fault{},
 		requests: map[string]int{},
@@ -223,6 +249,14 @@ func (s *Server) LiveSockets(ext string) int { return s.snapshot(ext).live }
 // MaxLiveSockets returns the most subscribe sockets ext ever had open at
 // once: a bridge should never have more than one.
 func (s *Server) MaxLiveSockets(ext string) int { return s.snapshot(ext).maxLive }
+
+// KnockOuts returns how many logins of ext knocked an earlier login out:
+// succeeded while ext still had live subscribe sockets, which then received
+// a 10000 frame and lost their tokens. A bridge should never knock itself
+// out. A socket counts as live until the PBX has seen it end, so a client
+// that closes its socket with a close handshake before it logs in again is
+// not knocked out; one that only drops the connection may be.
+func (s *Server) KnockOuts(ext string) int { return s.snapshot(ext).knockOuts }
 
 // Heartbeats returns how many "heartbeat" frames ext's sockets sent,
 // answered or not.

@@ -15,19 +15,21 @@ import (
 
 // Notification types the fault knobs send.
 const (
-	typeLogin        = 10000
-	typeExtDeleted   = 20007
-	typeReLogin      = 20010
-	typeDesktopFlag  = 20013
-	typeWebFlag      = 20015
-	typeCDRChanged   = 20049
-	typeInternalFlag = 20082
-	typeSDKPlan      = 20153
+	typeLogin           = 10000
+	typeExtDeleted      = 20007
+	typeReLogin         = 20010
+	typeDesktopFlag     = 20013
+	typeWebFlag         = 20015
+	typeCDRChanged      = 20049
+	typeSIPRegistration = 20066
+	typeInternalFlag    = 20082
+	typeSDKPlan         = 20153
 )
 
 // knownTopics are the topics the reference lists: the SDK's base set, the
-// new-firmware pair 20153/20154 and WebPC's 20013. Nothing else may be
-// subscribed to.
+// new-firmware pair 20153/20154 and WebPC's 20013. Of these, a socket must
+// subscribe to exactly the ones its firmware and user agent call for (see
+// expectedTopics).
 var knownTopics = map[int]bool{
 	10000: true, 20007: true, 20008: true, 20010: true, 20013: true, 20015: true,
 	20047: true, 20048: true, 20049: true, 20053: true, 20065: true, 20066: true,
@@ -36,10 +38,11 @@ var knownTopics = map[int]bool{
 
 // socket is one open subscribe socket.
 type socket struct {
-	srv *Server
-	ext string
-	ws  *websocket.Conn
-	wmu sync.Mutex // serializes writes: gorilla allows one writer at a time
+	srv   *Server
+	ext   string
+	webPC bool // the user agent of the login whose token opened it
+	ws    *websocket.Conn
+	wmu   sync.Mutex // serializes writes: gorilla allows one writer at a time
 
 	// Guarded by srv.mu.
 	topics map[int]bool // nil until the first topic_list
@@ -56,6 +59,12 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	case s.closed || s.refuseWS:
 		s.mu.Unlock()
 		http.Error(w, "subscribe sockets refused", http.StatusServiceUnavailable)
+		return
+	case s.quirks.endlessHandshake:
+		s.sockWG.Add(1) // hijacked below: connWG lets go of it
+		s.mu.Unlock()
+		defer s.sockWG.Done()
+		s.endlessHandshake(w)
 		return
 	case s.extensionOf(token) == nil:
 		s.mu.Unlock()
@@ -80,7 +89,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		c.abort()
 		return
 	}
-	c.ext = e.Number
+	c.ext, c.webPC = e.Number, s.tokens[token].webPC
 	s.sockets[c] = struct{}{}
 	a := s.activityOf(c.ext)
 	a.live++
@@ -97,6 +106,14 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 func (c *socket) run() {
 	defer c.srv.drop(c)
 	c.ws.SetReadLimit(maxFrameSize)
+	// A socket that the client closes with a close handshake is no longer
+	// live once the client has the answer: a login right after it must not
+	// count as knocking it out.
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		c.srv.unregister(c)
+		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
+		return nil
+	})
 	for {
 		kind, data, err := c.ws.ReadMessage()
 		if err != nil {
@@ -116,6 +133,10 @@ func (c *socket) run() {
 		topics, err := parseTopicList(data)
 		if err != nil {
 			c.reject(err.Error())
+			return
+		}
+		if why := topicMismatch(topics, expectedTopics(c.srv.opts.Version, c.webPC)); why != "" {
+			c.reject(why)
 			return
 		}
 		c.srv.subscribed(c, topics)
@@ -183,14 +204,17 @@ func parseTopicList(data []byte) ([]int, error) {
 }
 
 // send writes one text frame, with a deadline; a socket that cannot take it
-// is dropped, as a PBX drops a dead peer.
-func (c *socket) send(frame []byte) {
+// is dropped, as a PBX drops a dead peer. It reports whether the frame was
+// written.
+func (c *socket) send(frame []byte) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 		c.srv.drop(c)
+		return false
 	}
+	return true
 }
 
 // reject ends the socket with a policy-violation close frame naming the
@@ -215,15 +239,20 @@ func (c *socket) shutdown(code int, reason string) {
 // makes fault knobs synchronous: once DropSockets returns, LiveSockets is 0
 // and no frame reaches the dropped sockets.
 func (s *Server) drop(c *socket) {
+	s.unregister(c)
+	c.abort()
+}
+
+// unregister takes the socket out of the live ones, once.
+func (s *Server) unregister(c *socket) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !c.gone {
 		c.gone = true
 		delete(s.sockets, c)
 		s.activityOf(c.ext).live--
 		s.log.Debug("pbxtest: socket closed", "ext", c.ext)
 	}
-	s.mu.Unlock()
-	c.abort()
 }
 
 // abort closes the TCP connection under the TLS layer: the peer sees the

@@ -1,7 +1,9 @@
 package pbxtest_test
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -21,21 +23,17 @@ func TestSubscribeRecordsTopicLists(t *testing.T) {
 		t.Fatalf("TopicLists = %v", got)
 	}
 
-	// A re-subscription (after errcode -3 or 20104) replaces the first.
-	s.topicList(20049)
+	// A re-subscription (after errcode -3 or 20104) is recorded too.
+	s.topicList(newFirmwareTopics...)
 	eventually(t, "second topic_list", func() bool { return len(p.TopicLists("1001")) == 2 })
-	if got := p.TopicLists("1001")[1]; !slices.Equal(got, []int{20049}) {
-		t.Fatalf("second topic_list %v", got)
-	}
-	p.Notify("1001", 20008, map[string]string{"record_feature_code": "*2"})
-	p.nothingBefore("1001", s)
 	p.Notify("1001", 20049, map[string]any{"ext_num": "1001"})
 	if n := decodeNotice(t, s.next()); n.Type != 20049 {
 		t.Fatalf("type %d, want 20049", n.Type)
 	}
 
 	// The frame as the SDK writes it, whitespace and all, is accepted.
-	s.text(`{"topic_list": [10000, 20049]}`)
+	s.text(`{"topic_list": [10000, 20007, 20008, 20010, 20015, 20047, 20048, 20049,` +
+		"\n20053, 20065, 20066, 20082, 20104, 20153, 20154] }")
 	eventually(t, "third topic_list", func() bool { return len(p.TopicLists("1001")) == 3 })
 
 	// TopicLists returns copies.
@@ -64,8 +62,18 @@ func TestSubscribeUpgradeRejections(t *testing.T) {
 	p.CloseUpgrades(false)
 	p.subscribe("1001", token, newFirmwareTopics...)
 
+	// The token must be escaped in the URL: its '+' reads as a space.
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: p.CertPool()}, HandshakeTimeout: wait}
+	raw := "wss" + strings.TrimPrefix(p.URL(), "https") + "/api/v1.0/subscribe?access_token=" + token
+	if ws, resp, err := d.Dial(raw, nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		if ws != nil {
+			ws.Close()
+		}
+		t.Errorf("unescaped token: err %v, response %v, want HTTP 401", err, resp)
+	}
+
 	// A plain GET without the upgrade headers is not a socket.
-	req, _ := http.NewRequest(http.MethodGet, p.URL()+"/api/v1.0/subscribe?access_token="+token, nil)
+	req, _ := http.NewRequest(http.MethodGet, p.URL()+"/api/v1.0/subscribe?access_token="+url.QueryEscape(token), nil)
 	if resp, err := p.client.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain GET: %v %v, want HTTP 400", resp, err)
 	} else {
@@ -103,6 +111,9 @@ func TestSubscribeProtocolViolations(t *testing.T) {
 		{"heartbeat with newline", true, "heartbeat\n", false},
 		{"heartbeat response from client", true, "heartbeat response", false},
 		{"bad re-subscribe", true, `{"topic_list":[20049,20048]}`, false},
+		{"base set only on new firmware", false, `{"topic_list":[10000,20007,20008,20010,20015,20047,20048,20049,20053,20065,20066,20082,20104]}`, false},
+		{"WebPC's 20013 from a WebClient", false, `{"topic_list":[10000,20007,20008,20010,20013,20015,20047,20048,20049,20053,20065,20066,20082,20104,20153,20154]}`, false},
+		{"a subset", true, `{"topic_list":[10000,20049]}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ws, _, err := p.dial(token)
@@ -184,7 +195,7 @@ func TestCDRNotification(t *testing.T) {
 	token := p.login(p.AddExtension(pbxtest.Extension{Number: "1001"}))
 	otherToken := p.login(p.AddExtension(pbxtest.Extension{Number: "1002"}))
 	subscribed := p.subscribe("1001", token, newFirmwareTopics...)
-	notSubscribed := p.subscribe("1001", token, 10000, 20007, 20010)
+	notSubscribed := p.open("1001", token)
 	other := p.subscribe("1002", otherToken, newFirmwareTopics...)
 
 	at := time.Unix(1693201380, 0)
