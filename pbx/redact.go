@@ -34,8 +34,9 @@ var (
 	// character, an escaped escape of the inner document (\\\" \\\\ \\n) or
 	// an escape of the outer string (\u003c); \" ends it.
 	credentialJSONEscaped = regexp.MustCompile(`(?i)\\"(` + credentialName + `)\\"\s*:\s*(?:\\"(?:[^"\\]|\\\\\\"|\\\\\\\\|\\\\[^"\\]|\\[^"\\])*\\"|-?[0-9][0-9.eE+\-]*)`)
-	// A password in a URL's user info: scheme://user:password@host.
-	urlPassword = regexp.MustCompile(`(://[^/\s:@]*):[^@/\s]*@`)
+	// A password in a URL's user info: scheme://user:password@host. The
+	// password may hold a '/' (a base64 token does): it runs to the '@'.
+	urlPassword = regexp.MustCompile(`(://[^/\s:@]*):[^@\s]*@`)
 )
 
 // Redact returns s with the credentials it may carry replaced by REDACTED:

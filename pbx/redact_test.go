@@ -17,6 +17,7 @@ func TestRedact(t *testing.T) {
 		{`{"username":"1001","password":"s3cr3t\"x","login_jump":"sdk"}`, `{"username":"1001","password":"REDACTED","login_jump":"sdk"}`},
 		{`"access_token": "abc"`, `"access_token":"REDACTED"`},
 		{`https://admin:hunter2@pbx.example.com/api`, `https://admin:REDACTED@pbx.example.com/api`},
+		{`https://user:ab+c/d==@127.0.0.1:1`, `https://user:REDACTED@127.0.0.1:1`},
 		{`secret=abc token=def`, `secret=REDACTED token=REDACTED`},
 		{`errcode 10009 "INVALID USERNAME OR PASSWORD"`, `errcode 10009 "INVALID USERNAME OR PASSWORD"`},
 		{`https://pbx.example.com:8088`, `https://pbx.example.com:8088`},
