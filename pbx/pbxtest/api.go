@@ -200,12 +200,12 @@ func (s *Server) login(r *http.Request) any {
 	}
 	a := s.activityOf(username)
 	a.logins++
-	earlier := s.socketsWhere(func(c *socket) bool { return c.ext == username })
+	earlier := s.socketsOf(username, nil)
 	var knocked []*socket
 	if len(earlier) > 0 {
 		a.knockOuts++
 		s.revokeTokens(username)
-		knocked = s.socketsWhere(func(c *socket) bool { return c.ext == username && c.topics[typeLogin] })
+		knocked = s.subscribers(username, typeLogin)
 	}
 	token := s.issueToken(username, isString && source == "webpc")
 	s.mu.Unlock()

@@ -102,7 +102,7 @@ func (s *Server) RevokeTokens(ext string) {
 // reconnect.
 func (s *Server) DropSockets(ext string) {
 	s.mu.Lock()
-	socks := s.socketsWhere(func(c *socket) bool { return c.ext == ext })
+	socks := s.socketsOf(ext, nil)
 	s.mu.Unlock()
 	for _, c := range socks {
 		s.drop(c)
@@ -122,7 +122,7 @@ func (s *Server) StallHeartbeats(ext string, stall bool) {
 // {"type":20049,"msg":"...","errcode":-3}.
 func (s *Server) SendRaw(ext string, frame string) {
 	s.mu.Lock()
-	socks := s.socketsWhere(func(c *socket) bool { return c.ext == ext })
+	socks := s.socketsOf(ext, nil)
 	s.mu.Unlock()
 	deliver(socks, []byte(frame))
 }

@@ -111,7 +111,7 @@ func (s *Server) apiRejected(ext string) bool {
 // (or a socket was dropped for not taking them).
 func (s *Server) Flood(ext string, n int, frame string) {
 	s.mu.Lock()
-	socks := s.socketsWhere(func(c *socket) bool { return c.ext == ext })
+	socks := s.socketsOf(ext, nil)
 	s.mu.Unlock()
 	b := []byte(frame)
 	for _, c := range socks {

@@ -89,8 +89,8 @@ type Server struct {
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
-	tokens      map[string]tokenInfo // by access token
-	sockets     map[*socket]struct{}
+	tokens      map[string]tokenInfo            // by access token
+	sockets     map[string]map[*socket]struct{} // live sockets by extension number
 	sdkDisabled bool
 	refuseWS    bool
 	faults      map[string]fault // by API path
@@ -151,7 +151,7 @@ func NewServer(opts Options) (*Server, error) {
 		done:     make(chan struct{}),
 		exts:     map[string]*extension{},
 		tokens:   map[string]tokenInfo{},
-		sockets:  map[*socket]struct{}{},
+		sockets:  map[string]map[*socket]struct{}{},
 		faults:   map[string]fault{},
 		requests: map[string]int{},
 		activity: map[string]*activity{},

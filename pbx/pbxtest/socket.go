@@ -90,7 +90,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.ext, c.webPC = e.Number, s.tokens[token].webPC
-	s.sockets[c] = struct{}{}
+	if s.sockets[c.ext] == nil {
+		s.sockets[c.ext] = map[*socket]struct{}{}
+	}
+	s.sockets[c.ext][c] = struct{}{}
 	a := s.activityOf(c.ext)
 	a.live++
 	a.maxLive = max(a.maxLive, a.live)
@@ -249,7 +252,10 @@ func (s *Server) unregister(c *socket) {
 	defer s.mu.Unlock()
 	if !c.gone {
 		c.gone = true
-		delete(s.sockets, c)
+		delete(s.sockets[c.ext], c)
+		if len(s.sockets[c.ext]) == 0 {
+			delete(s.sockets, c.ext)
+		}
 		s.activityOf(c.ext).live--
 		s.log.Debug("pbxtest: socket closed", "ext", c.ext)
 	}
@@ -269,8 +275,19 @@ func (c *socket) abort() {
 // socketsWhere returns the live sockets that match. s.mu must be held.
 func (s *Server) socketsWhere(match func(*socket) bool) []*socket {
 	var out []*socket
-	for c := range s.sockets {
-		if match(c) {
+	for ext := range s.sockets {
+		out = append(out, s.socketsOf(ext, match)...)
+	}
+	return out
+}
+
+// socketsOf returns the live sockets of ext that match (all of them if match
+// is nil), without looking at other extensions' sockets: logins of
+// thousands of extensions each look for their own. s.mu must be held.
+func (s *Server) socketsOf(ext string, match func(*socket) bool) []*socket {
+	var out []*socket
+	for c := range s.sockets[ext] {
+		if match == nil || match(c) {
 			out = append(out, c)
 		}
 	}
@@ -280,9 +297,11 @@ func (s *Server) socketsWhere(match func(*socket) bool) []*socket {
 // subscribers returns the sockets of ext (of every extension if ext is "")
 // subscribed to typ. s.mu must be held.
 func (s *Server) subscribers(ext string, typ int) []*socket {
-	return s.socketsWhere(func(c *socket) bool {
-		return (ext == "" || c.ext == ext) && c.topics[typ]
-	})
+	subscribed := func(c *socket) bool { return c.topics[typ] }
+	if ext == "" {
+		return s.socketsWhere(subscribed)
+	}
+	return s.socketsOf(ext, subscribed)
 }
 
 // deliver sends the frame to each socket. It is called without s.mu, since
