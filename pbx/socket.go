@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -141,8 +142,10 @@ func tokenRejected(err error) error {
 	return fmt.Errorf("%w: %v", ErrTokenRejected, err)
 }
 
-// dial opens the subscribe socket. The returned error is redacted (the URL
-// carries the token); status is the HTTP status of a refused handshake.
+// dial opens the subscribe socket. The handshake is bounded in time
+// (RequestTimeout) and in size (maxHandshakeBytes). The returned error is
+// redacted (the URL carries the token); status is the HTTP status of a
+// refused handshake.
 func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 	u := url.URL{
 		Scheme:   "wss",
@@ -150,9 +153,18 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 		Path:     subscribePath,
 		RawQuery: url.Values{"access_token": {s.client.Token()}}.Encode(),
 	}
+	// The connection whose handshake reads are bounded; gorilla dials it
+	// once per DialContext, on this goroutine.
+	var hc *handshakeConn
 	d := websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		TLSClientConfig:  s.client.tls.Clone(),
+		NetDialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := s.dialTLS(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			hc = c
+			return c, nil
+		},
 		HandshakeTimeout: s.cfg.RequestTimeout,
 		// Frames are small both ways (notifications in, heartbeats and
 		// topic lists out): small read buffers and pooled write buffers
@@ -170,6 +182,7 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 		}
 		return nil, status, fmt.Errorf("pbx %s: %w", subscribePath, s.client.red.redactErr(err))
 	}
+	hc.open()
 	return ws, 0, nil
 }
 

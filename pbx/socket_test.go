@@ -1,9 +1,11 @@
 package pbx_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -477,4 +479,49 @@ func TestTokenProbeInconclusive(t *testing.T) {
 	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up && st.Reconnect })
 	subscribed(t, srv, "1001", 2)
 	sentinel(t, srv, s, "*2")
+}
+
+// TestEndlessHandshake: a PBX that answers the upgrade with a header that
+// never ends makes the dial fail at once, with a clear error and bounded
+// memory, long before the handshake timeout; the session keeps trying.
+func TestEndlessHandshake(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	srv.SetEndlessHandshake(true)
+	cfg := fastConfig(t, srv, ext)
+	cfg.RequestTimeout = time.Minute // a timeout must not be what ends the dial
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var reconnects recorder
+	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	s, err := pbx.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	eventually(t, "a failed dial", func() bool { return strings.Contains(logs.String(), "pbx socket dial failed") })
+	elapsed := time.Since(start)
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+
+	if !strings.Contains(logs.String(), "handshake answer larger than 64 KiB") {
+		t.Errorf("the dial failed without saying why:\n%s", logs.String())
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("the dial took %v to fail", elapsed)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
+		t.Errorf("%d MiB allocated until the dial failed", alloc>>20)
+	}
+	eventually(t, "another attempt", func() bool { return reconnects.count("reconnect") >= 1 })
+	if s.Err() != nil {
+		t.Errorf("session ended: %v", s.Err())
+	}
+	srv.SetEndlessHandshake(false)
+	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
 }
