@@ -42,6 +42,13 @@ func (s *Server) apiRoutes() map[string]route {
 		"/api/v1.0/cdr/searchpersonal":          {http.MethodGet, s.authed(s.searchPersonal)},
 		"/api/v1.0/logout":                      {http.MethodGet, s.authed(s.logout)},
 		"/api/v1.0/subscribe":                   {http.MethodGet, s.subscribe},
+
+		// The OpenAPI (openapi.go).
+		"/openapi/v1.0/get_token":      {http.MethodPost, s.openAPIEndpoint(false, s.getToken, "username", "password")},
+		"/openapi/v1.0/refresh_token":  {http.MethodPost, s.openAPIEndpoint(false, s.refreshToken, "refresh_token")},
+		"/openapi/v1.0/del_token":      {http.MethodGet, s.openAPIEndpoint(true, s.delToken)},
+		"/openapi/v1.0/sign/create":    {http.MethodPost, s.openAPIEndpoint(true, s.signCreate, "username", "sign_type", "expire_time")},
+		"/openapi/v1.0/extension/list": {http.MethodGet, s.openAPIEndpoint(true, s.extensionList)},
 	}
 }
 
@@ -187,7 +194,7 @@ func (s *Server) login(r *http.Request) any {
 	s.mu.Lock()
 	e := s.exts[username]
 	switch {
-	case e == nil || e.Secret != password:
+	case e == nil || !e.accepts(password):
 		refused := errBadLogin
 		if s.quirks.echoPassword {
 			refused.Errmsg += ": " + password

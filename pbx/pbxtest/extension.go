@@ -22,6 +22,7 @@ type extension struct {
 	Extension
 	registerPassword string
 	cdrs             []record
+	signs            []string // minted by sign/create, accepted by login (openapi.go)
 }
 
 // AddExtension creates the extension, or replaces the settings of an

@@ -86,6 +86,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	closed      bool
+	oa          *openAPIState // the OpenAPI (openapi.go); nil until first used
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
