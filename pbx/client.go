@@ -41,6 +41,7 @@ type Client struct {
 	tls       *tls.Config     // for the subscribe socket
 	log       *slog.Logger
 	red       redactor
+	warns     warnSampler // the warnings of this client's session
 
 	mu        sync.RWMutex
 	token     string

@@ -82,6 +82,10 @@ func (s *Session) drop() {
 		s.cfg.Hooks.FrameDropped(string(DropOverflow))
 	}
 	if s.dropped == 1 {
-		s.log.Warn("pbx consumer too slow: dropping events until it catches up", "event_buffer", s.cfg.EventBuffer, "deliver_timeout", s.cfg.DeliverTimeout)
+		// Once per overflow, and overflows are sampled too: a consumer
+		// that keeps falling behind must not fill the log.
+		if ok, suppressed := s.client.warns.allow("consumer too slow", time.Now()); ok {
+			s.log.Warn("pbx consumer too slow: dropping events until it catches up", "event_buffer", s.cfg.EventBuffer, "deliver_timeout", s.cfg.DeliverTimeout, "overflows_suppressed", suppressed)
+		}
 	}
 }

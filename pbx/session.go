@@ -241,6 +241,9 @@ func (s *Session) run(ctx context.Context) {
 		default:
 		}
 	}
+	for kind, n := range s.client.warns.flush() {
+		s.log.Warn("pbx warnings suppressed", "kind", kind, "suppressed", n)
+	}
 	if err == ErrClosed {
 		s.log.Info("pbx session closed")
 	} else {

@@ -289,20 +289,37 @@ func (s *Session) subscribe(c *conn) error {
 
 // dropFrame counts and logs a dropped frame. The log shows a short, redacted
 // prefix of a frame that is not JSON, and nothing of the others' content.
+// The count (Hooks.FrameDropped) is exact; the warnings are sampled per
+// reason (warnSampler), so a flood of garbage gives a handful of lines.
 func (s *Session) dropFrame(reason DropReason, f Frame, data []byte) {
 	if s.cfg.Hooks.FrameDropped != nil {
 		s.cfg.Hooks.FrameDropped(string(reason))
 	}
-	switch reason {
-	case DropErrcode2:
+	if reason == DropErrcode2 {
 		s.log.Debug("pbx frame dropped", "reason", reason, "type", f.Type)
-	case DropNotJSON:
-		s.log.Warn("pbx frame dropped", "reason", reason, "len", len(data), "prefix", s.client.red.framePrefix(data))
-	case DropTooLarge:
-		s.log.Warn("pbx frame dropped, reconnecting", "reason", reason, "max_frame_bytes", s.cfg.MaxFrameBytes)
-	default:
-		s.log.Warn("pbx frame dropped", "reason", reason, "type", f.Type, "len", len(data))
+		return
 	}
+	ok, suppressed := s.client.warns.allow("frame dropped: "+string(reason), time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"reason", reason}
+	switch reason {
+	case DropNotJSON:
+		attrs = append(attrs, "len", len(data), "prefix", s.client.red.framePrefix(data))
+	case DropTooLarge:
+		attrs = append(attrs, "max_frame_bytes", s.cfg.MaxFrameBytes)
+	default:
+		attrs = append(attrs, "type", f.Type, "len", len(data))
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	msg := "pbx frame dropped"
+	if reason == DropTooLarge {
+		msg = "pbx frame dropped, reconnecting"
+	}
+	s.log.Warn(msg, attrs...)
 }
 
 // conn is one subscribe socket's write side: gorilla allows one writer at a

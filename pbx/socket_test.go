@@ -525,3 +525,38 @@ func TestEndlessHandshake(t *testing.T) {
 	srv.SetEndlessHandshake(false)
 	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
 }
+
+// TestFloodOfGarbage: 5,000 garbage frames are each counted, but give a
+// handful of warnings, the later ones saying how many were held back.
+func TestFloodOfGarbage(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var drops recorder
+	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	s := open(t, srv, cfg)
+
+	const n = 5000
+	srv.Flood("1001", n, "garbage, not JSON")
+	srv.Flood("1001", n, `{"type":30000,"msg":"{}"}`)
+	sentinel(t, srv, s, "*1")
+	if got := drops.count("not_json"); got != n {
+		t.Errorf("%d not_json drops counted, want %d", got, n)
+	}
+	if got := drops.count("unknown_type"); got != n {
+		t.Errorf("%d unknown_type drops counted, want %d", got, n)
+	}
+	lines := strings.Count(logs.String(), "pbx frame dropped")
+	if lines < 2 || lines > 6 {
+		t.Errorf("%d warning lines for %d dropped frames, want a handful:\n%s", lines, 2*n, logs.String())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// What was held back is said at the end.
+	if !strings.Contains(logs.String(), `msg="pbx warnings suppressed" ext=1001 kind="frame dropped: not_json" suppressed=`) {
+		t.Errorf("the session ended without counting the suppressed warnings:\n%s", logs.String())
+	}
+}
