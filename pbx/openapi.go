@@ -1,0 +1,346 @@
+package pbx
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// openAPIPrefix is where the PBX's OpenAPI lives, beside the Linkus API.
+const openAPIPrefix = "/openapi/v1.0/"
+
+// Defaults of OpenAPIConfig's zero fields.
+const (
+	DefaultOpenAPIUserAgent = "pbx-bridge"
+	// The first wait after the PBX refused the credentials, doubled after
+	// each further refusal up to the maximum. A PBX blocks the IP of a
+	// caller that fails to authenticate a few times in a row.
+	DefaultAuthBackoffMin = 30 * time.Second
+	DefaultAuthBackoffMax = 15 * time.Minute
+)
+
+// OpenAPIConfig is what an OpenAPI client needs: the PBX, one pair of
+// credentials, and how to reach it. Zero fields take the defaults.
+type OpenAPIConfig struct {
+	// URL is the PBX's origin, "https://host[:port]", with the same rules
+	// as Config.URL: the OpenAPI lives on the same origin as the Linkus API.
+	URL string
+	// AccessID and AccessKey are the Linkus SDK credentials (Integrations >
+	// Linkus SDK) or an API application's Client ID and Client Secret
+	// (Integrations > API). The AccessKey is a credential: it is never
+	// logged and never put into an error.
+	AccessID  string
+	AccessKey string
+
+	// CAFile, RootCAs and InsecureSkipVerify are as in Config, and used
+	// only when HTTPClient is nil.
+	CAFile             string
+	RootCAs            *x509.CertPool
+	InsecureSkipVerify bool
+	// HTTPClient, if set, makes the requests: share the one the sessions
+	// of the same PBX use (NewHTTPClient), so that the OpenAPI rides on
+	// the same small pool of connections.
+	HTTPClient *http.Client
+	// Limiter, if set, is asked for a slot before every request, so that
+	// OpenAPI requests count against the same budget as the sessions'.
+	Limiter Limiter
+
+	// RequestTimeout bounds each request. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// UserAgent is sent with every request, which the OpenAPI requires.
+	// Default DefaultOpenAPIUserAgent.
+	UserAgent string
+	// AuthBackoffMin and AuthBackoffMax bound the wait after the PBX
+	// refused the credentials (see OpenAPI). Defaults DefaultAuthBackoffMin
+	// and DefaultAuthBackoffMax.
+	AuthBackoffMin time.Duration
+	AuthBackoffMax time.Duration
+
+	// Logger receives the client's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Hooks are optional observation callbacks.
+	Hooks OpenAPIHooks
+	// Now is the clock that token lifetimes and the authentication backoff
+	// are measured with. Default time.Now; tests move it forward to expire
+	// tokens without waiting.
+	Now func() time.Time
+}
+
+// OpenAPIHooks observe an OpenAPI client for metrics. Nil functions are
+// skipped. They are called from the callers' goroutines and the client's
+// own, and must not block.
+type OpenAPIHooks struct {
+	// Request follows every request; endpoint is the path after
+	// /openapi/v1.0/, e.g. "get_token" or "sign/create". err is nil on
+	// success, redacted otherwise.
+	Request func(endpoint string, d time.Duration, err error)
+	// TokenRefreshed follows every new access token; how is "get_token" or
+	// "refresh_token".
+	TokenRefreshed func(how string)
+}
+
+// OpenAPI is a client of the PBX's OpenAPI (shared/reference/openapi.md):
+// it mints the extensions' login signatures (Sign) and lists the
+// extensions (Extensions) with one pair of credentials. It is safe for
+// concurrent use, and meant to be made once per PBX and shared by every
+// extension: a PBX allows an application few access tokens, and blocks an
+// IP that fails to authenticate a few times.
+//
+// # Tokens
+//
+// The client holds one access token for all its callers. It gets one with
+// get_token on first use; renews it with refresh_token on the first use
+// after 80% of its lifetime (get_token again if that fails or the refresh
+// token has expired); and revokes the token it replaced with del_token
+// while that one may still be valid, so that at most two are ever alive.
+// Concurrent callers that need a new token wait for one renewal, which runs
+// on its own goroutine so that a caller giving up fails no other. Close
+// revokes the token. Nothing runs in the background otherwise: an idle
+// client makes no requests, and its token simply expires.
+//
+// When a call made with the held token fails with an errcode (or HTTP 401
+// or 403), the token may be stale (the PBX's errcode for an expired token
+// is not documented): the client renews it once and retries once; a second
+// failure is the answer. A transport error is returned as it is.
+//
+// # Refused credentials
+//
+// When the PBX refuses get_token, the client logs one error naming the
+// cause and waits, from AuthBackoffMin doubling up to AuthBackoffMax,
+// before it tries again. Meanwhile every call fails at once, without a
+// request, with an *OpenAPIError wrapping ErrOpenAPIAuth whose RetryAt says
+// when the next attempt may be made.
+//
+// # Errors and credentials
+//
+// A non-zero errcode is an *OpenAPIError; a failure to reach the PBX or to
+// read its answer a *TransportError wrapping ErrPBXNetwork. The AccessKey,
+// the tokens (which travel in URLs as the access_token parameter) and the
+// minted signatures are never logged and never put into an error's text.
+type OpenAPI struct {
+	cfg       OpenAPIConfig
+	origin    *url.URL
+	http      *http.Client
+	transport *http.Transport // the one NewOpenAPI built, nil if cfg.HTTPClient
+	log       *slog.Logger
+	red       redactor
+
+	base   context.Context // ends the client's own requests after Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the token renewal in flight
+
+	mu           sync.Mutex
+	closed       bool
+	tok          *accessToken
+	fetch        *tokenFetch   // the renewal in flight, if any
+	authErr      *OpenAPIError // the last refusal of get_token, until one succeeds
+	authBackoff  time.Duration
+	renewRetryAt time.Time // no renewal of a still valid token before then
+}
+
+// NewOpenAPI validates cfg and returns a client. It does no network I/O.
+func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
+	origin, err := parsePBXURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	o := &OpenAPI{cfg: cfg, origin: origin, log: cfg.Logger}
+	o.red.add(cfg.AccessKey)
+	o.red.add(url.QueryEscape(cfg.AccessKey))
+	if cfg.HTTPClient != nil {
+		o.http = cfg.HTTPClient
+	} else {
+		tc, err := Config{CAFile: cfg.CAFile, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		o.http, o.transport = newHTTPClient(tc)
+	}
+	o.base, o.cancel = context.WithCancel(context.Background())
+	return o, nil
+}
+
+// withDefaults validates cfg's fields other than URL and TLS, and fills the
+// zero ones.
+func (cfg OpenAPIConfig) withDefaults() (OpenAPIConfig, error) {
+	switch {
+	case strings.TrimSpace(cfg.AccessID) == "" || cfg.AccessKey == "":
+		return cfg, fmt.Errorf("%w: OpenAPI AccessID and AccessKey are both required", ErrInvalidConfig)
+	case strings.ContainsFunc(cfg.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return cfg, fmt.Errorf("%w: OpenAPI UserAgent has a control character", ErrInvalidConfig)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout},
+		{"AuthBackoffMin", &cfg.AuthBackoffMin, DefaultAuthBackoffMin},
+		{"AuthBackoffMax", &cfg.AuthBackoffMax, DefaultAuthBackoffMax},
+	} {
+		if *d.v < 0 {
+			return cfg, fmt.Errorf("%w: OpenAPI %s is negative", ErrInvalidConfig, d.name)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	cfg.AuthBackoffMax = max(cfg.AuthBackoffMax, cfg.AuthBackoffMin)
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultOpenAPIUserAgent
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg, nil
+}
+
+// Errors of the OpenAPI client, wrapped by the errors it returns.
+var (
+	// ErrOpenAPIAuth is wrapped by the *OpenAPIError of a refused
+	// get_token, and of every call failed fast while the client waits
+	// before trying the credentials again.
+	ErrOpenAPIAuth = errors.New("pbx: the PBX refused the OpenAPI credentials")
+	// ErrSignRefused is wrapped by the *OpenAPIError of a refused
+	// sign/create.
+	ErrSignRefused = errors.New("pbx: the PBX refused to mint a login signature")
+	// ErrExtensionListRefused is wrapped by the *OpenAPIError of a refused
+	// extension/list: credentials that may not list extensions (Linkus SDK
+	// credentials may not, on some PBXs; API credentials from
+	// Integrations > API may).
+	ErrExtensionListRefused = errors.New("pbx: the PBX refused to list the extensions")
+	// ErrExtensionListIncomplete is wrapped by the error of an extension
+	// listing that could not be read to its end (see Extensions); the
+	// extensions read so far are returned with it.
+	ErrExtensionListIncomplete = errors.New("pbx: the PBX's extension list could not be read to its end")
+	// ErrOpenAPIClosed is returned by the calls made after Close.
+	ErrOpenAPIClosed = errors.New("pbx: OpenAPI client closed")
+)
+
+// OpenAPIError is a non-zero errcode in an OpenAPI answer, or an HTTP 401
+// or 403 (where ErrCode may be 0). It keeps the PBX's code and message and
+// wraps Kind, so that both errors.Is and errors.As work on it.
+type OpenAPIError struct {
+	Endpoint   string // the path, e.g. "/openapi/v1.0/sign/create"; never carries a token
+	HTTPStatus int
+	ErrCode    int
+	ErrMsg     string // as the PBX said it, redacted
+	// Kind is ErrOpenAPIAuth, ErrSignRefused or ErrExtensionListRefused;
+	// nil for the token endpoints other than get_token.
+	Kind error
+	// RetryAt is, for ErrOpenAPIAuth, when the client will try the
+	// credentials again; calls before then fail without a request.
+	RetryAt time.Time
+}
+
+func (e *OpenAPIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pbx %s: ", e.Endpoint)
+	if e.HTTPStatus != 0 && e.HTTPStatus != http.StatusOK {
+		fmt.Fprintf(&b, "HTTP %d ", e.HTTPStatus)
+	}
+	fmt.Fprintf(&b, "errcode %d %q", e.ErrCode, e.ErrMsg)
+	if e.Kind != nil {
+		fmt.Fprintf(&b, " (%v)", e.Kind)
+	}
+	if !e.RetryAt.IsZero() {
+		fmt.Fprintf(&b, "; next attempt at %s", e.RetryAt.Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+func (e *OpenAPIError) Unwrap() error { return e.Kind }
+
+// signRequest is sign/create's body, as the public app servers send it.
+type signRequest struct {
+	Username   string `json:"username"`
+	SignType   string `json:"sign_type"`
+	ExpireTime int    `json:"expire_time"`
+}
+
+// Sign mints a login signature for the extension (sign/create, sign_type
+// "sdk", expire_time 0: by the public app servers, one that does not
+// expire). Keep it in memory and use it as Config.Secret; mint again only
+// when a login with it is refused, since whether minting invalidates the
+// older signatures is not documented. The signature is a credential: never
+// log it. A refusal is an *OpenAPIError wrapping ErrSignRefused (an unknown
+// extension, for one).
+func (o *OpenAPI) Sign(ctx context.Context, ext string) (string, error) {
+	if ext == "" || strings.ContainsFunc(ext, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", fmt.Errorf("pbx: Sign: extension number %q is empty or has a control character", ext)
+	}
+	var out struct {
+		Data struct {
+			Sign string `json:"sign"`
+		} `json:"data"`
+	}
+	body := signRequest{Username: ext, SignType: "sdk", ExpireTime: 0}
+	if err := o.authedCall(ctx, http.MethodPost, "sign/create", nil, body, ErrSignRefused, &out); err != nil {
+		return "", err
+	}
+	if out.Data.Sign == "" {
+		return "", &TransportError{Endpoint: openAPIPrefix + "sign/create", SDK: ErrPBXNetwork, Err: errors.New("answer has no data.sign")}
+	}
+	o.red.add(out.Data.Sign)
+	o.log.Info("pbx openapi: login signature minted", "ext", ext)
+	return out.Data.Sign, nil
+}
+
+// Close revokes the held access token (del_token) and makes every later call
+// fail with ErrOpenAPIClosed. It first waits for a token renewal in flight,
+// so that the token it brings is revoked too, unless ctx ends first (then
+// the renewal is abandoned and ctx's error returned). It returns the
+// revocation's error, if any. Calling it again does nothing.
+func (o *OpenAPI) Close(ctx context.Context) error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	f := o.fetch
+	o.mu.Unlock()
+	defer o.CloseIdleConnections()
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			o.cancel()
+			o.wg.Wait()
+			return ctx.Err()
+		}
+	}
+	o.mu.Lock()
+	tok := o.tok
+	o.tok = nil
+	o.mu.Unlock()
+	var err error
+	if tok != nil && o.cfg.Now().Before(tok.accessExp) {
+		err = o.revoke(ctx, tok.access)
+	}
+	o.cancel()
+	o.wg.Wait()
+	return err
+}
+
+// CloseIdleConnections closes the idle keep-alive connections of the
+// client's own transport (not those of an OpenAPIConfig.HTTPClient).
+func (o *OpenAPI) CloseIdleConnections() {
+	if o.transport != nil {
+		o.transport.CloseIdleConnections()
+	}
+}
