@@ -158,6 +158,26 @@ type RuntimeError struct {
 	Action    string       `json:"action"`
 }
 
+// Markers that stand in a notification's msg (or one of its fields) for
+// what the bridge removed before publishing.
+const (
+	// RemovedCredential replaces the value of every field whose name says
+	// it is a credential (password, passwd, pwd, secret, token, key, sign,
+	// auth, ha1, in any case, at any depth): no credential from the PBX ever
+	// reaches NATS.
+	RemovedCredential = "[removed: credential]"
+	// RemovedTooLarge is the Removed of the msg that replaces one too large
+	// for the NATS server's max_payload.
+	RemovedTooLarge = "too_large"
+)
+
+// RemovedMsg is the msg of a Notify whose msg was removed: why, and the size
+// in bytes of the msg as the PBX sent it.
+type RemovedMsg struct {
+	Removed string `json:"removed"`
+	Size    int    `json:"size"`
+}
+
 // Notify is the data of TypeNotify: a PBX notification without an event of
 // its own, passed on with its decoded msg. A nil Msg is sent as null.
 type Notify struct {

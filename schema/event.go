@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -62,7 +63,7 @@ func New(typ, source, subject, id string, t time.Time, data any) (Event, error) 
 	case t.IsZero():
 		return Event{}, errors.New("schema: event time is zero")
 	}
-	raw, err := json.Marshal(data)
+	raw, err := Marshal(data)
 	if err != nil {
 		return Event{}, fmt.Errorf("schema: marshal %s data: %w", typ, err)
 	}
@@ -80,6 +81,20 @@ func New(typ, source, subject, id string, t time.Time, data any) (Event, error) 
 		DataSchema:      SchemaID(typ),
 		Data:            raw,
 	}, nil
+}
+
+// Marshal encodes v as JSON like json.Marshal, but without escaping <, >
+// and & for HTML: an event is no web page, and the escape makes each of
+// those bytes six, so that a notification full of them would outgrow the
+// NATS server's max_payload.
+func Marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // eventIDDomain keeps these ids apart from any other SHA-256 over the same parts.
