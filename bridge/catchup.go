@@ -20,142 +20,127 @@ type FirstStart struct {
 	Since time.Duration
 }
 
-// cdrSource is what catch-up needs of a session.
-type cdrSource interface {
-	CDRQuery(ctx context.Context, q pbx.CDRQuery) (*pbx.CDRResult, error)
-}
-
-// catchupPage is the page size of catch-up queries: the largest the SDK's
-// cdrQuery allows, for the fewest requests.
-const catchupPage = pbx.MaxCDRSize
-
-func byID(page int, order string) pbx.CDRQuery {
-	return pbx.CDRQuery{Page: page, Size: catchupPage, SortBy: "id", OrderBy: order}
-}
-
 // catchUp publishes, oldest first, every record newer than the extension's
 // cursor, advancing the cursor after each acknowledged publish. It returns
 // the number of records published.
 //
-// The scan is in two passes so that memory stays bounded whatever the gap:
-// newest first, counting the records above the cursor (one query in the
-// common case of nothing new); then oldest first from that position. In
-// ascending id order a record created meanwhile lands at the end, so it
-// shifts no page under the scan.
-func (x *extension) catchUp(ctx context.Context, src cdrSource) (int, error) {
-	cur, err := x.loadCursor(ctx, src)
-	if err != nil {
-		return 0, err
-	}
-	newer, total, newest, err := countNewer(ctx, src, cur.ID)
-	if err != nil {
-		return 0, err
-	}
-	if total > 0 && newest.ID < cur.ID {
-		// The PBX's newest record is older than what was published: its
-		// history was reset (a restore, a replacement). Every new record
-		// would sit below the cursor and be skipped for good; start over as
-		// on a first start instead, and say so loudly.
-		x.log.Error("the PBX's newest CDR is older than the cursor: its CDR history was reset; starting over with the first-start policy",
-			"cursor_id", cur.ID, "pbx_newest_id", newest.ID)
-		x.b.metrics.cursorReset(x.cred.Username)
-		if cur, err = x.firstCursor(ctx, src); err != nil {
-			return 0, err
-		}
-		if newer, total, newest, err = countNewer(ctx, src, cur.ID); err != nil {
-			return 0, err
-		}
-	}
-	if newer == 0 {
-		x.b.metrics.catchup(x.cred.Username, 0, 0)
-		return 0, nil
-	}
-	start := total - newer // 0-based position of the first new record, ascending
-	page := start/catchupPage + 1
-	query := func() (*pbx.CDRResult, error) { return src.CDRQuery(ctx, byID(page, "asc")) }
-	res, err := query()
-	// A record removed by the PBX's retention below start moves every
-	// position down: step back until the page begins at or below the cursor,
-	// so that nothing is skipped.
-	for err == nil && page > 1 && (len(res.Records) == 0 || res.Records[0].ID > cur.ID) {
-		page--
-		res, err = query()
-	}
+// One scan newest first finds what is new (see scanner); in the common case
+// of one new call, its first page already reaches the cursor and is the
+// only query. A gap larger than scanKeep is published in rounds, oldest
+// first. What a misbehaving PBX does to a scan is logged and counted
+// (pbx_bridge_catchup_anomalies_total); what was read is published all the
+// same, and a scan cut short by maxScanPages is an error, so the supervisor
+// tries again with backoff.
+func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.Time) (int, error) {
 	published := 0
-	for ; err == nil; res, err = query() {
-		for _, r := range res.Records {
-			if r.ID <= cur.ID {
-				continue
+	reset, startOver := false, false
+	for round := 1; ; round++ {
+		if round > maxCatchupRounds {
+			return published, fmt.Errorf("catch-up published %d records in %d rounds and the PBX still has more: going on after a pause", published, maxCatchupRounds)
+		}
+		cur, first, err := x.loadCursor(ctx)
+		if err != nil {
+			return published, err
+		}
+		if startOver {
+			first, startOver = true, false
+		}
+		old := func(r pbx.CDR, _ int) bool { return r.ID <= cur.ID }
+		if first {
+			old = x.firstStart(loginTime)
+		}
+		res, err := x.scanner(src).scan(ctx, old)
+		if err != nil {
+			return published, err
+		}
+		if !first && !reset && res.newest.ID != 0 && res.newest.ID < cur.ID {
+			// The PBX's newest record is older than what was published: its
+			// history was reset (a restore, a replacement). Every new record
+			// would sit below the cursor and be skipped for good; start over
+			// as on a first start instead, and say so loudly.
+			x.log.Error("the PBX's newest CDR is older than the cursor: its CDR history was reset; starting over with the first-start policy",
+				"cursor_id", cur.ID, "pbx_newest_id", res.newest.ID)
+			x.b.metrics.cursorReset(x.cred.Username)
+			reset, startOver = true, true
+			continue
+		}
+		if first {
+			x.log.Info("first start: cursor set", "policy", x.b.cfg.FirstStart.Mode, "cursor_id", res.base.ID, "new_records", len(res.fresh))
+			if err := x.saveCursor(ctx, toCursor(res.base)); err != nil {
+				return published, err
 			}
+		}
+		for _, r := range res.fresh {
 			if err := x.publishRecord(ctx, r); err != nil {
 				return published, err
 			}
-			cur = cursor{ID: r.ID, UniqueID: r.UniqueID, Timestamp: r.Timestamp}
-			if err := x.saveCursor(ctx, cur); err != nil {
+			if err := x.saveCursor(ctx, toCursor(r)); err != nil {
 				return published, err
 			}
 			published++
 		}
-		if len(res.Records) < catchupPage {
-			break
+		if !res.complete {
+			return published, fmt.Errorf("catch-up stopped after %d pages without reaching the cursor (id %d): the PBX's CDR list does not end", maxScanPages, cur.ID)
 		}
-		page++
-	}
-	if err != nil {
-		return published, err
-	}
-	lag := time.Duration(newest.Timestamp-cur.Timestamp) * time.Second
-	if lag < 0 {
-		lag = 0
-	}
-	x.b.metrics.catchup(x.cred.Username, published, lag)
-	return published, nil
-}
-
-// countNewer pages newest first until it reaches the cursor, and returns
-// how many records are above it, the PBX's total, and the newest record.
-func countNewer(ctx context.Context, src cdrSource, after int) (newer, total int, newest pbx.CDR, err error) {
-	for page := 1; ; page++ {
-		res, err := src.CDRQuery(ctx, byID(page, "desc"))
-		if err != nil {
-			return 0, 0, newest, err
-		}
-		if page == 1 && len(res.Records) > 0 {
-			newest = res.Records[0]
-		}
-		total = res.TotalNumber
-		for _, r := range res.Records {
-			if r.ID <= after {
-				return newer, total, newest, nil
-			}
-			newer++
-		}
-		if len(res.Records) < catchupPage {
-			return newer, total, newest, nil
+		if !res.more {
+			lag := time.Duration(res.newest.Timestamp-x.cursor.Timestamp) * time.Second
+			x.b.metrics.catchup(x.cred.Username, published, max(lag, 0))
+			return published, nil
 		}
 	}
 }
 
-// loadCursor reads the extension's cursor or, on its first start, makes one
-// by the FirstStart policy and stores it.
+// maxCatchupRounds bounds the rounds of one catch-up (scanKeep records
+// each): a million records, then the supervisor's backoff before the next.
+const maxCatchupRounds = 100
+
+// scanner returns the scanner of this extension's CDR list.
+func (x *extension) scanner(src cdrSource) *scanner {
+	return &scanner{src: src, size: &x.b.pageSize, keep: scanKeep, maxPages: maxScanPages,
+		anomaly: func(reason string, attrs ...any) {
+			x.b.metrics.catchupAnomaly(reason)
+			x.log.Warn("catch-up: the PBX misbehaves", append([]any{"anomaly", reason}, attrs...)...)
+		}}
+}
+
+// firstStart returns the boundary of an extension without a cursor, by the
+// FirstStart policy: "none" takes every record older than the login for
+// history (by the PBX's clock; a call whose notification came before the
+// first catch-up is not history), "last" keeps the newest Last records and
+// "since" those of the last Since.
+func (x *extension) firstStart(loginTime time.Time) func(pbx.CDR, int) bool {
+	fs := x.b.cfg.FirstStart
+	switch fs.Mode {
+	case "last":
+		return func(_ pbx.CDR, i int) bool { return i >= fs.Last }
+	case "since":
+		from := x.b.cfg.now().Add(-fs.Since).Unix()
+		return func(r pbx.CDR, _ int) bool { return r.Timestamp < from }
+	}
+	login := loginTime.Unix()
+	// A PBX whose clock or timestamps are off must not make "from now on"
+	// publish its history: only the first page can be newer than a login
+	// that happened a moment ago.
+	return func(r pbx.CDR, i int) bool { return r.Timestamp < login || i >= pbx.MaxCDRSize }
+}
+
+// loadCursor returns the extension's cursor, and first = true when it has
+// none yet (its first start).
 //
 // The store is read once per run of the bridge: this extension's
 // supervisor is the cursor's only writer, so after that the copy it keeps
 // is the truth, and a catch-up with nothing new costs one PBX query and no
 // NATS round trip.
-func (x *extension) loadCursor(ctx context.Context, src cdrSource) (cursor, error) {
+func (x *extension) loadCursor(ctx context.Context) (cur cursor, first bool, err error) {
 	if x.cursor != nil {
-		return *x.cursor, nil
+		return *x.cursor, false, nil
 	}
 	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.cred.Username)
-	if err != nil {
-		return cur, err
-	}
-	if !ok {
-		return x.firstCursor(ctx, src)
+	if err != nil || !ok {
+		return cur, err == nil, err
 	}
 	x.cursor = &cur
-	return cur, nil
+	return cur, false, nil
 }
 
 // saveCursor stores the cursor and keeps it as the extension's copy.
@@ -167,39 +152,8 @@ func (x *extension) saveCursor(ctx context.Context, c cursor) error {
 	return nil
 }
 
-// firstCursor makes and stores the cursor of an extension without one, by
-// the FirstStart policy.
-func (x *extension) firstCursor(ctx context.Context, src cdrSource) (cursor, error) {
-	var cur cursor
-	fs := x.b.cfg.FirstStart
-	skip := func(r pbx.CDR, i int) bool { return true } // "none": everything up to now is history
-	switch fs.Mode {
-	case "last":
-		skip = func(_ pbx.CDR, i int) bool { return i >= fs.Last }
-	case "since":
-		from := x.b.cfg.now().Add(-fs.Since).Unix()
-		skip = func(r pbx.CDR, _ int) bool { return r.Timestamp < from }
-	}
-	i := 0
-scan:
-	for page := 1; ; page++ {
-		res, err := src.CDRQuery(ctx, byID(page, "desc"))
-		if err != nil {
-			return cur, err
-		}
-		for _, r := range res.Records {
-			if skip(r, i) {
-				cur = cursor{ID: r.ID, UniqueID: r.UniqueID, Timestamp: r.Timestamp}
-				break scan
-			}
-			i++
-		}
-		if len(res.Records) < catchupPage {
-			break
-		}
-	}
-	x.log.Info("first start: cursor set", "policy", fs.Mode, "cursor_id", cur.ID, "history_records", i)
-	return cur, x.saveCursor(ctx, cur)
+func toCursor(r pbx.CDR) cursor {
+	return cursor{ID: r.ID, UniqueID: r.UniqueID, Timestamp: r.Timestamp}
 }
 
 // publishRecord publishes call.missed (for a missed call) and then
