@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -33,6 +34,13 @@ type Bridge struct {
 	order    []*extension
 
 	js jetstream.JetStream // nil with JetStream disabled
+
+	// pageSize is the CDR page size the PBX really serves, learned by
+	// catch-up and shared by every extension.
+	pageSize pageSize
+	// logoutFailures counts the extensions that could not be logged out
+	// at shutdown.
+	logoutFailures atomic.Int64
 
 	inflight chan struct{}
 	reqMu    sync.Mutex     // guards closing and wg.Add against shutdown
@@ -73,7 +81,14 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		inflight: make(chan struct{}, cfg.MaxInflight),
 		limiter:  newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
 	}
+	if cfg.PBX.InsecureSkipVerify {
+		cfg.Logger.Warn("TLS certificate verification of the PBX is off (pbx.insecure_skip_verify): anyone on the way can read the signatures and tokens; use pbx.ca_file instead")
+	}
 	for _, c := range cfg.Extensions {
+		if len(c.Secret) < pbx.MinSignatureLen {
+			cfg.Logger.Warn("the secret of this extension is too short to be a login signature minted by the PBX's OpenAPI; logins will likely fail",
+				"ext", c.Username, "secret_bytes", len(c.Secret))
+		}
 		x := newExtension(b, c)
 		b.exts[c.Username] = x
 		b.order = append(b.order, x)
@@ -132,8 +147,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 		cancelReqs()
 		<-requestsDone
 	}
+	// Every extension logs out now, whatever their number: the limiter's
+	// rate (a budget for a PBX that carries calls) would let only about
+	// rate x ShutdownTimeout of them through; its concurrency still holds.
+	b.limiter.unthrottle()
 	stopSupervisors()
 	sup.Wait()
+	if n := b.logoutFailures.Load(); n > 0 {
+		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
+			"not_logged_out", n, "extensions", len(b.order), "timeout", b.cfg.ShutdownTimeout)
+	}
 	if stopErr != nil {
 		return fmt.Errorf("stop micro service: %w", stopErr)
 	}

@@ -151,6 +151,15 @@ func (c *Config) Validate() error {
 	if !c.JetStream.Disabled && c.JetStream.Stream != "" && !validName(c.JetStream.Stream) {
 		errs = append(errs, fmt.Errorf("jetstream.stream: %q is not a valid stream name", c.JetStream.Stream))
 	}
+	if !c.JetStream.Disabled && c.JetStream.Signals.Stream != "" && !validName(c.JetStream.Signals.Stream) {
+		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is not a valid stream name", c.JetStream.Signals.Stream))
+	}
+	if js := c.JetStream; !js.Disabled && js.Signals.Stream != "" && js.Signals.Stream == js.Stream {
+		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is also jetstream.stream: the records must not share the signals' size limits", js.Stream))
+	}
+	if s := c.JetStream.Signals; s.MaxBytes < 0 || s.MaxMsgsPerSubject < 0 || s.MaxAge < 0 {
+		errs = append(errs, errors.New("jetstream.signals: max_bytes, max_msgs_per_subject and max_age must not be negative"))
+	}
 	if !c.JetStream.Disabled && c.JetStream.CursorBucket != "" && !validName(c.JetStream.CursorBucket) {
 		errs = append(errs, fmt.Errorf("jetstream.cursor_bucket: %q is not a valid bucket name", c.JetStream.CursorBucket))
 	}
@@ -174,10 +183,13 @@ type JetStreamConfig struct {
 	// Disabled publishes to core NATS instead: no acknowledgement, no
 	// durable cursor (see the README for what is lost).
 	Disabled bool
-	// Stream captures the event subjects (default "PBX_EVENTS").
+	// Stream captures the records, cdr.created and call.missed (default
+	// "PBX_EVENTS"); it is bounded by MaxAge only.
 	Stream string
-	// CheckOnly makes the bridge check that the stream exists and captures
-	// the event subjects instead of creating or updating it.
+	// Signals configures the stream of every other event.
+	Signals SignalsConfig
+	// CheckOnly makes the bridge check that the streams exist and capture
+	// the event subjects instead of creating or updating them.
 	CheckOnly bool
 	// DuplicateWindow is the stream's de-duplication window (default 1h).
 	DuplicateWindow time.Duration
@@ -193,7 +205,34 @@ type JetStreamConfig struct {
 	AckTimeout time.Duration
 }
 
+// SignalsConfig configures the stream of the signal events (cdr.changed,
+// session.*, runtime.error, notify.*): a PBX can send notifications without
+// end, so this stream has size limits the records stream must never have.
+type SignalsConfig struct {
+	// Stream is its name (default "PBX_SIGNALS").
+	Stream string
+	// MaxBytes bounds the stream's size; the oldest go first (default 1 GiB).
+	MaxBytes int64
+	// MaxMsgsPerSubject bounds the events kept per subject, i.e. per
+	// extension and kind (default 10,000).
+	MaxMsgsPerSubject int64
+	// MaxAge bounds how long they are kept (default 24h).
+	MaxAge time.Duration
+}
+
 func (j *JetStreamConfig) setDefaults() {
+	if j.Signals.Stream == "" {
+		j.Signals.Stream = "PBX_SIGNALS"
+	}
+	if j.Signals.MaxBytes <= 0 {
+		j.Signals.MaxBytes = 1 << 30
+	}
+	if j.Signals.MaxMsgsPerSubject <= 0 {
+		j.Signals.MaxMsgsPerSubject = 10000
+	}
+	if j.Signals.MaxAge <= 0 {
+		j.Signals.MaxAge = 24 * time.Hour
+	}
 	if j.Stream == "" {
 		j.Stream = "PBX_EVENTS"
 	}

@@ -1,9 +1,10 @@
 package bridge
 
 import (
-	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/schema"
@@ -45,6 +46,20 @@ type outEvent struct {
 	id      string
 	typ     string
 	body    []byte
+	// smaller, if set, builds the same event with its bulk replaced by a
+	// marker, for a body larger than the NATS server takes.
+	smaller func() (outEvent, error)
+}
+
+// wireSize is what the event weighs against the server's max_payload: the
+// body plus the headers eventMsg sets, as the client encodes them.
+func (ev outEvent) wireSize() int {
+	const status = len("NATS/1.0\r\n") + len("\r\n")
+	h := status
+	for k, v := range map[string]string{jetstream.MsgIDHeader: ev.id, "Content-Type": cloudEventsContentType, "Ce-Type": ev.typ} {
+		h += len(k) + len(": ") + len(v) + len("\r\n")
+	}
+	return len(ev.body) + h
 }
 
 // eventFactory builds the envelopes of one extension's events.
@@ -72,7 +87,7 @@ func (f eventFactory) build(subject, typ, id string, t time.Time, data any) (out
 	if err != nil {
 		return outEvent{}, err
 	}
-	body, err := json.Marshal(ev)
+	body, err := schema.Marshal(ev)
 	if err != nil {
 		return outEvent{}, err
 	}
@@ -102,7 +117,14 @@ func (f eventFactory) notify(ext pbx.Extension, n *pbx.Notice, now time.Time) (o
 	name := notifyName(n.Type)
 	id := schema.EventID(f.host, f.username, "notify", strconv.Itoa(n.Type), string(n.Msg), strconv.FormatInt(now.UnixNano(), 10))
 	data := schema.Notify{Extension: f.ref(ext), PBX: f.host, NotificationType: n.Type, Name: name, Msg: n.Msg}
-	return f.build(f.subjects.notify(f.username, name), schema.TypeNotify, id, now, data)
+	ev, err := f.build(f.subjects.notify(f.username, name), schema.TypeNotify, id, now, data)
+	ev.smaller = func() (outEvent, error) {
+		// Too large for NATS: the notification is still worth knowing of,
+		// its content is not worth wedging the extension over.
+		data.Msg, _ = schema.Marshal(schema.RemovedMsg{Removed: schema.RemovedTooLarge, Size: len(n.Msg)})
+		return f.build(ev.subject, schema.TypeNotify, id, now, data)
+	}
+	return ev, err
 }
 
 func (f eventFactory) sessionState(ext pbx.Extension, st, prev, reason string, code int, now time.Time) (outEvent, error) {

@@ -78,10 +78,7 @@ func (x *extension) run(ctx context.Context) {
 	x.publish(ctx, func(now time.Time) (outEvent, error) {
 		return x.f.sessionState(pbx.Extension{}, stateConnecting, "", "", 0, now)
 	})
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = x.b.cfg.RetryMin
-	bo.MaxInterval = x.b.cfg.RetryMax
-	bo.MaxElapsedTime = 0
+	bo := x.retryBackoff()
 	for {
 		sess, err := pbx.Open(ctx, x.pbxConfig())
 		if err != nil {
@@ -118,7 +115,12 @@ func (x *extension) run(ctx context.Context) {
 			})
 			x.logout(sess)
 		case errors.Is(err, pbx.ErrTokenRejected):
-			// Not a PBX runtime error: the token expired or was revoked.
+			// Not a PBX runtime error: the token expired or was revoked (by
+			// the socket or the HTTP API). The session is closed above, before
+			// the next login: a second login of a live session would knock
+			// it out (10000). Log out what can be: a PBX whose API refused the
+			// token may still hold the login.
+			x.logout(sess)
 		case e != nil && isRuntime(e):
 			x.logout(sess)
 			x.stop(ctx, e, err)
@@ -140,9 +142,14 @@ func (x *extension) run(ctx context.Context) {
 // serve maps the session's events until it ends (false) or ctx ends (true).
 //
 // Catch-up runs in this loop, between events, so that records are published
-// in order and before the extension is reported online. A burst of 20049
-// notifications waiting in the session's buffer is mapped first and then
-// answered by one catch-up query, not one query each.
+// in order. A burst of 20049 notifications waiting in the session's buffer
+// is mapped first and then answered by one catch-up, not one each. After a
+// failed catch-up the next waits for its backoff, whatever triggers it
+// meanwhile, so that a PBX that keeps failing (or lying) is not scanned
+// once per notification and the PBX-wide limiter stays free for the
+// others. The extension goes online once the socket is up and the first
+// catch-up has run, whether or not it succeeded: a PBX whose CDR list
+// misbehaves must not stop its requests from being answered.
 func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.BackOff) bool {
 	events := sess.Events()
 	retry := time.NewTimer(0)
@@ -153,13 +160,16 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 	// thousands of extensions from polling the PBX in step.
 	poll := time.NewTimer(jitter(x.b.cfg.CatchupInterval))
 	defer poll.Stop()
-	// pending: a gap or a change is known and not yet caught up.
-	pending, up := false, false
+	failures := x.retryBackoff()
+	// pending: a gap or a change is known and not yet caught up; waiting:
+	// a failed catch-up's backoff runs until retry fires.
+	pending, up, waiting := false, false, false
 	for {
 		select {
 		case <-ctx.Done():
 			return true
 		case <-retry.C:
+			waiting = false
 		case <-poll.C:
 			poll.Reset(jitter(x.b.cfg.CatchupInterval))
 			pending = true
@@ -185,29 +195,40 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		}
 		// Catch-up needs only the HTTP API, not the socket: a poll or an
 		// overflow while the socket is down is served too.
-		if !pending {
+		if !pending || waiting {
 			continue
 		}
-		n, err := x.catchUp(ctx, sess)
-		if err != nil {
-			if ctx.Err() != nil {
-				return true
-			}
-			d := bo.NextBackOff()
+		n, err := x.catchUp(ctx, sess, sess.LoginTime())
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return true
+		case err != nil:
+			d := failures.NextBackOff()
 			x.log.Warn("catch-up failed; retrying", "err", err, "published", n, "retry_in", d)
 			retry.Reset(d)
-			continue
+			waiting = true
+		default:
+			if n > 0 {
+				x.log.Info("caught up", "records", n)
+			}
+			failures.Reset()
+			pending = false
 		}
-		if n > 0 {
-			x.log.Info("caught up", "records", n)
-		}
-		pending = false
 		if up {
 			up = false
 			bo.Reset()
 			x.setState(ctx, stateOnline, "", 0)
 		}
 	}
+}
+
+// retryBackoff is the backoff between failed attempts of the supervisor.
+func (x *extension) retryBackoff() *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = x.b.cfg.RetryMin
+	bo.MaxInterval = x.b.cfg.RetryMax
+	bo.MaxElapsedTime = 0
+	return bo
 }
 
 // handle maps one session event. It reports whether the event calls for a
@@ -238,19 +259,49 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 	return false, false
 }
 
-// publish builds and publishes one event. A failure is logged, never fatal:
-// JetStream mode retries inside the publisher until ctx ends.
+// publish builds and publishes one event, and reports whether it is dealt
+// with: published, or dropped for good because it can never be. A failure
+// is logged, never fatal: JetStream mode retries inside the publisher until
+// ctx ends.
+//
+// An event larger than the NATS server's max_payload is never retried (it
+// would wedge the extension: every later event waits behind it). What can
+// be shrunk is (a notification's msg becomes a marker with its size); what
+// cannot is dropped with an error and pbx_bridge_events_dropped_total, and
+// counts as dealt with, so that the records after it still go out.
 func (x *extension) publish(ctx context.Context, build func(time.Time) (outEvent, error)) bool {
 	ev, err := build(x.b.cfg.now())
 	if err != nil {
 		x.log.Error("event not built", "err", err)
 		return false
 	}
-	if err := x.b.pub.publish(ctx, ev); err != nil {
+	limit := x.b.nc.MaxPayload()
+	if limit > 0 && int64(ev.wireSize()) > limit && ev.smaller != nil {
+		size := ev.wireSize()
+		if ev, err = ev.smaller(); err != nil {
+			x.log.Error("event not built", "err", err)
+			return false
+		}
+		x.log.Warn("event larger than the NATS server's max_payload: its content was replaced by a marker",
+			"subject", ev.subject, "size", size, "max_payload", limit)
+	}
+	if limit > 0 && int64(ev.wireSize()) > limit {
+		err = errTooLarge
+	} else {
+		err = x.b.pub.publish(ctx, ev)
+	}
+	switch {
+	case err == nil:
+		return true
+	case tooLarge(err):
+		x.b.metrics.eventDropped(ev.typ, "too_large")
+		x.log.Error("event dropped: larger than the NATS server's max_payload", "subject", ev.subject,
+			"type", ev.typ, "size", ev.wireSize(), "max_payload", limit)
+		return true
+	default:
 		x.log.Warn("event not published", "subject", ev.subject, "err", err)
 		return false
 	}
-	return true
 }
 
 // setState records and announces a state change; repeating the current
@@ -300,7 +351,9 @@ func (x *extension) shutdown(sess *pbx.Session) {
 	ctx := x.b.shutdownCtx
 	x.setState(ctx, stateStopped, "shutdown", 0)
 	x.detach()
-	x.logoutCtx(ctx, sess)
+	if err := x.logoutCtx(ctx, sess); err != nil {
+		x.b.logoutFailures.Add(1)
+	}
 	_ = sess.Close()
 }
 
@@ -312,12 +365,13 @@ func (x *extension) logout(sess *pbx.Session) {
 	x.logoutCtx(ctx, sess)
 }
 
-func (x *extension) logoutCtx(ctx context.Context, sess *pbx.Session) {
+func (x *extension) logoutCtx(ctx context.Context, sess *pbx.Session) error {
 	if err := sess.Logout(ctx); err != nil {
 		x.log.Debug("logout failed", "err", err)
-		return
+		return err
 	}
 	x.log.Info("logged out")
+	return nil
 }
 
 func (x *extension) attach(sess *pbx.Session) {

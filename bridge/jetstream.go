@@ -15,7 +15,7 @@ type configError struct{ err error }
 func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
-// setupJetStream makes (or, with CheckOnly, checks) the event stream and
+// setupJetStream makes (or, with CheckOnly, checks) the event streams and
 // opens the cursor bucket.
 func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, cursorStore, error) {
 	jc := b.cfg.JetStream
@@ -46,65 +46,100 @@ func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, curso
 	return js, kvCursors{kv: kv, stream: jc.Stream, js: js, subjects: b.subjects}, nil
 }
 
-func (b *Bridge) createStream(ctx context.Context, js jetstream.JetStream) error {
+// streamSpec is one of the bridge's two streams: the records (bounded by
+// age only) and the signals (bounded by size and per subject too).
+type streamSpec struct {
+	config  jetstream.StreamConfig
+	filters []string
+}
+
+func (b *Bridge) streams() []streamSpec {
 	jc := b.cfg.JetStream
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	records := jetstream.StreamConfig{
 		Name:        jc.Stream,
-		Description: "pbx-bridge events (" + b.cfg.Prefix + ")",
-		Subjects:    b.subjects.eventFilters(),
+		Description: "pbx-bridge records: cdr.created, call.missed (" + b.cfg.Prefix + ")",
+		Subjects:    b.subjects.recordFilters(),
 		Storage:     jetstream.FileStorage,
 		Replicas:    jc.Replicas,
 		MaxAge:      jc.MaxAge,
 		Duplicates:  jc.DuplicateWindow,
-	})
-	if err != nil {
-		return fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
 	}
-	return nil
+	sig := jc.Signals
+	signals := jetstream.StreamConfig{
+		Name:              sig.Stream,
+		Description:       "pbx-bridge signals: cdr.changed, session.*, runtime.error, notify.* (" + b.cfg.Prefix + ")",
+		Subjects:          b.subjects.signalFilters(),
+		Storage:           jetstream.FileStorage,
+		Replicas:          jc.Replicas,
+		MaxAge:            sig.MaxAge,
+		MaxBytes:          sig.MaxBytes,
+		MaxMsgsPerSubject: sig.MaxMsgsPerSubject,
+		Discard:           jetstream.DiscardOld,
+		Duplicates:        min(jc.DuplicateWindow, sig.MaxAge),
+	}
+	return []streamSpec{{records, records.Subjects}, {signals, signals.Subjects}}
 }
 
-// checkStream verifies a stream someone else manages: it must capture every
-// event subject and none of the request/reply subjects (a stream over those
-// would store every request and answer it with a PubAck racing the reply).
-func (b *Bridge) checkStream(ctx context.Context, js jetstream.JetStream) error {
-	jc := b.cfg.JetStream
-	s, err := js.Stream(ctx, jc.Stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return &configError{fmt.Errorf("jetstream stream %s does not exist (jetstream.create_stream is false)", jc.Stream)}
-	}
-	if err != nil {
-		return fmt.Errorf("jetstream stream %s: %w", jc.Stream, err)
-	}
-	cfg := s.CachedInfo().Config
-	if missing := uncovered(b.subjects.eventFilters(), cfg.Subjects); len(missing) > 0 {
-		return &configError{fmt.Errorf("jetstream stream %s does not capture %s", jc.Stream, strings.Join(missing, ", "))}
-	}
-	for _, req := range b.subjects.requestFilters() {
-		for _, subj := range cfg.Subjects {
-			if overlaps(req, subj) {
-				return &configError{fmt.Errorf("jetstream stream %s captures the request subjects %s (through %s): requests would be stored and answered by PubAcks", jc.Stream, req, subj)}
-			}
+func (b *Bridge) createStream(ctx context.Context, js jetstream.JetStream) error {
+	for _, s := range b.streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, s.config); err != nil {
+			return fmt.Errorf("jetstream stream %s: %w", s.config.Name, err)
 		}
 	}
-	if cfg.Duplicates < jc.DuplicateWindow {
-		b.cfg.Logger.Warn("the stream's duplicate window is shorter than configured: replays after a longer outage are not de-duplicated",
-			"stream", jc.Stream, "stream_duplicate_window", cfg.Duplicates, "jetstream.duplicate_window", jc.DuplicateWindow)
+	return nil
+}
+
+// checkStream verifies streams someone else manages: they must capture
+// every event subject and none of the request/reply subjects (a stream over
+// those would store every request and answer it with a PubAck racing the
+// reply).
+func (b *Bridge) checkStream(ctx context.Context, js jetstream.JetStream) error {
+	jc := b.cfg.JetStream
+	for _, spec := range b.streams() {
+		name := spec.config.Name
+		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return &configError{fmt.Errorf("jetstream stream %s does not exist (jetstream.create_stream is false)", name)}
+		}
+		if err != nil {
+			return fmt.Errorf("jetstream stream %s: %w", name, err)
+		}
+		cfg := s.CachedInfo().Config
+		if missing := uncovered(spec.filters, cfg.Subjects); len(missing) > 0 {
+			return &configError{fmt.Errorf("jetstream stream %s does not capture %s", name, strings.Join(missing, ", "))}
+		}
+		for _, req := range b.subjects.requestFilters() {
+			for _, subj := range cfg.Subjects {
+				if overlaps(req, subj) {
+					return &configError{fmt.Errorf("jetstream stream %s captures the request subjects %s (through %s): requests would be stored and answered by PubAcks", name, req, subj)}
+				}
+			}
+		}
+		if cfg.Duplicates < spec.config.Duplicates {
+			b.cfg.Logger.Warn("the stream's duplicate window is shorter than configured: replays after a longer outage are not de-duplicated",
+				"stream", name, "stream_duplicate_window", cfg.Duplicates, "jetstream.duplicate_window", jc.DuplicateWindow)
+		}
 	}
 	return nil
 }
 
-// ensureStream re-creates the stream if it vanished (deleted by an
-// operator, or lost with a server), unless someone else manages it.
+// ensureStream re-creates the streams if one vanished (deleted by an
+// operator, or lost with a server), unless someone else manages them.
 func (b *Bridge) ensureStream(ctx context.Context) error {
 	if b.cfg.JetStream.CheckOnly || b.js == nil {
 		return nil
 	}
-	_, err := b.js.Stream(ctx, b.cfg.JetStream.Stream)
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return err
+	for _, s := range b.streams() {
+		_, err := b.js.Stream(ctx, s.config.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			b.cfg.Logger.Warn("an event stream is gone; creating it again", "stream", s.config.Name)
+			_, err = b.js.CreateOrUpdateStream(ctx, s.config)
+		}
+		if err != nil {
+			return fmt.Errorf("jetstream stream %s: %w", s.config.Name, err)
+		}
 	}
-	b.cfg.Logger.Warn("the event stream is gone; creating it again", "stream", b.cfg.JetStream.Stream)
-	return b.createStream(ctx, b.js)
+	return nil
 }
 
 // overlaps reports whether some subject matches both filters.

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +29,9 @@ type metrics struct {
 	reconnects      *prometheus.CounterVec
 	requests        *prometheus.CounterVec
 	cursorResets    *prometheus.CounterVec
+	anomalies       *prometheus.CounterVec
+	eventsDropped   *prometheus.CounterVec
+	decodeProblems  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -70,8 +74,17 @@ func newMetrics() *metrics {
 		cursorResets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_cursor_resets_total", Help: "Cursors started over because the PBX's CDR history was reset (its newest record older than the cursor), by extension.",
 		}, []string{"ext"}),
+		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_catchup_anomalies_total", Help: "Misbehaviours of the PBX met by catch-up scans (a repeated page, a bad total_number, a record without id, ...), by reason.",
+		}, []string{"reason"}),
+		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_events_dropped_total", Help: "Events that could never be published and were dropped (larger than the NATS server's max_payload even when shrunk), by CloudEvents type and reason.",
+		}, []string{"type", "reason"}),
+		decodeProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_pbx_decode_problems_total", Help: "Fields of PBX answers and notifications that could not be read (left zero), by endpoint and field (array indices folded).",
+		}, []string{"endpoint", "field"}),
 	}
-	m.reg.MustRegister(m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.reg.MustRegister(m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -147,5 +160,27 @@ func (m *metrics) answered(endpoint, code string) {
 func (m *metrics) cursorReset(ext string) {
 	if m != nil {
 		m.cursorResets.WithLabelValues(ext).Inc()
+	}
+}
+
+func (m *metrics) catchupAnomaly(reason string) {
+	if m != nil {
+		m.anomalies.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *metrics) eventDropped(typ, reason string) {
+	if m != nil {
+		m.eventsDropped.WithLabelValues(typ, reason).Inc()
+	}
+}
+
+// arrayIndex matches the indices of a field path, folded so that the
+// metric's field label stays a small set.
+var arrayIndex = regexp.MustCompile(`\[\d+\]`)
+
+func (m *metrics) decodeProblem(endpoint, field string) {
+	if m != nil {
+		m.decodeProblems.WithLabelValues(endpoint, arrayIndex.ReplaceAllString(field, "[]")).Inc()
 	}
 }

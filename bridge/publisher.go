@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -17,12 +18,25 @@ type publisher interface {
 	publish(ctx context.Context, ev outEvent) error
 }
 
+// cloudEventsContentType is the Content-Type header of every event.
+const cloudEventsContentType = "application/cloudevents+json"
+
+// errTooLarge is a publish that can never succeed: the event is larger than
+// the NATS server (or the stream) takes. It is never retried.
+var errTooLarge = errors.New("event larger than the NATS server's max_payload")
+
+// tooLarge reports whether a publish error is one that no retry can fix.
+func tooLarge(err error) bool {
+	return errors.Is(err, errTooLarge) || errors.Is(err, nats.ErrMaxPayload) ||
+		errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
 func eventMsg(ev outEvent) *nats.Msg {
 	m := nats.NewMsg(ev.subject)
 	m.Data = ev.body
 	// The header lets a stream that captures core publishes de-duplicate too.
 	m.Header.Set(jetstream.MsgIDHeader, ev.id)
-	m.Header.Set("Content-Type", "application/cloudevents+json")
+	m.Header.Set("Content-Type", cloudEventsContentType)
 	m.Header.Set("Ce-Type", ev.typ)
 	return m
 }
@@ -75,6 +89,10 @@ func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
 		}
 		if ctx.Err() != nil {
 			return backoff.Permanent(ctx.Err())
+		}
+		if tooLarge(err) {
+			p.metrics.publishError(ev.typ)
+			return backoff.Permanent(fmt.Errorf("%w: %w", errTooLarge, err))
 		}
 		p.metrics.publishError(ev.typ)
 		p.metrics.publishRetry(ev.typ)

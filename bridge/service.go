@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"math"
 	"context"
 	"encoding/json"
 	"errors"
@@ -211,65 +212,70 @@ func (b *Bridge) lookup(subject string) (*extension, error) {
 // cdrQueryRequest is the SDK's cdrQuery parameters; pointers tell an omitted
 // field (the SDK's default) from a zero.
 type cdrQueryRequest struct {
-	Page    *int    `json:"page"`
-	Size    *int    `json:"size"`
-	Status  *int    `json:"status"`
+	Page    *float64 `json:"page"`
+	Size    *float64 `json:"size"`
+	Status  *float64 `json:"status"`
 	SortBy  *string `json:"sortBy"`
 	OrderBy *string `json:"orderBy"`
 	Filter  *string `json:"filter"`
 }
 
-// parseCDRQuery reads a request body into a query with the SDK's defaults,
-// rejecting what the PBX would not understand.
+// cdrQueryMembers are the members of a cdrQueryRequest, by their JSON names.
+var cdrQueryMembers = map[string]bool{"page": true, "size": true, "status": true, "sortBy": true, "orderBy": true, "filter": true}
+
+// parseCDRQuery reads a request body into a query with the SDK's defaults.
+// The rules of a valid query live in one place, pbx.CDRQuery.Validate (the
+// JSON Schema cdr.query.request documents them, and a test holds the two
+// together): what breaks one is a 400 here, never a 502 from the PBX.
 func parseCDRQuery(body []byte) (pbx.CDRQuery, error) {
 	q := pbx.CDRQuery{Page: pbx.DefaultCDRPage, Size: pbx.DefaultCDRSize, SortBy: pbx.DefaultCDRSortBy, OrderBy: pbx.DefaultCDROrderBy}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return q, nil
 	}
-	var r cdrQueryRequest
+	var members map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return q, badRequest("malformed request: %v", err)
+	if err := dec.Decode(&members); err != nil || members == nil {
+		return q, badRequest("malformed request: not a JSON object")
 	}
 	if dec.More() {
 		return q, badRequest("malformed request: trailing data after the JSON object")
 	}
-	if r.Page != nil {
-		if *r.Page < 1 {
-			return q, badRequest("page must be >= 1, got %d", *r.Page)
+	// Member names match exactly, as the schema's (encoding/json would take
+	// "PAGE" for "page").
+	for name := range members {
+		if !cdrQueryMembers[name] {
+			return q, badRequest("malformed request: unknown member %q", name)
 		}
-		q.Page = *r.Page
 	}
-	if r.Size != nil {
-		if *r.Size < 1 || *r.Size > pbx.MaxCDRSize {
-			return q, badRequest("size must be within 1..%d, got %d", pbx.MaxCDRSize, *r.Size)
-		}
-		q.Size = *r.Size
+	var r cdrQueryRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return q, badRequest("malformed request: %v", err)
 	}
-	if r.Status != nil {
-		if *r.Status < int(pbx.StatusAll) || *r.Status > int(pbx.StatusOutgoing) {
-			return q, badRequest("status must be 0 (all), 1 (incoming), 2 (missed) or 3 (outgoing), got %d", *r.Status)
+	// Numbers are read as JSON Schema's "integer" reads them: 2.0 is 2.
+	for _, f := range []struct {
+		name string
+		v    *float64
+		dst  *int
+	}{{"page", r.Page, &q.Page}, {"size", r.Size, &q.Size}, {"status", r.Status, (*int)(&q.Status)}} {
+		if f.v == nil {
+			continue
 		}
-		q.Status = pbx.CDRStatus(*r.Status)
+		if *f.v != math.Trunc(*f.v) || math.Abs(*f.v) > math.MaxInt32 {
+			return q, badRequest("%s must be a whole number, got %v", f.name, *f.v)
+		}
+		*f.dst = int(*f.v)
 	}
 	if r.SortBy != nil {
-		if *r.SortBy != "time" && *r.SortBy != "id" {
-			return q, badRequest(`sortBy must be "time" or "id", got %q`, *r.SortBy)
-		}
 		q.SortBy = *r.SortBy
 	}
 	if r.OrderBy != nil {
-		if *r.OrderBy != "desc" && *r.OrderBy != "asc" {
-			return q, badRequest(`orderBy must be "desc" or "asc", got %q`, *r.OrderBy)
-		}
 		q.OrderBy = *r.OrderBy
 	}
 	if r.Filter != nil && *r.Filter != "" {
-		if len(*r.Filter) > 64 {
-			return q, badRequest("filter is longer than 64 characters")
-		}
 		q.Filter = r.Filter
+	}
+	if err := q.Validate(); err != nil {
+		return q, badRequest("%v", err)
 	}
 	return q, nil
 }

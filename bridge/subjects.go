@@ -55,18 +55,30 @@ func (s subjects) notify(ext, name string) string {
 	return s.ext(ext, "notify", name)
 }
 
-// eventFilters are the subjects a JetStream stream captures: every event and
-// none of the request/reply subjects (cdr.query, info), whose requests a
-// stream would otherwise store and answer with a PubAck racing the reply.
-func (s subjects) eventFilters() []string {
+// recordFilters are the subjects of the records stream: one event per CDR,
+// kept by age only, never by size or count (a limit there would drop
+// calls).
+func (s subjects) recordFilters() []string {
+	return []string{s.prefix + ".*.cdr.created", s.prefix + ".*.call.missed"}
+}
+
+// signalFilters are the subjects of the signals stream: notifications and
+// states, which a flooding PBX can send without end, so that stream is
+// bounded by size and per subject too.
+func (s subjects) signalFilters() []string {
 	return []string{
 		s.prefix + ".*.cdr.changed",
-		s.prefix + ".*.cdr.created",
-		s.prefix + ".*.call.missed",
 		s.prefix + ".*.session.*",
 		s.prefix + ".*.runtime.error",
 		s.prefix + ".*.notify.*",
 	}
+}
+
+// eventFilters are every event subject, and none of the request/reply
+// subjects (cdr.query, info), whose requests a stream would otherwise store
+// and answer with a PubAck racing the reply.
+func (s subjects) eventFilters() []string {
+	return append(s.recordFilters(), s.signalFilters()...)
 }
 
 // requestFilters are the request/reply subjects of the micro service.

@@ -79,8 +79,14 @@ type fileConfig struct {
 		} `yaml:"rate_limit"`
 	} `yaml:"pbx"`
 	JetStream struct {
-		Enabled         *bool    `yaml:"enabled"`
-		Stream          string   `yaml:"stream"`
+		Enabled *bool  `yaml:"enabled"`
+		Stream  string `yaml:"stream"`
+		Signals struct {
+			Stream            string   `yaml:"stream"`
+			MaxBytes          int64    `yaml:"max_bytes"`
+			MaxMsgsPerSubject int64    `yaml:"max_msgs_per_subject"`
+			MaxAge            duration `yaml:"max_age"`
+		} `yaml:"signals"`
 		CreateStream    *bool    `yaml:"create_stream"`
 		DuplicateWindow duration `yaml:"duplicate_window"`
 		MaxAge          duration `yaml:"max_age"`
@@ -282,8 +288,14 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 			DeliverTimeout:     time.Duration(fc.PBX.DeliverTimeout),
 		},
 		JetStream: bridge.JetStreamConfig{
-			Disabled:        fc.JetStream.Enabled != nil && !*fc.JetStream.Enabled,
-			Stream:          fc.JetStream.Stream,
+			Disabled: fc.JetStream.Enabled != nil && !*fc.JetStream.Enabled,
+			Stream:   fc.JetStream.Stream,
+			Signals: bridge.SignalsConfig{
+				Stream:            fc.JetStream.Signals.Stream,
+				MaxBytes:          fc.JetStream.Signals.MaxBytes,
+				MaxMsgsPerSubject: fc.JetStream.Signals.MaxMsgsPerSubject,
+				MaxAge:            time.Duration(fc.JetStream.Signals.MaxAge),
+			},
 			CheckOnly:       fc.JetStream.CreateStream != nil && !*fc.JetStream.CreateStream,
 			DuplicateWindow: time.Duration(fc.JetStream.DuplicateWindow),
 			MaxAge:          time.Duration(fc.JetStream.MaxAge),
