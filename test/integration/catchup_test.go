@@ -166,6 +166,9 @@ func TestRestartResumesFromCursor(t *testing.T) {
 	}
 }
 
+// TestStreamCapturesEventsOnly: the records go to a stream bounded by age
+// only, every other event to one bounded by size and per subject too, and
+// neither captures a request subject.
 func TestStreamCapturesEventsOnly(t *testing.T) {
 	s := start(t, true, "1001")
 	js, err := jetstream.New(s.nc)
@@ -173,24 +176,35 @@ func TestStreamCapturesEventsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := js.Stream(ctx, "PBX_EVENTS")
-	if err != nil {
-		t.Fatal(err)
+	streams := map[string][]string{
+		"PBX_EVENTS":  {"pbx.1001.cdr.created", "pbx.1001.call.missed"},
+		"PBX_SIGNALS": {"pbx.1001.cdr.changed", "pbx.1001.session.online", "pbx.1001.runtime.error", "pbx.1001.notify.record_status"},
 	}
-	cfg := st.CachedInfo().Config
-	if cfg.Duplicates != time.Hour {
-		t.Errorf("duplicate window = %s, want 1h", cfg.Duplicates)
-	}
-	for _, subj := range []string{"pbx.1001.cdr.query", "pbx.1001.info"} {
-		for _, f := range cfg.Subjects {
-			if subjectMatches(f, subj) {
-				t.Errorf("stream subject %q captures the request subject %q", f, subj)
+	for name, subjects := range streams {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		if cfg.Duplicates != time.Hour {
+			t.Errorf("%s: duplicate window = %s, want 1h", name, cfg.Duplicates)
+		}
+		for _, subj := range []string{"pbx.1001.cdr.query", "pbx.1001.info"} {
+			for _, f := range cfg.Subjects {
+				if subjectMatches(f, subj) {
+					t.Errorf("%s: stream subject %q captures the request subject %q", name, f, subj)
+				}
 			}
 		}
-	}
-	for _, subj := range []string{"pbx.1001.cdr.changed", "pbx.1001.cdr.created", "pbx.1001.call.missed", "pbx.1001.session.online", "pbx.1001.runtime.error", "pbx.1001.notify.record_status"} {
-		if !slices.ContainsFunc(cfg.Subjects, func(f string) bool { return subjectMatches(f, subj) }) {
-			t.Errorf("stream does not capture %s", subj)
+		for _, subj := range subjects {
+			if !slices.ContainsFunc(cfg.Subjects, func(f string) bool { return subjectMatches(f, subj) }) {
+				t.Errorf("%s does not capture %s", name, subj)
+			}
+		}
+		limited := cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0 || cfg.MaxMsgs > 0
+		if want := name == "PBX_SIGNALS"; limited != want {
+			t.Errorf("%s: size or count limits %v (max_bytes %d, per subject %d, msgs %d), want %v",
+				name, limited, cfg.MaxBytes, cfg.MaxMsgsPerSubject, cfg.MaxMsgs, want)
 		}
 	}
 	// The reply is the service's, not a PubAck.
