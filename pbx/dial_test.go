@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,7 +28,7 @@ func TestSocketThroughProxy(t *testing.T) {
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 
 	var connects atomic.Int32
-	var tunnels sync.WaitGroup
+	pipesDone := make(chan struct{}, 16) // one per finished pipe
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect || r.Header.Get("Proxy-Authorization") != "Basic dTpwdw==" { // u:pw
 			http.Error(w, "CONNECT with credentials only", http.StatusProxyAuthRequired)
@@ -47,9 +46,8 @@ func TestSocketThroughProxy(t *testing.T) {
 		}
 		connects.Add(1)
 		_, _ = conn.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
-		tunnels.Add(2)
 		pipe := func(dst, src net.Conn) {
-			defer tunnels.Done()
+			defer func() { pipesDone <- struct{}{} }()
 			_, _ = io.Copy(dst, src)
 			dst.Close()
 			src.Close()
@@ -57,7 +55,12 @@ func TestSocketThroughProxy(t *testing.T) {
 		go pipe(upstream, conn)
 		go pipe(conn, upstream)
 	}))
-	defer func() { proxy.Close(); tunnels.Wait() }()
+	defer func() {
+		proxy.Close()
+		for range 2 * connects.Load() {
+			<-pipesDone
+		}
+	}()
 	proxyURL, _ := url.Parse(proxy.URL)
 	proxyURL.User = url.UserPassword("u", "pw")
 	defer func(orig func(*http.Request) (*url.URL, error)) { socketProxy = orig }(socketProxy)
