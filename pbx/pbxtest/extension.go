@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 )
 
 // Extension is a PBX user that can log in through the SDK.
@@ -88,7 +89,27 @@ type tokenInfo struct {
 func (s *Server) issueToken(ext string, webPC bool) string {
 	token := randomToken()
 	s.tokens[token] = tokenInfo{ext: ext, webPC: webPC}
+	s.issued = append(s.issued, token)
 	return token
+}
+
+// IssuedCredentials returns every credential the PBX holds or ever handed
+// out: the extensions' secrets and SIP register passwords, every access
+// token of the Linkus API, and, once the OpenAPI was used, its AccessKey,
+// every access and refresh token and every signature it minted. A test
+// asserts that none of them reaches a log line, an event or a reply.
+func (s *Server) IssuedCredentials() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.issued)
+	for _, e := range s.exts {
+		out = append(out, e.Secret, e.registerPassword)
+	}
+	if s.oa != nil {
+		out = append(out, s.oa.key)
+		out = append(out, s.oa.issued...)
+	}
+	return out
 }
 
 // randomToken returns 32 characters of the standard base64 alphabet, with

@@ -58,6 +58,7 @@ type openAPIState struct {
 	signInvalidatesOld, failSign  bool
 	refreshRevokesOld, listDenied bool
 	listFaults                    ListFaults
+	issued                        []string // every token and signature handed out
 }
 
 // tokenPair is what one get_token or refresh_token issued.
@@ -250,6 +251,7 @@ func (oa *openAPIState) issue(now time.Time) any {
 		refreshExp: now.Add(oa.refreshLife),
 	}
 	oa.access[p.access], oa.refresh[p.refresh] = p, p
+	oa.issued = append(oa.issued, p.access, p.refresh)
 	oa.maxLive = max(oa.maxLive, len(oa.access))
 	return ok(map[string]any{
 		"access_token_expire_time":  seconds(oa.accessLife),
@@ -432,6 +434,7 @@ func (s *Server) signCreate(oa *openAPIState, req openAPIRequest) any {
 		e.signs = e.signs[:0]
 	}
 	e.signs = append(e.signs, sign)
+	oa.issued = append(oa.issued, sign)
 	oa.minted[ext]++
 	s.log.Debug("pbxtest: signature minted", "ext", ext)
 	return ok(map[string]any{"data": map[string]any{"sign": sign}})

@@ -90,6 +90,7 @@ type Server struct {
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
+	issued      []string                        // every Linkus access token handed out (IssuedCredentials)
 	tokens      map[string]tokenInfo            // by access token
 	sockets     map[string]map[*socket]struct{} // live sockets by extension number
 	sdkDisabled bool
