@@ -30,8 +30,8 @@ type Bridge struct {
 	limiter  *pbxLimiter
 	metrics  *metrics
 	host     string
-	exts     map[string]*extension
-	order    []*extension
+	set      extensionSet
+	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
 
 	js jetstream.JetStream // nil with JetStream disabled
 
@@ -47,9 +47,9 @@ type Bridge struct {
 	closing  bool           // shutting down: no new request goroutines
 	wg       sync.WaitGroup // request goroutines
 	reqCtx   context.Context
-	// shutdownCtx bounds the logouts and last events of the shutdown; set
-	// before the supervisors are told to stop.
-	shutdownCtx context.Context
+	// shutdownCtx (a context.Context) bounds the logouts and last events of
+	// the shutdown; stored before the supervisors are told to stop.
+	shutdownCtx atomic.Value
 }
 
 // New checks the configuration and prepares a bridge; Run starts it.
@@ -77,21 +77,26 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		subjects: subjects{prefix: cfg.Prefix},
 		metrics:  newMetrics(),
 		host:     u.Host,
-		exts:     make(map[string]*extension, len(cfg.Extensions)),
+		set:      extensionSet{byNum: make(map[string]*extension, len(cfg.Extensions)), stopping: map[string]chan struct{}{}},
 		inflight: make(chan struct{}, cfg.MaxInflight),
 		limiter:  newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
+	}
+	if cfg.OpenAPI.AccessID != "" {
+		if b.openapi, err = b.newOpenAPI(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.PBX.InsecureSkipVerify {
 		cfg.Logger.Warn("TLS certificate verification of the PBX is off (pbx.insecure_skip_verify): anyone on the way can read the signatures and tokens; use pbx.ca_file instead")
 	}
 	for _, c := range cfg.Extensions {
-		if len(c.Secret) < pbx.MinSignatureLen {
+		if c.Secret != "" && len(c.Secret) < pbx.MinSignatureLen {
 			cfg.Logger.Warn("the secret of this extension is too short to be a login signature minted by the PBX's OpenAPI; logins will likely fail",
 				"ext", c.Username, "secret_bytes", len(c.Secret))
 		}
-		x := newExtension(b, c)
-		b.exts[c.Username] = x
-		b.order = append(b.order, x)
+		if err := b.add(c, byConfig); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -121,19 +126,22 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// that no request finds its session logged out under it.
 	supCtx, stopSupervisors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSupervisors()
-	var sup sync.WaitGroup
-	for _, x := range b.order {
-		sup.Add(1)
-		go func() {
-			defer sup.Done()
-			x.run(supCtx)
-		}()
-	}
+	b.set.startAll(supCtx)
+	discoveryDone := make(chan struct{})
+	go func() {
+		defer close(discoveryDone)
+		if b.cfg.Discovery.Enabled {
+			b.discover(ctx)
+		}
+	}()
 	<-ctx.Done()
-	b.cfg.Logger.Info("shutting down", "extensions", len(b.order), "timeout", b.cfg.ShutdownTimeout)
+	<-discoveryDone
+	b.set.close()
+	served := len(b.set.list())
+	b.cfg.Logger.Info("shutting down", "extensions", served, "timeout", b.cfg.ShutdownTimeout)
 	shutdown, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
 	defer cancel()
-	b.shutdownCtx = shutdown
+	b.shutdownCtx.Store(shutdown)
 	b.reqMu.Lock()
 	b.closing = true
 	b.reqMu.Unlock()
@@ -152,10 +160,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// rate x ShutdownTimeout of them through; its concurrency still holds.
 	b.limiter.unthrottle()
 	stopSupervisors()
-	sup.Wait()
+	b.set.running.Wait()
 	if n := b.logoutFailures.Load(); n > 0 {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
-			"not_logged_out", n, "extensions", len(b.order), "timeout", b.cfg.ShutdownTimeout)
+			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
+	}
+	if b.openapi != nil {
+		if err := b.openapi.Close(shutdown); err != nil {
+			b.cfg.Logger.Warn("OpenAPI token not revoked at shutdown", "err", err)
+		}
 	}
 	if stopErr != nil {
 		return fmt.Errorf("stop micro service: %w", stopErr)

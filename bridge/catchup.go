@@ -60,7 +60,7 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 			// as on a first start instead, and say so loudly.
 			x.log.Error("the PBX's newest CDR is older than the cursor: its CDR history was reset; starting over with the first-start policy",
 				"cursor_id", cur.ID, "pbx_newest_id", res.newest.ID)
-			x.b.metrics.cursorReset(x.cred.Username)
+			x.b.metrics.cursorReset(x.number)
 			reset, startOver = true, true
 			continue
 		}
@@ -84,7 +84,7 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 		}
 		if !res.more {
 			lag := time.Duration(res.newest.Timestamp-x.cursor.Timestamp) * time.Second
-			x.b.metrics.catchup(x.cred.Username, published, max(lag, 0))
+			x.b.metrics.catchup(x.number, published, max(lag, 0))
 			return published, nil
 		}
 	}
@@ -135,7 +135,7 @@ func (x *extension) loadCursor(ctx context.Context) (cur cursor, first bool, err
 	if x.cursor != nil {
 		return *x.cursor, false, nil
 	}
-	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.cred.Username)
+	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.number)
 	if err != nil || !ok {
 		return cur, err == nil, err
 	}

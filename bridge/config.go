@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -25,8 +26,14 @@ type Config struct {
 	// PBX is the template for every extension's session: URL, TLS, user
 	// agent and timings. Username and Secret are taken from Extensions.
 	PBX pbx.Config
-	// Extensions to serve.
+	// Extensions to serve. With OpenAPI credentials a Secret may be empty:
+	// the bridge mints the extension's signature.
 	Extensions []Credential
+	// OpenAPI, when its AccessID is set, lets the bridge mint the login
+	// signatures itself and list the PBX's extensions (Discovery).
+	OpenAPI OpenAPIConfig
+	// Discovery serves the PBX's extensions as its extension list says.
+	Discovery DiscoveryConfig
 	// RequestTimeout bounds one request/reply call to the PBX (default 15s).
 	RequestTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts to (re)start a
@@ -81,6 +88,9 @@ func (c *Config) setDefaults() {
 	if c.Version == "" {
 		c.Version = "0.0.0-dev"
 	}
+	if c.Discovery.Interval <= 0 {
+		c.Discovery.Interval = 5 * time.Minute
+	}
 	if c.CatchupInterval <= 0 {
 		c.CatchupInterval = 5 * time.Minute
 	}
@@ -119,16 +129,33 @@ func (c *Config) Validate() error {
 	if err := ValidPrefix(prefix); err != nil {
 		errs = append(errs, fmt.Errorf("subject_prefix: %w", err))
 	}
-	if len(c.Extensions) == 0 {
-		errs = append(errs, errors.New("extensions: at least one extension is required"))
+	minting := c.OpenAPI.AccessID != ""
+	if (c.OpenAPI.AccessID == "") != (c.OpenAPI.AccessKey == "") {
+		errs = append(errs, errors.New("pbx.openapi: access_id and access_key go together"))
+	}
+	if len(c.Extensions) == 0 && !c.Discovery.Enabled {
+		errs = append(errs, errors.New("extensions: at least one extension is required (or discovery.enabled with pbx.openapi credentials)"))
+	}
+	if c.Discovery.Enabled && !minting {
+		errs = append(errs, errors.New("discovery.enabled: needs pbx.openapi.access_id and access_key to list the PBX's extensions"))
+	}
+	if c.Discovery.Interval < 0 {
+		errs = append(errs, fmt.Errorf("discovery.interval: must be positive (default 5m), got %s", c.Discovery.Interval))
+	}
+	for key, patterns := range map[string][]string{"discovery.include": c.Discovery.Include, "discovery.exclude": c.Discovery.Exclude} {
+		for i, p := range patterns {
+			if _, err := path.Match(p, ""); err != nil || p == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: bad pattern %q: a glob as path.Match reads it, e.g. \"1*\" or \"10[0-4]?\"", key, i, p))
+			}
+		}
 	}
 	seen := make(map[string]int)
 	for i, e := range c.Extensions {
 		if err := ValidToken(e.Username); err != nil {
 			errs = append(errs, fmt.Errorf("extensions[%d].username: %w", i, err))
 		}
-		if e.Secret == "" {
-			errs = append(errs, fmt.Errorf("extensions[%d].secret: empty (username %q)", i, e.Username))
+		if e.Secret == "" && !minting {
+			errs = append(errs, fmt.Errorf("extensions[%d].secret: empty (username %q), and no pbx.openapi credentials to mint it", i, e.Username))
 		}
 		if j, dup := seen[e.Username]; dup {
 			errs = append(errs, fmt.Errorf("extensions[%d].username: %q is already extensions[%d]: one extension must never be logged in twice", i, e.Username, j))
@@ -176,6 +203,27 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %w", key, err))
 	}
 	return multierror.Append(nil, errs...).ErrorOrNil()
+}
+
+// OpenAPIConfig holds the PBX's OpenAPI credentials: the Linkus SDK's
+// AccessID and AccessKey (Integrations > Linkus SDK), or an API
+// application's Client ID and Client Secret (Integrations > API).
+type OpenAPIConfig struct {
+	AccessID  string
+	AccessKey string
+}
+
+// DiscoveryConfig makes the bridge serve every extension of the PBX's
+// OpenAPI extension list that matches, besides the configured ones, and
+// follow the list as it changes.
+type DiscoveryConfig struct {
+	Enabled bool
+	// Interval between two readings of the list (default 5m).
+	Interval time.Duration
+	// Include and Exclude are glob patterns on the extension number, as
+	// path.Match reads them; an empty Include includes every number, and
+	// Exclude wins over Include.
+	Include, Exclude []string
 }
 
 // JetStreamConfig configures durable delivery.

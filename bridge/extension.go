@@ -3,9 +3,12 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -29,7 +32,7 @@ const (
 // that must not be retried or the bridge's shutdown.
 type extension struct {
 	b         *Bridge
-	cred      Credential
+	number    string // the extension number, cred.Username
 	log       *slog.Logger
 	f         eventFactory
 	cursorKey string
@@ -37,7 +40,19 @@ type extension struct {
 	// used by the supervisor's goroutine only.
 	cursor *cursor
 
+	// minted is the signature minted for it through the OpenAPI, when no
+	// secret is configured; used by the supervisor's goroutine only.
+	minted string
+
+	// Set by the extension set: cancel ends the supervisor, done is closed
+	// when it has, removed says why it ends.
+	cancel  context.CancelFunc
+	done    chan struct{}
+	removed atomic.Bool
+
 	mu       sync.Mutex
+	cred     Credential
+	why      int // byConfig | byDiscovery
 	state    string
 	since    time.Time
 	reason   string
@@ -49,7 +64,9 @@ type extension struct {
 func newExtension(b *Bridge, c Credential) *extension {
 	return &extension{
 		b:         b,
+		number:    c.Username,
 		cred:      c,
+		done:      make(chan struct{}),
 		log:       b.cfg.Logger.With("ext", c.Username),
 		f:         newEventFactory(b.subjects, b.host, c.Username),
 		cursorKey: cursorKey(b.host, c.Username),
@@ -58,32 +75,90 @@ func newExtension(b *Bridge, c Credential) *extension {
 	}
 }
 
-func (x *extension) pbxConfig() pbx.Config {
+// pbxConfig is the session configuration of a login with secret.
+func (x *extension) pbxConfig(secret string) pbx.Config {
 	c := x.b.cfg.PBX
-	c.Username, c.Secret = x.cred.Username, x.cred.Secret
+	c.Username, c.Secret = x.number, secret
 	c.Logger = x.b.cfg.Logger // package pbx adds the "ext" attribute itself
 	c.Limiter = x.b.limiter
-	m, ext := x.b.metrics, x.cred.Username
+	m, ext := x.b.metrics, x.number
 	c.Hooks = pbx.Hooks{
-		Request:      m.request,
-		FrameDropped: m.frameDropped,
-		Reconnect:    func() { m.reconnect(ext) },
+		Request:       m.request,
+		FrameDropped:  m.frameDropped,
+		Reconnect:     func() { m.reconnect(ext) },
+		DecodeProblem: m.decodeProblem,
 	}
 	return c
 }
 
+// secret returns the configured secret ("" when the bridge mints one).
+func (x *extension) secret() string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.cred.Secret
+}
+
+// sources returns why the extension is served (byConfig, byDiscovery).
+func (x *extension) sources() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.why
+}
+
+// open logs in: with the configured secret, which wins, or else with the
+// signature minted through the OpenAPI, minted once and kept in memory. A
+// minted signature the PBX refuses is forgotten, so that the next attempt
+// (one login backoff step later) mints a new one: whether minting
+// invalidates the older signatures is not known, and either way works.
+func (x *extension) open(ctx context.Context) (*pbx.Session, error) {
+	secret, minted := x.secret(), false
+	if secret == "" {
+		if x.minted == "" {
+			sign, err := x.b.openapi.Sign(ctx, x.number)
+			if err != nil {
+				return nil, fmt.Errorf("minting the login signature: %w", err)
+			}
+			x.b.metrics.signatureMinted()
+			x.minted = sign
+		}
+		secret, minted = x.minted, true
+	}
+	sess, err := pbx.Open(ctx, x.pbxConfig(secret))
+	if minted && loginRefused(err) {
+		x.log.Warn("the PBX refused the minted signature; minting a new one for the next login")
+		x.minted = ""
+	}
+	return sess, err
+}
+
+// loginRefused reports whether err is the PBX refusing a login's
+// signature (not the SDK plan, not the network).
+func loginRefused(err error) bool {
+	var ae *pbx.APIError
+	return errors.As(err, &ae) && strings.HasSuffix(ae.Endpoint, "/login") && !errors.Is(err, pbx.ErrSDKPlanDisabled)
+}
+
+// stopReason is the reason of the session.stopped of an extension whose
+// context ended: removed from the served set, or the bridge's shutdown.
+func (x *extension) stopReason() string {
+	if x.removed.Load() {
+		return "removed"
+	}
+	return "shutdown"
+}
+
 // run is the supervisor loop.
 func (x *extension) run(ctx context.Context) {
-	x.b.metrics.setState(x.cred.Username, stateConnecting)
+	x.b.metrics.setState(x.number, stateConnecting)
 	x.publish(ctx, func(now time.Time) (outEvent, error) {
 		return x.f.sessionState(pbx.Extension{}, stateConnecting, "", "", 0, now)
 	})
 	bo := x.retryBackoff()
 	for {
-		sess, err := pbx.Open(ctx, x.pbxConfig())
+		sess, err := x.open(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				x.setState(ctx, stateStopped, "shutdown", 0)
+				x.setState(ctx, stateStopped, x.stopReason(), 0)
 				return
 			}
 			if e, ok := pbx.CodeOf(err); ok && isRuntime(e) && !errors.Is(err, pbx.ErrReLogin) {
@@ -93,7 +168,7 @@ func (x *extension) run(ctx context.Context) {
 			x.log.Warn("login failed; retrying", "err", err)
 			x.setState(ctx, stateOffline, err.Error(), codeOf(err))
 			if !sleep(ctx, bo.NextBackOff()) {
-				x.setState(ctx, stateStopped, "shutdown", 0)
+				x.setState(ctx, stateStopped, x.stopReason(), 0)
 				return
 			}
 			continue
@@ -130,10 +205,10 @@ func (x *extension) run(ctx context.Context) {
 			x.logout(sess)
 		}
 		x.log.Info("logging in again", "reason", err)
-		x.b.metrics.reconnect(x.cred.Username)
+		x.b.metrics.reconnect(x.number)
 		x.setState(ctx, stateReconnecting, err.Error(), codeOf(err))
 		if !sleep(ctx, bo.NextBackOff()) {
-			x.setState(ctx, stateStopped, "shutdown", 0)
+			x.setState(ctx, stateStopped, x.stopReason(), 0)
 			return
 		}
 	}
@@ -320,12 +395,14 @@ func (x *extension) setState(ctx context.Context, st, reason string, code int) {
 	}
 	info := x.info
 	x.mu.Unlock()
-	x.b.metrics.setState(x.cred.Username, st)
+	x.b.metrics.setState(x.number, st)
 	x.log.Info("session state", "state", st, "previous", prev, "reason", reason)
-	if ctx.Err() != nil && x.b.shutdownCtx != nil {
-		// Shutting down: the last word still goes out, within the
-		// shutdown's deadline.
-		ctx = x.b.shutdownCtx
+	if ctx.Err() != nil {
+		// Stopping: the last word still goes out, within the stop's
+		// deadline.
+		fctx, cancel := x.finalCtx()
+		defer cancel()
+		ctx = fctx
 	}
 	x.publish(ctx, func(now time.Time) (outEvent, error) {
 		return x.f.sessionState(info, st, prev, reason, code, now)
@@ -348,13 +425,24 @@ func (x *extension) stop(ctx context.Context, e *pbx.Error, err error) {
 // shutdown ends a live session on the bridge's shutdown: log out, close,
 // and say so, all within the shutdown's deadline.
 func (x *extension) shutdown(sess *pbx.Session) {
-	ctx := x.b.shutdownCtx
-	x.setState(ctx, stateStopped, "shutdown", 0)
+	ctx, cancel := x.finalCtx()
+	defer cancel()
+	x.setState(ctx, stateStopped, x.stopReason(), 0)
 	x.detach()
-	if err := x.logoutCtx(ctx, sess); err != nil {
+	if err := x.logoutCtx(ctx, sess); err != nil && !x.removed.Load() {
 		x.b.logoutFailures.Add(1)
 	}
 	_ = sess.Close()
+}
+
+// finalCtx bounds the last words of a supervisor whose context ended: the
+// shutdown's deadline, or ShutdownTimeout for an extension removed while
+// the bridge runs.
+func (x *extension) finalCtx() (context.Context, context.CancelFunc) {
+	if ctx, ok := x.b.shutdownCtx.Load().(context.Context); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
 }
 
 // logout logs the session out, bounded; the PBX may have dropped the token
@@ -397,7 +485,7 @@ func (x *extension) onlineSession() (*pbx.Session, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.sess == nil || x.state != stateOnline {
-		return nil, &apiError{code: codeUnavailable, msg: "extension " + x.cred.Username + " is " + x.state}
+		return nil, &apiError{code: codeUnavailable, msg: "extension " + x.number + " is " + x.state}
 	}
 	return x.sess, nil
 }

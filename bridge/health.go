@@ -34,14 +34,14 @@ func (b *Bridge) Ready() error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		problems = append(problems, "nats: "+st.String())
 	}
-	for _, x := range b.order {
+	for _, x := range b.set.list() {
 		x.mu.Lock()
 		st, terminal := x.state, x.terminal
 		x.mu.Unlock()
 		if st == stateOnline || st == stateStopped && terminal != nil {
 			continue
 		}
-		problems = append(problems, x.cred.Username+": "+st)
+		problems = append(problems, x.number+": "+st)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("not ready: %s", strings.Join(problems, "; "))

@@ -32,6 +32,13 @@ type metrics struct {
 	anomalies       *prometheus.CounterVec
 	eventsDropped   *prometheus.CounterVec
 	decodeProblems  *prometheus.CounterVec
+	served          prometheus.Gauge
+	signsMinted     prometheus.Counter
+	openAPIRequests *prometheus.CounterVec
+	openAPIFailures *prometheus.CounterVec
+	tokenRefreshes  *prometheus.CounterVec
+	discoveryRuns   *prometheus.CounterVec
+	discoveryDiffs  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -83,8 +90,29 @@ func newMetrics() *metrics {
 		decodeProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_pbx_decode_problems_total", Help: "Fields of PBX answers and notifications that could not be read (left zero), by endpoint and field (array indices folded).",
 		}, []string{"endpoint", "field"}),
+		served: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pbx_bridge_extensions_served", Help: "Extensions the bridge serves now (configured and discovered).",
+		}),
+		signsMinted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pbx_bridge_signatures_minted_total", Help: "Login signatures minted through the PBX's OpenAPI (sign/create).",
+		}),
+		openAPIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_openapi_requests_total", Help: "PBX OpenAPI requests, by endpoint.",
+		}, []string{"endpoint"}),
+		openAPIFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_openapi_request_errors_total", Help: "PBX OpenAPI requests that failed, by endpoint.",
+		}, []string{"endpoint"}),
+		tokenRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_openapi_token_renewals_total", Help: "OpenAPI access tokens obtained, by how: get_token or refresh_token.",
+		}, []string{"how"}),
+		discoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_discovery_runs_total", Help: "Readings of the PBX's extension list by discovery, by result: ok, failed, refused.",
+		}, []string{"result"}),
+		discoveryDiffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_discovery_changes_total", Help: "Extensions discovery started (added) or stopped (removed).",
+		}, []string{"change"}),
 	}
-	m.reg.MustRegister(m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.reg.MustRegister(m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -182,5 +210,45 @@ var arrayIndex = regexp.MustCompile(`\[\d+\]`)
 func (m *metrics) decodeProblem(endpoint, field string) {
 	if m != nil {
 		m.decodeProblems.WithLabelValues(endpoint, arrayIndex.ReplaceAllString(field, "[]")).Inc()
+	}
+}
+
+func (m *metrics) setServed(n int) {
+	if m != nil {
+		m.served.Set(float64(n))
+	}
+}
+
+func (m *metrics) signatureMinted() {
+	if m != nil {
+		m.signsMinted.Inc()
+	}
+}
+
+func (m *metrics) openAPIRequest(endpoint string, _ time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.openAPIRequests.WithLabelValues(endpoint).Inc()
+	if err != nil {
+		m.openAPIFailures.WithLabelValues(endpoint).Inc()
+	}
+}
+
+func (m *metrics) tokenRefreshed(how string) {
+	if m != nil {
+		m.tokenRefreshes.WithLabelValues(how).Inc()
+	}
+}
+
+func (m *metrics) discoveryRun(result string) {
+	if m != nil {
+		m.discoveryRuns.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *metrics) discoveryChange(change string) {
+	if m != nil {
+		m.discoveryDiffs.WithLabelValues(change).Inc()
 	}
 }

@@ -2,11 +2,11 @@ package bridge
 
 import (
 	"bytes"
-	"math"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
@@ -202,8 +202,8 @@ func (b *Bridge) lookup(subject string) (*extension, error) {
 	if !ok {
 		return nil, &apiError{code: codeNotFound, msg: "no extension in subject " + strconv.Quote(subject)}
 	}
-	x, ok := b.exts[ext]
-	if !ok {
+	x := b.set.get(ext)
+	if x == nil {
 		return nil, &apiError{code: codeNotFound, msg: "extension " + strconv.Quote(ext) + " is not served by this bridge"}
 	}
 	return x, nil
@@ -215,9 +215,9 @@ type cdrQueryRequest struct {
 	Page    *float64 `json:"page"`
 	Size    *float64 `json:"size"`
 	Status  *float64 `json:"status"`
-	SortBy  *string `json:"sortBy"`
-	OrderBy *string `json:"orderBy"`
-	Filter  *string `json:"filter"`
+	SortBy  *string  `json:"sortBy"`
+	OrderBy *string  `json:"orderBy"`
+	Filter  *string  `json:"filter"`
 }
 
 // cdrQueryMembers are the members of a cdrQueryRequest, by their JSON names.

@@ -1,0 +1,114 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
+)
+
+// newOpenAPI makes the bridge's one OpenAPI client: one access token for
+// every extension, on the same connection pool and request limiter as the
+// sessions of the PBX.
+func (b *Bridge) newOpenAPI() (*pbx.OpenAPI, error) {
+	m := b.metrics
+	return pbx.NewOpenAPI(pbx.OpenAPIConfig{
+		URL:            b.cfg.PBX.URL,
+		AccessID:       b.cfg.OpenAPI.AccessID,
+		AccessKey:      b.cfg.OpenAPI.AccessKey,
+		HTTPClient:     b.cfg.PBX.HTTPClient,
+		Limiter:        b.limiter,
+		RequestTimeout: b.cfg.PBX.RequestTimeout,
+		Logger:         b.cfg.Logger,
+		Hooks: pbx.OpenAPIHooks{
+			Request:        m.openAPIRequest,
+			TokenRefreshed: m.tokenRefreshed,
+		},
+	})
+}
+
+// discover serves the PBX's extensions that match the discovery patterns,
+// reading the extension list at once and then every Discovery.Interval
+// until ctx ends. Each reading starts the extensions that appeared and
+// stops those that disappeared (session.stopped, reason "removed"),
+// leaving the others undisturbed; extensions listed in the configuration
+// are served whatever the list says.
+func (b *Bridge) discover(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	refused := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := b.discoverOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, pbx.ErrExtensionListRefused):
+			b.metrics.discoveryRun("refused")
+			if !refused {
+				b.cfg.Logger.Error("discovery: the PBX refuses to list its extensions to these OpenAPI credentials; "+
+					"use API credentials (PBX web portal, Integrations > API) for pbx.openapi, or list the extensions under extensions. "+
+					"The configured extensions are still served", "err", err)
+			}
+			refused = true
+		case err != nil:
+			b.metrics.discoveryRun("failed")
+			b.cfg.Logger.Warn("discovery: the extension list could not be read; trying again at the next interval", "err", err, "interval", b.cfg.Discovery.Interval)
+		default:
+			b.metrics.discoveryRun("ok")
+			refused = false
+		}
+		t.Reset(b.cfg.Discovery.Interval)
+	}
+}
+
+// discoverOnce reads the extension list and applies it. A list the PBX
+// could not give whole (ErrExtensionListIncomplete) only adds: an
+// extension missing from it may still exist.
+func (b *Bridge) discoverOnce(ctx context.Context) error {
+	list, err := b.openapi.Extensions(ctx)
+	complete := err == nil
+	if err != nil && !errors.Is(err, pbx.ErrExtensionListIncomplete) {
+		return err
+	}
+	found := make(map[string]bool, len(list))
+	for _, e := range list {
+		ok, rule := MatchExtension(e.Number, b.cfg.Discovery)
+		if !ok {
+			continue
+		}
+		if ValidToken(e.Number) != nil {
+			b.cfg.Logger.Warn("discovery: an extension number that is not a safe subject token is not served", "number", e.Number)
+			continue
+		}
+		found[e.Number] = true
+		if x := b.set.get(e.Number); x != nil && x.sources()&byDiscovery != 0 {
+			continue
+		}
+		if err := b.add(Credential{Username: e.Number}, byDiscovery); err != nil {
+			return err
+		}
+		b.metrics.discoveryChange("added")
+		b.cfg.Logger.Info("discovery: serving a new extension", "ext", e.Number, "rule", rule)
+	}
+	if !complete {
+		b.cfg.Logger.Warn("discovery: the extension list is incomplete; adding what it holds, removing nothing", "err", err, "listed", len(list))
+		return nil
+	}
+	for _, x := range b.set.list() {
+		if x.sources()&byDiscovery == 0 || found[x.number] {
+			continue
+		}
+		if err := b.remove(x.number, byDiscovery); err != nil && !errors.Is(err, ErrNotServed) {
+			return err
+		}
+		b.metrics.discoveryChange("removed")
+		b.cfg.Logger.Info("discovery: the extension is gone from the PBX's list; stopped serving it", "ext", x.number)
+	}
+	return nil
+}
