@@ -133,7 +133,7 @@ func (c *Client) GetProduct(ctx context.Context) (Product, error) {
 		return Product{}, err
 	}
 	if out.Product == nil || out.Product.BaseOEMID == nil {
-		return Product{}, fmt.Errorf("pbx %s%s: answer has no product.base_oem_id: %w", apiPrefix, ep, ErrGetProductFailed)
+		return Product{}, fmt.Errorf("pbx %s%s: answer has no usable product.base_oem_id: %w", apiPrefix, ep, ErrGetProductFailed)
 	}
 	return *out.Product, nil
 }
@@ -204,8 +204,13 @@ func (c *Client) Login(ctx context.Context) (string, error) {
 
 // GetPersonalGlobal reads extension/getpersonalglobal.
 func (c *Client) GetPersonalGlobal(ctx context.Context) (PersonalGlobal, error) {
-	var out PersonalGlobal
-	err := c.call(ctx, http.MethodGet, "extension/getpersonalglobal", nil, nil, true, ErrPBXAPI, &out)
+	a, err := c.getPersonalGlobal(ctx)
+	return a.PersonalGlobal, err
+}
+
+func (c *Client) getPersonalGlobal(ctx context.Context) (*globalAnswer, error) {
+	out := new(globalAnswer)
+	err := c.call(ctx, http.MethodGet, "extension/getpersonalglobal", nil, nil, true, ErrPBXAPI, out)
 	return out, err
 }
 
@@ -219,23 +224,32 @@ func (c *Client) GetLicense(ctx context.Context) (License, error) {
 // GetPersonal reads extension/getpersonal. An answer without "extension"
 // wraps ErrGetPersonalNotFound (-104).
 func (c *Client) GetPersonal(ctx context.Context) (Personal, error) {
-	const ep = "extension/getpersonal"
-	var out struct {
-		Extension *Personal `json:"extension"`
-	}
-	if err := c.call(ctx, http.MethodGet, ep, nil, nil, true, ErrPBXAPI, &out); err != nil {
+	a, err := c.getPersonal(ctx)
+	if err != nil {
 		return Personal{}, err
 	}
-	if out.Extension == nil {
-		return Personal{}, fmt.Errorf("pbx %s%s: answer has no extension: %w", apiPrefix, ep, ErrGetPersonalNotFound)
+	return *a.Extension, nil
+}
+
+func (c *Client) getPersonal(ctx context.Context) (*personalAnswer, error) {
+	const ep = "extension/getpersonal"
+	out := new(personalAnswer)
+	if err := c.call(ctx, http.MethodGet, ep, nil, nil, true, ErrPBXAPI, out); err != nil {
+		return nil, err
 	}
-	return *out.Extension, nil
+	if out.Extension == nil {
+		return nil, fmt.Errorf("pbx %s%s: answer has no extension object: %w", apiPrefix, ep, ErrGetPersonalNotFound)
+	}
+	return out, nil
 }
 
 // SearchPersonal runs a CDR query (cdr/searchpersonal) after filling the
 // SDK's defaults and validating q (an invalid query wraps ErrInvalidQuery and
 // is not sent). A non-zero errcode returns both the decoded answer and an
-// *APIError.
+// *APIError. The answer is read loosely (see the package doc): a
+// total_number that is no whole number reads as -1, a record whose id is
+// none as ID 0, and a personal_cdr_list that is there but no list fails
+// the call (wrapping ErrPBXAPI).
 func (c *Client) SearchPersonal(ctx context.Context, q CDRQuery) (*CDRResult, error) {
 	q, err := q.Normalized()
 	if err != nil {
@@ -452,15 +466,14 @@ func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body a
 	if !hasCode {
 		return transportErr(errors.New("answer has no numeric errcode"))
 	}
+	var decodeErr error
 	if out != nil {
-		if err := decodeLenient(data, out); err != nil {
-			return transportErr(fmt.Errorf("decoding the answer: %w", err))
-		}
+		decodeErr = c.decodeAnswer(ep, data, out)
 	}
 	if code != 0 {
 		return &APIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: c.red.redact(msg), SDK: sdk}
 	}
-	return nil
+	return decodeErr
 }
 
 // errMsgText reads errmsg, a string normally; anything else is shown as JSON.

@@ -122,6 +122,13 @@ type Hooks struct {
 	FrameDropped func(reason string)
 	// Reconnect precedes each reconnect attempt of the socket.
 	Reconnect func()
+	// DecodeProblem follows every field of a PBX body that could not be
+	// read as its type and was left at its zero value (total_number at
+	// -1): endpoint is the API endpoint ("cdr/searchpersonal") or
+	// "socket:<type>" for a notification ("socket:20049"), field its path
+	// ("personal_cdr_list[3].id"). It is called for each one; the warnings
+	// logged beside it are sampled.
+	DecodeProblem func(endpoint, field string)
 }
 
 // withDefaults validates cfg's fields other than URL and TLS, and fills the

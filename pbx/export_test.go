@@ -32,3 +32,7 @@ func ReconnectDelays(minDelay, maxDelay time.Duration, n int) []time.Duration {
 	}
 	return out
 }
+
+// DecodeCDRResult exposes the searchpersonal answer decoder to the fuzz
+// target.
+func DecodeCDRResult(data []byte) (*CDRResult, []FieldProblem, error) { return decodeCDRResult(data) }

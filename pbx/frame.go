@@ -56,6 +56,10 @@ type Frame struct {
 	// Event is what a session delivers for the notification: *CDRChanged
 	// for 20049, *Notice for every other type.
 	Event Event
+	// Problems lists the fields of a 20049 msg that could not be read as
+	// their type (read loosely, as the SDK's JavaScript does) and were left
+	// zero; a session reports them as endpoint "socket:20049".
+	Problems []FieldProblem
 }
 
 // heartbeatResponse is the PBX's answer to the client's "heartbeat".
@@ -88,8 +92,9 @@ var objectMsgTypes = map[int]bool{
 // everything else in the frame (resubscribe); errcode -2 drops the frame;
 // other errcodes are read as a plain notification. A 20049 msg of an
 // unexpected shape still yields a *CDRChanged (with the fields that did
-// decode): the notification only says "query the CDR list again", and
-// dropping it would lose that. A 20104 whose msg is missing or bad still
+// decode, read loosely: "1693201380" is a timestamp, and what cannot be
+// read is listed in Problems): the notification only says "query the CDR
+// list again", and dropping it would lose that. A 20104 whose msg is missing or bad still
 // yields a Notice (Msg null): the client needs no payload to subscribe
 // again, and missing a switch-over would silence the socket. The value of
 // every credential field of msg, at any depth, is replaced with
@@ -138,8 +143,9 @@ func DecodeFrame(data []byte) (Frame, DropReason) {
 	f.Kind, f.Msg = FrameNotification, msg
 	if typ == TypeCDRChanged {
 		cdr := new(CDRChanged)
-		// A field of an unexpected type stays zero; see above.
-		_ = decodeLenient(msg, cdr)
+		// A field of an unexpected type stays zero and is reported; see
+		// above.
+		f.Problems = decodeLoose(msg, cdr)
 		f.Event = cdr
 	} else {
 		f.Event = &Notice{Type: typ, Msg: msg}
@@ -206,24 +212,23 @@ type runtimeRules struct {
 }
 
 // check returns the runtime error a notification raises for this session, or
-// nil. Flags are compared as the SDK does, strictly: anything but the number
-// 1 (a missing field, 0, "1") disables.
+// nil. Flags are compared with 1 as the SDK's JavaScript == does (jsIsOne):
+// 1, 1.0, "1" and true keep the client enabled; anything else (0, "0", "",
+// null, a missing field, an object) disables. The username of a 10000 must
+// be this extension's, as a string.
 func (r runtimeRules) check(f Frame) *RuntimeError {
 	if f.Kind != FrameNotification {
 		return nil
 	}
-	var m map[string]any
-	_ = json.Unmarshal(f.Msg, &m)
-	isOne := func(key string) bool {
-		v, ok := m[key].(float64)
-		return ok && v == 1
-	}
+	m := rawFields(f.Msg)
+	isOne := func(key string) bool { return jsIsOne(m[key]) }
 	rt := func(sdk *Error, detail string) *RuntimeError {
 		return &RuntimeError{SDK: sdk, Type: f.Type, Detail: detail}
 	}
 	switch f.Type {
 	case TypeLogin:
-		if u, ok := m["username"].(string); ok && u == r.username {
+		var u string
+		if raw := m["username"]; len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &u) == nil && u == r.username {
 			return rt(ErrLoggedInElsewhere, "the extension logged in elsewhere")
 		}
 	case TypeExtensionDeleted:

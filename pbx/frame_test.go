@@ -19,20 +19,27 @@ func notification(typ int, msg string) string {
 func TestDecodeFrame(t *testing.T) {
 	cdrMsg := `{"ext_num":"1001","personal_cdr":{"date":"","time":"","timestamp":1693201380,"number":"1001","talk_duration":0}}`
 	tests := []struct {
-		name   string
-		frame  string
-		kind   pbx.FrameKind
-		typ    int
-		msg    string // the decoded msg, compared as JSON
-		event  pbx.Event
-		reason pbx.DropReason
+		name     string
+		frame    string
+		kind     pbx.FrameKind
+		typ      int
+		msg      string // the decoded msg, compared as JSON
+		event    pbx.Event
+		problems []pbx.FieldProblem
+		reason   pbx.DropReason
 	}{
 		{name: "heartbeat response", frame: "heartbeat response", kind: pbx.FrameHeartbeat},
 		{name: "cdr changed", frame: notification(20049, cdrMsg), kind: pbx.FrameNotification, typ: 20049, msg: cdrMsg,
 			event: &pbx.CDRChanged{ExtNum: "1001", PersonalCDR: pbx.PersonalCDR{Timestamp: 1693201380, Number: "1001"}}},
 		{name: "cdr changed with an odd field keeps the rest", frame: notification(20049, `{"ext_num":"1001","personal_cdr":{"timestamp":"soon","number":"2000"}}`),
 			kind: pbx.FrameNotification, typ: 20049, msg: `{"ext_num":"1001","personal_cdr":{"timestamp":"soon","number":"2000"}}`,
-			event: &pbx.CDRChanged{ExtNum: "1001", PersonalCDR: pbx.PersonalCDR{Number: "2000"}}},
+			event:    &pbx.CDRChanged{ExtNum: "1001", PersonalCDR: pbx.PersonalCDR{Number: "2000"}},
+			problems: []pbx.FieldProblem{{Field: "personal_cdr.timestamp", Kind: "string"}}},
+		{name: "cdr changed read loosely", frame: notification(20049, `{"ext_num":1001,"personal_cdr":{"timestamp":"1693201380","number":2000,"talk_duration":42.0}}`),
+			kind: pbx.FrameNotification, typ: 20049, msg: `{"ext_num":1001,"personal_cdr":{"timestamp":"1693201380","number":2000,"talk_duration":42.0}}`,
+			event: &pbx.CDRChanged{ExtNum: "1001", PersonalCDR: pbx.PersonalCDR{Timestamp: 1693201380, Number: "2000", TalkDuration: 42}}},
+		{name: "cdr changed that is no object", frame: notification(20049, `[1]`), kind: pbx.FrameNotification, typ: 20049, msg: `[1]`,
+			event: &pbx.CDRChanged{}, problems: []pbx.FieldProblem{{Field: "(document)", Kind: "array"}}},
 		{name: "state-only notice", frame: notification(20008, `{"record_feature_code":"*1"}`), kind: pbx.FrameNotification, typ: 20008,
 			msg: `{"record_feature_code":"*1"}`, event: &pbx.Notice{Type: 20008, Msg: json.RawMessage(`{"record_feature_code":"*1"}`)}},
 		{name: "whitespace around the frame and msg", frame: " \n" + `{"type":20047,"msg":" {\"enb_ctl_record\":1} "}` + "\t", kind: pbx.FrameNotification,
@@ -92,6 +99,9 @@ func TestDecodeFrame(t *testing.T) {
 			if !reflect.DeepEqual(f.Event, tt.event) {
 				t.Errorf("event = %#v, want %#v", f.Event, tt.event)
 			}
+			if !reflect.DeepEqual(f.Problems, tt.problems) {
+				t.Errorf("problems = %+v, want %+v", f.Problems, tt.problems)
+			}
 		})
 	}
 }
@@ -124,7 +134,22 @@ func TestRuntimeErrorFor(t *testing.T) {
 		{name: "sdk plan missing enable", f: frame(20153, `{}`), plan: en, ua: web, want: pbx.ErrSDKPlanDisabled},
 		{name: "sdk plan on", f: frame(20153, `{"enable":1}`), plan: en, ua: web},
 		{name: "web client off, en WebClient", f: frame(20015, `{"enb_web_client":0}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
-		{name: "web client \"1\" is not 1", f: frame(20015, `{"enb_web_client":"1"}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		// Flags compare with 1 as JavaScript's == does.
+		{name: "web client \"1\" is 1", f: frame(20015, `{"enb_web_client":"1"}`), plan: en, ua: web},
+		{name: "web client \" 1 \" is 1", f: frame(20015, `{"enb_web_client":" 1 "}`), plan: en, ua: web},
+		{name: "web client 1.0 is 1", f: frame(20015, `{"enb_web_client":1.0}`), plan: en, ua: web},
+		{name: "web client true is 1", f: frame(20015, `{"enb_web_client":true}`), plan: en, ua: web},
+		{name: "web client \"0\" is not 1", f: frame(20015, `{"enb_web_client":"0"}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client \"\" is not 1", f: frame(20015, `{"enb_web_client":""}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client null is not 1", f: frame(20015, `{"enb_web_client":null}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client missing is not 1", f: frame(20015, `{}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client object is not 1", f: frame(20015, `{"enb_web_client":{"v":1}}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client list is not 1", f: frame(20015, `{"enb_web_client":[1]}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "web client 1.5 is not 1", f: frame(20015, `{"enb_web_client":1.5}`), plan: en, ua: web, want: pbx.ErrLinkusDisabled},
+		{name: "sdk plan \"1\" is on", f: frame(20153, `{"enable":"1"}`), plan: en, ua: web},
+		{name: "sdk plan false is off", f: frame(20153, `{"enable":false}`), plan: en, ua: web, want: pbx.ErrSDKPlanDisabled},
+		{name: "internal 1.0 is on, cn", f: frame(20082, `{"enb_internal_client":1.0}`), plan: cn, ua: web},
+		{name: "desktop \"1\" is on, en WebPC", f: frame(20013, `{"enb_desktop_client":"1"}`), plan: en, ua: pc},
 		{name: "web client on", f: frame(20015, `{"enb_web_client":1}`), plan: en, ua: web},
 		{name: "web client off, en WebPC", f: frame(20015, `{"enb_web_client":0}`), plan: en, ua: pc},
 		{name: "web client off, cn", f: frame(20015, `{"enb_web_client":0}`), plan: cn, ua: web},

@@ -100,31 +100,33 @@ func start(ctx context.Context, c *Client) (*Session, error) {
 }
 
 // afterLogin runs the init steps that need the token.
+// The flags compare with 1 as the SDK's JavaScript == does (jsIsOne): 1,
+// 1.0, "1" and true enable.
 func afterLogin(ctx context.Context, c *Client, product Product) (Personal, error) {
-	global, err := c.GetPersonalGlobal(ctx)
+	global, err := c.getPersonalGlobal(ctx)
 	if err != nil {
 		return Personal{}, err
 	}
-	if product.PlanMode() == "cn" && global.EnbInternalClient != 1 {
+	if product.PlanMode() == "cn" && !jsIsOne(global.flags["enb_internal_client"]) {
 		return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: "enb_internal_client is not 1 (cn plan)"}
 	}
 	if _, err := c.GetLicense(ctx); err != nil {
 		return Personal{}, err
 	}
-	personal, err := c.GetPersonal(ctx)
+	personal, err := c.getPersonal(ctx)
 	if err != nil {
 		return Personal{}, err
 	}
 	if product.PlanMode() == "en" {
-		flag, name := personal.EnbWebClient, "enb_web_client"
+		name := "enb_web_client"
 		if c.cfg.UserAgent == UserAgentWebPC {
-			flag, name = personal.EnbDesktopClient, "enb_desktop_client"
+			name = "enb_desktop_client"
 		}
-		if flag != 1 {
+		if !jsIsOne(personal.flags[name]) {
 			return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: fmt.Sprintf("%s is not 1 (en plan, %s)", name, c.cfg.UserAgent)}
 		}
 	}
-	return personal, nil
+	return *personal.Extension, nil
 }
 
 // Extension returns who the session is logged in as.

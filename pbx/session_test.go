@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -384,5 +386,65 @@ func TestAPITokenRejectionEndsSession(t *testing.T) {
 	eventually(t, "the socket to close", func() bool { return srv.LiveSockets("1001") == 0 })
 	if srv.Logins("1001") != 1 {
 		t.Errorf("logins = %d: the new login is the owner's", srv.Logins("1001"))
+	}
+}
+
+// TestNumberStyles: a PBX that sends its integers as strings ("2546") or as
+// floats (2546.0) works as one that sends them plain, in both plan modes:
+// init flags, the extension, CDR pages and totals, 20049's summary; and
+// nothing is reported as undecodable.
+func TestNumberStyles(t *testing.T) {
+	styles := map[string]pbxtest.NumberStyle{"strings": pbxtest.NumbersAsStrings, "floats": pbxtest.NumbersAsFloats}
+	for name, style := range styles {
+		for _, oem := range []int{0, 1} {
+			t.Run(fmt.Sprintf("%s, base_oem_id %d", name, oem), func(t *testing.T) {
+				srv := newPBX(t, pbxtest.Options{BaseOEMID: oem})
+				ext := srv.AddExtension(pbxtest.Extension{Number: "1001", Name: "Alice"})
+				srv.SetNumberStyle(style)
+				cfg := fastConfig(t, srv, ext)
+				var problems recorder
+				cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.add(endpoint + " " + field) }
+				s := open(t, srv, cfg)
+				if got := s.Extension(); got != (pbx.Extension{ID: ext.ID, Number: "1001", Name: "Alice"}) {
+					t.Errorf("Extension = %+v", got)
+				}
+				if want := []string{"en", "cn"}[oem]; s.Product().PlanMode() != want {
+					t.Errorf("plan %s, want %s", s.Product().PlanMode(), want)
+				}
+				var stored []pbxtest.CDR
+				for i, kind := range []pbxtest.CallKind{pbxtest.Incoming, pbxtest.Missed, pbxtest.Outgoing} {
+					if kind == pbxtest.Missed {
+						i = 0 // nobody talked
+					}
+					cdr, err := srv.Call("1001", pbxtest.Call{Kind: kind, Peer: "2000", TalkDuration: 7 * i})
+					if err != nil {
+						t.Fatal(err)
+					}
+					stored = append(stored, cdr)
+					changed := awaitEvent(t, s, func(*pbx.CDRChanged) bool { return true })
+					if changed.PersonalCDR.Timestamp != cdr.Timestamp || changed.PersonalCDR.TalkDuration != 7*i {
+						t.Errorf("CDRChanged = %+v, want timestamp %d, talk %d", changed, cdr.Timestamp, 7*i)
+					}
+				}
+				res, err := s.CDRQuery(context.Background(), pbx.CDRQuery{SortBy: "id", OrderBy: "asc"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []pbx.CDR
+				b, _ := json.Marshal(stored)
+				if err := json.Unmarshal(b, &want); err != nil {
+					t.Fatal(err)
+				}
+				if res.TotalNumber != 3 || !reflect.DeepEqual(res.Records, want) {
+					t.Errorf("page = %+v\nwant records %+v", res, want)
+				}
+				if !res.Records[1].Missed() {
+					t.Errorf("the missed call is not: %+v", res.Records[1])
+				}
+				if p := problems.list(); len(p) != 0 {
+					t.Errorf("reported as undecodable: %v", p)
+				}
+			})
+		}
 	}
 }

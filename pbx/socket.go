@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -237,6 +238,9 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		if reason != "" {
 			s.dropFrame(reason, f, data)
 			continue
+		}
+		if len(f.Problems) > 0 {
+			s.client.reportProblems("socket:"+strconv.Itoa(f.Type), f.Problems)
 		}
 		switch f.Kind {
 		case FrameResubscribe:

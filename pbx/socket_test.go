@@ -560,3 +560,23 @@ func TestFloodOfGarbage(t *testing.T) {
 		t.Errorf("the session ended without counting the suppressed warnings:\n%s", logs.String())
 	}
 }
+
+// TestNotificationDecodeProblem: a 20049 whose summary has a field of an
+// unusable type is still delivered (it says "query again"), and the field
+// is reported against the socket.
+func TestNotificationDecodeProblem(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	cfg := fastConfig(t, srv, ext)
+	var problems recorder
+	cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.add(endpoint + " " + field) }
+	s := open(t, srv, cfg)
+	srv.Notify("1001", pbx.TypeCDRChanged, map[string]any{"ext_num": "1001", "personal_cdr": map[string]any{"timestamp": map[string]any{}, "talk_duration": "12"}})
+	changed := awaitEvent(t, s, func(*pbx.CDRChanged) bool { return true })
+	if changed.ExtNum != "1001" || changed.PersonalCDR.Timestamp != 0 || changed.PersonalCDR.TalkDuration != 12 {
+		t.Errorf("CDRChanged = %+v", changed)
+	}
+	if got := problems.list(); !slices.Equal(got, []string{"socket:20049 personal_cdr.timestamp"}) {
+		t.Errorf("problems %v", got)
+	}
+}
