@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -135,20 +136,31 @@ func (x *extension) loadCursor(ctx context.Context) (cur cursor, first bool, err
 	if x.cursor != nil {
 		return *x.cursor, false, nil
 	}
-	cur, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.number)
-	if err != nil || !ok {
-		return cur, err == nil, err
+	cur, rev, ok, err := x.b.cursors.get(ctx, x.cursorKey, x.number)
+	if err != nil {
+		return cur, false, err
+	}
+	x.cursorRev = rev
+	if !ok {
+		return cur, true, nil
 	}
 	x.cursor = &cur
 	return cur, false, nil
 }
 
-// saveCursor stores the cursor and keeps it as the extension's copy.
+// saveCursor stores the cursor and keeps it as the extension's copy. A
+// write refused because the cursor moved under it (another replica owns
+// the extension) drops the copy, so that the next catch-up reads it again.
 func (x *extension) saveCursor(ctx context.Context, c cursor) error {
-	if err := x.b.cursors.put(ctx, x.cursorKey, c); err != nil {
+	rev, err := x.b.cursors.put(ctx, x.cursorKey, c, x.cursorRev)
+	if errors.Is(err, errCursorMoved) {
+		x.log.Error("cursor not saved: it was written by someone else since it was read", "err", err)
+		x.cursor, x.cursorRev = nil, 0
+	}
+	if err != nil {
 		return err
 	}
-	x.cursor = &c
+	x.cursor, x.cursorRev = &c, rev
 	return nil
 }
 

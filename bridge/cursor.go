@@ -21,13 +21,21 @@ type cursor struct {
 	Timestamp int64  `json:"timestamp,omitempty"`
 }
 
-// cursorStore keeps one cursor per extension.
+// cursorStore keeps one cursor per extension. Writes are revision-checked:
+// put succeeds only if the stored cursor is still the one of revision rev
+// (0: none stored yet), so that a bridge that lost an extension to another
+// replica cannot move its cursor; it fails with errCursorMoved otherwise.
 type cursorStore interface {
-	// get returns the cursor of the extension ext (stored under key) and
-	// whether there was one.
-	get(ctx context.Context, key, ext string) (cursor, bool, error)
-	put(ctx context.Context, key string, c cursor) error
+	// get returns the cursor of the extension ext (stored under key), its
+	// revision, and whether there was one.
+	get(ctx context.Context, key, ext string) (c cursor, rev uint64, found bool, err error)
+	// put stores c over revision rev and returns the new revision.
+	put(ctx context.Context, key string, c cursor, rev uint64) (uint64, error)
 }
+
+// errCursorMoved is a cursor write refused because someone else wrote the
+// cursor since it was read: another replica owns the extension now.
+var errCursorMoved = errors.New("the cursor was written by someone else since it was read (another replica owns the extension?)")
 
 // cursorKey names an extension's cursor: the PBX (hashed, since a host:port
 // is not a valid key) and the extension number, escaped to the key alphabet.
@@ -62,28 +70,30 @@ type kvCursors struct {
 	subjects subjects
 }
 
-func (s kvCursors) get(ctx context.Context, key, ext string) (cursor, bool, error) {
+func (s kvCursors) get(ctx context.Context, key, ext string) (cursor, uint64, bool, error) {
 	var c cursor
+	var rev uint64
 	found := false
 	e, err := s.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
-		return cursor{}, false, fmt.Errorf("read cursor %s: %w", key, err)
+		return cursor{}, 0, false, fmt.Errorf("read cursor %s: %w", key, err)
 	default:
+		rev = e.Revision()
 		if err := json.Unmarshal(e.Value(), &c); err != nil {
-			return cursor{}, false, fmt.Errorf("cursor %s is corrupt: %w", key, err)
+			return cursor{}, 0, false, fmt.Errorf("cursor %s is corrupt: %w", key, err)
 		}
 		found = true
 	}
 	last, ok, err := s.lastPublished(ctx, ext)
 	if err != nil {
-		return cursor{}, false, err
+		return cursor{}, 0, false, err
 	}
 	if ok && (!found || last.ID > c.ID) {
 		c, found = last, true
 	}
-	return c, found, nil
+	return c, rev, found, nil
 }
 
 // lastPublished reads the record of the extension's newest cdr.created in
@@ -111,37 +121,55 @@ func (s kvCursors) lastPublished(ctx context.Context, ext string) (cursor, bool,
 	return ev.Data.Record, true, nil
 }
 
-func (s kvCursors) put(ctx context.Context, key string, c cursor) error {
+func (s kvCursors) put(ctx context.Context, key string, c cursor, rev uint64) (uint64, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := s.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("write cursor %s: %w", key, err)
+	if rev == 0 {
+		rev, err = s.kv.Create(ctx, key, b)
+	} else {
+		rev, err = s.kv.Update(ctx, key, b, rev)
 	}
-	return nil
+	var ae *jetstream.APIError
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists), errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		return 0, fmt.Errorf("write cursor %s: %w", key, errCursorMoved)
+	case err != nil:
+		return 0, fmt.Errorf("write cursor %s: %w", key, err)
+	}
+	return rev, nil
 }
 
 // memCursors keeps cursors in memory: without JetStream they live as long
 // as the process.
 type memCursors struct {
 	mu sync.Mutex
-	m  map[string]cursor
+	m  map[string]revCursor
 }
 
-func (s *memCursors) get(_ context.Context, key, _ string) (cursor, bool, error) {
+func (s *memCursors) get(_ context.Context, key, _ string) (cursor, uint64, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.m[key]
-	return c, ok, nil
+	return c.cursor, c.rev, ok, nil
 }
 
-func (s *memCursors) put(_ context.Context, key string, c cursor) error {
+func (s *memCursors) put(_ context.Context, key string, c cursor, rev uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[string]cursor)
+		s.m = make(map[string]revCursor)
 	}
-	s.m[key] = c
-	return nil
+	if s.m[key].rev != rev {
+		return 0, errCursorMoved
+	}
+	s.m[key] = revCursor{c, rev + 1}
+	return rev + 1, nil
+}
+
+// revCursor is a cursor and its revision.
+type revCursor struct {
+	cursor
+	rev uint64
 }

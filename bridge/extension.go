@@ -36,9 +36,11 @@ type extension struct {
 	log       *slog.Logger
 	f         eventFactory
 	cursorKey string
-	// cursor is the newest record published, once read from the store;
-	// used by the supervisor's goroutine only.
-	cursor *cursor
+	// cursor is the newest record published, once read from the store,
+	// and cursorRev its revision there; used by the supervisor's goroutine
+	// only.
+	cursor    *cursor
+	cursorRev uint64
 
 	// minted is the signature minted for it through the OpenAPI, when no
 	// secret is configured; used by the supervisor's goroutine only.
