@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -204,6 +205,30 @@ func TestBadSecret(t *testing.T) {
 	}
 	if srv.Logins("1001") != 0 || srv.Logouts("1001") != 0 {
 		t.Errorf("logins %d, logouts %d", srv.Logins("1001"), srv.Logouts("1001"))
+	}
+}
+
+// TestEchoedShortSecret: a PBX that echoes the password it was sent in its
+// login error, with a secret of three bytes: neither the error nor any log
+// line shows it.
+func TestEchoedShortSecret(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	srv.SetEchoPassword(true)
+	cfg := fastConfig(t, srv, ext)
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Secret = "q7Z"
+	_, err := pbx.Open(context.Background(), cfg)
+	var ae *pbx.APIError
+	if !errors.As(err, &ae) || ae.ErrCode != 10009 {
+		t.Fatalf("err = %v, want the PBX's errcode 10009", err)
+	}
+	if !strings.Contains(ae.ErrMsg, "PASSWORD: "+pbx.Redacted) {
+		t.Errorf("errmsg %q: the PBX did not echo, or the echo is not redacted", ae.ErrMsg)
+	}
+	if text := err.Error() + "\n" + logs.String(); strings.Contains(text, cfg.Secret) {
+		t.Errorf("the secret shows:\n%s", text)
 	}
 }
 

@@ -348,6 +348,20 @@ func TestSIPRegistrationCredentialsRemoved(t *testing.T) {
 	if !jsonEqual(t, n.Msg, []byte(want)) {
 		t.Errorf("notice msg %s, want %s", n.Msg, want)
 	}
+	// What a PBX puts in it: credentials at several depths.
+	secrets := srv.NotifySIPRegistration("1001")
+	n = awaitNotice(t, s, pbx.TypeSIPRegistration)
+	if len(secrets) == 0 {
+		t.Fatal("the simulator sent no credentials")
+	}
+	for _, secret := range secrets {
+		if strings.Contains(string(n.Msg), secret) {
+			t.Errorf("notice msg %s carries %q", n.Msg, secret)
+		}
+	}
+	if c := strings.Count(string(n.Msg), pbx.RemovedCredential); c < len(secrets) {
+		t.Errorf("%d values removed from %s, want at least %d", c, n.Msg, len(secrets))
+	}
 	// A frame that is dropped is logged with a prefix: still clean.
 	srv.SendRaw("1001", `{"pwd":"`+password+`" garbage`)
 	srv.SendRaw("1001", `"{\"pwd\":\"`+password+`\"}" garbage`)
@@ -374,7 +388,8 @@ func TestAPITokenRejectionEndsSession(t *testing.T) {
 	}
 	sentinel(t, srv, s, "*1")
 
-	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 10004, "INVALID OR EXPIRED TOKEN")
+	srv.FailEndpoint("/api/v1.0/cdr/searchpersonal", 0, "")
+	srv.RejectAPITokens("1001", true) // the socket stays up and accepted
 	_, err := s.CDRQuery(ctx, pbx.CDRQuery{})
 	var ae *pbx.APIError
 	if !errors.As(err, &ae) || ae.ErrCode != 10004 {
