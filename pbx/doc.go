@@ -18,7 +18,12 @@
 // including 20104 and a 10000 about another extension) and *Overflow. The
 // socket is lossy by nature: every SocketState{Up: true, Reconnect: true}
 // and every *Overflow marks a gap in which notifications may have been
-// missed, and the consumer must catch up from the CDR list (CDRQuery).
+// missed, and the consumer must catch up from the CDR list (CDRQuery). That
+// includes SocketState{Up: true, Reconnect: true, Resubscribed: true}, sent
+// after the topic list went out again on the same socket because the PBX
+// asked (errcode -3) or switched over (20104). Session.LoginTime says when
+// the login happened by the PBX's clock: a first start that means "from now
+// on" means records stamped after it.
 //
 // # Slow-consumer policy
 //
@@ -65,20 +70,71 @@
 // # Reconnects and the token probe
 //
 // After any close the socket is dialled again after an exponential, jittered
-// delay from Config.ReconnectMin up to Config.ReconnectMax, without limit;
-// the delay starts over after a socket that stayed up at least ReconnectMin.
-// The SDK never notices a dead token: it reconnects forever. A session
-// instead probes the token (extension/getpersonal) when a dial is refused
-// with HTTP 401 or 403, or after two short failures in a row (a failed dial,
-// or a socket that closed sooner than ReconnectMin after it opened). If the
-// PBX answers the probe with an errcode (or 401/403) the session ends with
-// ErrTokenRejected and the bridge logs in again; a transport error or a
-// success means keep reconnecting.
+// delay from Config.ReconnectMin up to Config.ReconnectMax (jitter included),
+// without limit; the delay starts over after a socket that stayed up at
+// least ReconnectMin. The SDK never notices a dead token: it reconnects
+// forever. A session instead probes the token (extension/getpersonal) when a
+// dial is refused with HTTP 401 or 403, or after two short failures in a row
+// (a failed dial, or a socket that closed sooner than ReconnectMin after it
+// opened). If the answer rejects the token (IsTokenRejected: HTTP 401/403,
+// errcode 10004, or an errmsg about the token) the session ends with
+// ErrTokenRejected and the bridge logs in again; any other API error, a
+// transport error or a success means keep reconnecting. A CDRQuery whose
+// answer rejects the token ends the session the same way, although the
+// socket may still be up: only a new login cures it.
+//
+// # What a misbehaving PBX gets
+//
+// A real PBX is not the simulator: firmware differs in field types, error
+// texts and what its bodies carry, and the network in between may be
+// anything. What each deviation gets:
+//   - A number sent as a string ("2546") or as a float (2546.0), a string
+//     field sent as a number: read as the SDK's JavaScript reads them, in
+//     every answer the client reads (CDR records and their extension
+//     block, total_number, getpersonal, getpersonalglobal, getproduct's
+//     base_oem_id and oem_id, 20049's personal_cdr). Keys match exactly.
+//   - A field that cannot be read (an object for a number, a fraction,
+//     "abc"): left at its zero value and reported, never silently:
+//     Hooks.DecodeProblem(endpoint, field) for each, and a warning naming
+//     the endpoint, the field and the JSON kind, never the value. An
+//     unusable total_number reads as -1, which a consumer must take for an
+//     anomaly; a record with an unusable id keeps ID 0 and its place in the
+//     page. A personal_cdr_list that is there but no list fails the query
+//     (ErrPBXAPI): reading it as empty would lose a page.
+//   - Flags (getpersonal's enb_*, getpersonalglobal's enb_internal_client,
+//     20153, 20015, 20013, 20082) compare with 1 as JavaScript's == does:
+//     1, 1.0, "1", " 1 " and true are 1; 0, "0", "", null, a missing field
+//     and objects are not.
+//   - A credential in a notification (20066's SIP password, or any field
+//     named like one): removed (see Credentials). An errmsg that echoes the
+//     secret or a token: redacted, however short the secret (a secret below
+//     MinSignatureLen cannot be a real signature; the bridge warns).
+//   - An upgrade answered with an endless header: the dial reads at most
+//     64 KiB of handshake and fails at once ("handshake answer larger than
+//     64 KiB"), within RequestTimeout in any case, and is retried with
+//     backoff.
+//   - A flood of garbage or unknown frames: each is dropped and counted
+//     (Hooks.FrameDropped); the warnings are sampled per session and kind,
+//     the first logged, then at most one per 10 s with the number
+//     suppressed since, and the rest counted at the session's end. Undecodable
+//     fields are sampled the same way.
+//   - A frame larger than Config.MaxFrameBytes: the socket is closed and
+//     dialled again. DefaultMaxFrameBytes is 1 MiB less 16 KiB, so an event
+//     built from any accepted frame fits the NATS server's default
+//     max_payload (1 MiB) with room for its envelope.
+//   - A PBX that checks getproduct's host: it gets what the SDK's URL.host
+//     sends (lower case, no default port).
+//
+// Paging is the consumer's: the client returns each page as the PBX served
+// it, whatever its size, total or repetitions; a scan must be bounded by
+// what the PBX actually returned.
 //
 // # Where the reference leaves room
 //
 // The other choices made where the SDK's behaviour is not pinned down are
 // documented on the functions concerned: DecodeFrame (what is dropped and
-// why), VersionAtLeast (odd version strings), CDRQuery.Normalized (limits)
-// and Open (getregisterinfo is skipped; logout on -106 only).
+// why), VersionAtLeast (odd version strings), CDRQuery.Validate (limits; the
+// one place they live) and Open (getregisterinfo is skipped; logout on -106
+// only). Configuration errors wrap ErrInvalidConfig; InsecureSkipVerify
+// together with CAFile or RootCAs is one.
 package pbx
