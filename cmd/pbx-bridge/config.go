@@ -77,6 +77,10 @@ type fileConfig struct {
 			RequestsPerSecond float64 `yaml:"requests_per_second"`
 			MaxConcurrent     int     `yaml:"max_concurrent"`
 		} `yaml:"rate_limit"`
+		OpenAPI struct {
+			AccessID  string `yaml:"access_id"`
+			AccessKey string `yaml:"access_key"`
+		} `yaml:"openapi"`
 	} `yaml:"pbx"`
 	JetStream struct {
 		Enabled *bool  `yaml:"enabled"`
@@ -103,6 +107,12 @@ type fileConfig struct {
 	Metrics struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"metrics"`
+	Discovery struct {
+		Enabled  bool     `yaml:"enabled"`
+		Interval duration `yaml:"interval"`
+		Include  []string `yaml:"include"`
+		Exclude  []string `yaml:"exclude"`
+	} `yaml:"discovery"`
 	Extensions []struct {
 		Username string `yaml:"username"`
 		Secret   string `yaml:"secret"`
@@ -316,11 +326,28 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 		RequestTimeout:  time.Duration(fc.Requests.Timeout),
 		MaxInflight:     fc.Requests.MaxInflight,
 		ShutdownTimeout: time.Duration(fc.ShutdownTimeout),
-		Version:         version,
-		Logger:          log,
+		OpenAPI: bridge.OpenAPIConfig{
+			AccessID:  fc.PBX.OpenAPI.AccessID,
+			AccessKey: fc.PBX.OpenAPI.AccessKey,
+		},
+		Discovery: bridge.DiscoveryConfig{
+			Enabled:  fc.Discovery.Enabled,
+			Interval: time.Duration(fc.Discovery.Interval),
+			Include:  fc.Discovery.Include,
+			Exclude:  fc.Discovery.Exclude,
+		},
+		Version: version,
+		Logger:  log,
 	}
-	for _, e := range fc.Extensions {
-		c.Extensions = append(c.Extensions, bridge.Credential{Username: e.Username, Secret: e.Secret})
-	}
+	c.Extensions = fc.credentials()
 	return c
+}
+
+// credentials are the extensions listed in the file.
+func (fc *fileConfig) credentials() []bridge.Credential {
+	var out []bridge.Credential
+	for _, e := range fc.Extensions {
+		out = append(out, bridge.Credential{Username: e.Username, Secret: e.Secret})
+	}
+	return out
 }
