@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,18 +25,23 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// From the start: SIGHUP's default action ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	fc, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, fc.Log.Level, fc.Log.Format)
-	return serve(ctx, fc, log)
+	return serve(ctx, *path, fc, hup, log)
 }
 
-// serve runs the bridge of fc until ctx ends: it starts the embedded NATS
-// server when no URL is configured, connects, runs the bridge, and on the
-// way out drains the connection and stops the server.
-func serve(ctx context.Context, fc *fileConfig, log *slog.Logger) error {
+// serve runs the bridge of fc, read from path, until ctx ends: it starts
+// the embedded NATS server when no URL is configured, connects, runs the
+// bridge, reloads the file on each signal of hup, and on the way out
+// drains the connection and stops the server.
+func serve(ctx context.Context, path string, fc *fileConfig, hup <-chan os.Signal, log *slog.Logger) error {
 	url := fc.NATS.URL
 	var ns *server.Server
 	if url == "" {
@@ -62,8 +70,19 @@ func serve(ctx context.Context, fc *fileConfig, log *slog.Logger) error {
 		}
 		defer stopHTTP()
 	}
-	log.Info("pbx-bridge started", "version", version, "extensions", len(fc.Extensions), "prefix", fc.SubjectPrefix)
-	if err := b.Run(ctx); err != nil {
+	log.Info("pbx-bridge started", "version", version, "extensions", len(fc.Extensions),
+		"discovery", fc.Discovery.Enabled, "prefix", fc.SubjectPrefix)
+	rl := &reloader{path: path, b: b, log: log, running: fc}
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	reloads := make(chan struct{})
+	go func() {
+		defer close(reloads)
+		rl.run(reloadCtx, hup)
+	}()
+	err = b.Run(ctx)
+	stopReloads()
+	<-reloads
+	if err != nil {
 		return err
 	}
 	drained := make(chan struct{})
