@@ -2,6 +2,7 @@
 //
 //	pbx-bridge run --config FILE       the daemon
 //	pbx-bridge validate --config FILE  check a configuration
+//	pbx-bridge extensions --config FILE  the PBX's extensions and which are served
 //	pbx-bridge sim [flags]             a standalone PBX simulator
 //	pbx-bridge demo                    NATS, simulator, bridge and a subscriber in one process
 //	pbx-bridge version
@@ -27,6 +28,8 @@ const usage = `pbx-bridge connects a Yeastar P-Series PBX to NATS.
 Usage:
   pbx-bridge run --config FILE       run the bridge
   pbx-bridge validate --config FILE  check a configuration file and exit
+  pbx-bridge extensions --config FILE
+                                     list the PBX's extensions (OpenAPI) and which the bridge would serve
   pbx-bridge sim [flags]             run a standalone PBX simulator (see: pbx-bridge sim -h)
   pbx-bridge demo [flags]            embedded NATS + simulator + bridge + a subscriber printing events
   pbx-bridge version                 print the version
@@ -54,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCmd(ctx, args[1:], stderr)
 	case "validate":
 		err = validateCmd(args[1:], stdout, stderr)
+	case "extensions":
+		err = extensionsCmd(ctx, args[1:], stdout, stderr)
 	case "sim":
 		err = simCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
