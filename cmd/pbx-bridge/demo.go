@@ -62,14 +62,19 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer sim.Close()
-	cfg := bridge.Config{
-		PBX:     pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
-		Version: version,
-		Logger:  log,
-	}
 	for _, n := range numbers {
-		e := sim.AddExtension(pbxtest.Extension{Number: n})
-		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: n, Secret: e.Secret})
+		sim.AddExtension(pbxtest.Extension{Number: n})
+	}
+	// No secrets: the bridge discovers the extensions and mints their
+	// login signatures through the simulator's OpenAPI, as against a real
+	// PBX.
+	id, key := sim.OpenAPICredentials()
+	cfg := bridge.Config{
+		PBX:       pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
+		OpenAPI:   bridge.OpenAPIConfig{AccessID: id, AccessKey: key},
+		Discovery: bridge.DiscoveryConfig{Enabled: true},
+		Version:   version,
+		Logger:    log,
 	}
 
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name("pbx-bridge demo"))
@@ -92,7 +97,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "pbx-bridge demo\n  NATS:          %s (embedded, JetStream on)\n  PBX simulator: %s\n  extensions:    %s\n  try:           nats --server %s sub 'pbx.>'\n                 nats --server %s req pbx.%s.cdr.query '{\"size\":5}'\n",
+	fmt.Fprintf(stdout, "pbx-bridge demo\n  NATS:          %s (embedded, JetStream on)\n  PBX simulator: %s\n  extensions:    %s (discovered through the simulator's OpenAPI)\n  try:           nats --server %s sub 'pbx.>'\n                 nats --server %s req pbx.%s.cdr.query '{\"size\":5}'\n",
 		ns.ClientURL(), sim.URL(), strings.Join(numbers, ", "), ns.ClientURL(), ns.ClientURL(), numbers[0])
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(ctx) }()

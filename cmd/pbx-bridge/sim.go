@@ -49,8 +49,15 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := sim.WriteCAFile(*caFile); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "PBX simulator listening\n  url:     %s\n  ca_file: %s\n", sim.URL(), *caFile)
-	fmt.Fprintf(stdout, "\nA configuration for it:\n\npbx:\n  url: %s\n  ca_file: %s\nextensions:\n", sim.URL(), *caFile)
+	id, key := sim.OpenAPICredentials()
+	fmt.Fprintf(stdout, "PBX simulator listening\n  url:        %s\n  ca_file:    %s\n  access_id:  %s\n  access_key: %s\n",
+		sim.URL(), *caFile, id, key)
+	// The bridge mints the signatures and discovers the extensions with
+	// the OpenAPI credentials; the secrets are for a configuration
+	// without them.
+	fmt.Fprintf(stdout, "\nA configuration for it:\n\npbx:\n  url: %s\n  ca_file: %s\n  openapi:\n    access_id: %q\n    access_key: %q\ndiscovery:\n  enabled: true\n",
+		sim.URL(), *caFile, id, key)
+	fmt.Fprintf(stdout, "\nOr, without pbx.openapi and discovery, the extensions with their secrets:\n\nextensions:\n")
 	for _, n := range numbers {
 		e := sim.AddExtension(pbxtest.Extension{Number: n})
 		fmt.Fprintf(stdout, "  - username: %q\n    secret: %q\n", e.Number, e.Secret)
