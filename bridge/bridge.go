@@ -32,6 +32,7 @@ type Bridge struct {
 	host     string
 	set      extensionSet
 	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
+	fleet    *fleet       // nil unless Fleet.Enabled
 
 	js jetstream.JetStream // nil with JetStream disabled
 
@@ -77,10 +78,10 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		subjects: subjects{prefix: cfg.Prefix},
 		metrics:  newMetrics(),
 		host:     u.Host,
-		set:      extensionSet{byNum: make(map[string]*extension, len(cfg.Extensions)), stopping: map[string]chan struct{}{}},
 		inflight: make(chan struct{}, cfg.MaxInflight),
 		limiter:  newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
 	}
+	b.set = newExtensionSet(b, cfg.Fleet.Enabled)
 	if cfg.OpenAPI.AccessID != "" {
 		if b.openapi, err = b.newOpenAPI(); err != nil {
 			return nil, err
@@ -118,6 +119,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 	} else if err := b.setupJetStreamRetrying(ctx); err != nil {
 		return err
 	}
+	if b.cfg.Fleet.Enabled {
+		f, err := b.startFleet(ctx)
+		if err != nil {
+			return err
+		}
+		b.fleet = f
+	}
 	svc, err := b.startService()
 	if err != nil {
 		return err
@@ -127,15 +135,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	supCtx, stopSupervisors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSupervisors()
 	b.set.startAll(supCtx)
-	discoveryDone := make(chan struct{})
-	go func() {
-		defer close(discoveryDone)
-		if b.cfg.Discovery.Enabled {
-			b.discover(ctx)
-		}
-	}()
+	var loops sync.WaitGroup
+	if b.cfg.Discovery.Enabled {
+		loops.Go(func() { b.discover(ctx) })
+	}
+	if b.fleet != nil {
+		loops.Go(func() { b.fleet.run(ctx) })
+	}
 	<-ctx.Done()
-	<-discoveryDone
+	loops.Wait()
 	b.set.close()
 	served := len(b.set.list())
 	b.cfg.Logger.Info("shutting down", "extensions", served, "timeout", b.cfg.ShutdownTimeout)
@@ -164,6 +172,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if n := b.logoutFailures.Load(); n > 0 {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
+	}
+	if b.fleet != nil {
+		b.fleet.shutdown()
 	}
 	if b.openapi != nil {
 		if err := b.openapi.Close(shutdown); err != nil {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -34,6 +36,9 @@ type Config struct {
 	OpenAPI OpenAPIConfig
 	// Discovery serves the PBX's extensions as its extension list says.
 	Discovery DiscoveryConfig
+	// Fleet makes the bridge one of several replicas sharing the
+	// extensions through leases.
+	Fleet FleetConfig
 	// RequestTimeout bounds one request/reply call to the PBX (default 15s).
 	RequestTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts to (re)start a
@@ -91,6 +96,7 @@ func (c *Config) setDefaults() {
 	if c.Discovery.Interval <= 0 {
 		c.Discovery.Interval = 5 * time.Minute
 	}
+	c.Fleet.setDefaults()
 	if c.CatchupInterval <= 0 {
 		c.CatchupInterval = 5 * time.Minute
 	}
@@ -135,6 +141,20 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Extensions) == 0 && !c.Discovery.Enabled {
 		errs = append(errs, errors.New("extensions: at least one extension is required (or discovery.enabled with pbx.openapi credentials)"))
+	}
+	if f := c.Fleet; f.Enabled {
+		if c.JetStream.Disabled {
+			errs = append(errs, errors.New("fleet.enabled: needs JetStream (jetstream.enabled): the leases live in a KV bucket"))
+		}
+		if f.LeaseTTL != 0 && f.LeaseTTL < 3*time.Second {
+			errs = append(errs, fmt.Errorf("fleet.lease_ttl: at least 3s (default 15s), got %s", f.LeaseTTL))
+		}
+		if f.LeaseBucket != "" && !validName(f.LeaseBucket) {
+			errs = append(errs, fmt.Errorf("fleet.lease_bucket: %q is not a valid bucket name", f.LeaseBucket))
+		}
+		if f.LeaseBucket != "" && f.LeaseBucket == c.JetStream.CursorBucket {
+			errs = append(errs, fmt.Errorf("fleet.lease_bucket: %q is also jetstream.cursor_bucket: cursors must not expire", f.LeaseBucket))
+		}
 	}
 	if c.Discovery.Enabled && !minting {
 		errs = append(errs, errors.New("discovery.enabled: needs pbx.openapi.access_id and access_key to list the PBX's extensions"))
@@ -224,6 +244,30 @@ type DiscoveryConfig struct {
 	// path.Match reads them; an empty Include includes every number, and
 	// Exclude wins over Include.
 	Include, Exclude []string
+}
+
+func (f *FleetConfig) setDefaults() {
+	if f.Replica == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "pbx-bridge"
+		}
+		f.Replica = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if f.LeaseBucket == "" {
+		f.LeaseBucket = "pbx_bridge_leases"
+	}
+	if f.LeaseTTL <= 0 {
+		f.LeaseTTL = 15 * time.Second
+	}
+}
+
+// replicaName is the replica's name in a fleet, "" outside one.
+func (f FleetConfig) replicaName() string {
+	if !f.Enabled {
+		return ""
+	}
+	return f.Replica
 }
 
 // JetStreamConfig configures durable delivery.

@@ -41,11 +41,15 @@ var errCursorMoved = errors.New("the cursor was written by someone else since it
 // is not a valid key) and the extension number, escaped to the key alphabet.
 func cursorKey(host, ext string) string {
 	h := sha256.Sum256([]byte(host))
+	return hex.EncodeToString(h[:8]) + "." + keyToken(ext)
+}
+
+// keyToken escapes s to the KV key alphabet: letters, digits, - and _
+// stay, every other byte becomes =XX.
+func keyToken(s string) string {
 	var b strings.Builder
-	b.WriteString(hex.EncodeToString(h[:8]))
-	b.WriteByte('.')
-	for i := 0; i < len(ext); i++ {
-		c := ext[i]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
 			b.WriteByte(c)
 		} else {

@@ -87,7 +87,7 @@ func (b *Bridge) discoverOnce(ctx context.Context) error {
 			continue
 		}
 		found[e.Number] = true
-		if x := b.set.get(e.Number); x != nil && x.sources()&byDiscovery != 0 {
+		if b.set.sources(e.Number)&byDiscovery != 0 {
 			continue
 		}
 		if err := b.add(Credential{Username: e.Number}, byDiscovery); err != nil {
@@ -100,15 +100,15 @@ func (b *Bridge) discoverOnce(ctx context.Context) error {
 		b.cfg.Logger.Warn("discovery: the extension list is incomplete; adding what it holds, removing nothing", "err", err, "listed", len(list))
 		return nil
 	}
-	for _, x := range b.set.list() {
-		if x.sources()&byDiscovery == 0 || found[x.number] {
+	for _, n := range b.set.candidates() {
+		if b.set.sources(n)&byDiscovery == 0 || found[n] {
 			continue
 		}
-		if err := b.remove(x.number, byDiscovery); err != nil && !errors.Is(err, ErrNotServed) {
+		if err := b.remove(n, byDiscovery); err != nil && !errors.Is(err, ErrNotServed) {
 			return err
 		}
 		b.metrics.discoveryChange("removed")
-		b.cfg.Logger.Info("discovery: the extension is gone from the PBX's list; stopped serving it", "ext", x.number)
+		b.cfg.Logger.Info("discovery: the extension is gone from the PBX's list; stopped serving it", "ext", n)
 	}
 	return nil
 }

@@ -47,14 +47,14 @@ type extension struct {
 	minted string
 
 	// Set by the extension set: cancel ends the supervisor, done is closed
-	// when it has, removed says why it ends.
-	cancel  context.CancelFunc
-	done    chan struct{}
-	removed atomic.Bool
+	// when it has, stopReasonText (a string) says why it ends when it is not
+	// the bridge's shutdown.
+	cancel         context.CancelFunc
+	done           chan struct{}
+	stopReasonText atomic.Value
 
 	mu       sync.Mutex
 	cred     Credential
-	why      int // byConfig | byDiscovery
 	state    string
 	since    time.Time
 	reason   string
@@ -100,13 +100,6 @@ func (x *extension) secret() string {
 	return x.cred.Secret
 }
 
-// sources returns why the extension is served (byConfig, byDiscovery).
-func (x *extension) sources() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return x.why
-}
-
 // open logs in: with the configured secret, which wins, or else with the
 // signature minted through the OpenAPI, minted once and kept in memory. A
 // minted signature the PBX refuses is forgotten, so that the next attempt
@@ -141,10 +134,11 @@ func loginRefused(err error) bool {
 }
 
 // stopReason is the reason of the session.stopped of an extension whose
-// context ended: removed from the served set, or the bridge's shutdown.
+// context ended: "removed" from the served set, "released" to another
+// replica of the fleet, or the bridge's "shutdown".
 func (x *extension) stopReason() string {
-	if x.removed.Load() {
-		return "removed"
+	if r, ok := x.stopReasonText.Load().(string); ok {
+		return r
 	}
 	return "shutdown"
 }
@@ -426,15 +420,18 @@ func (x *extension) stop(ctx context.Context, e *pbx.Error, err error) {
 
 // shutdown ends a live session on the bridge's shutdown: log out, close,
 // and say so, all within the shutdown's deadline.
+//
+// The session goes first (Logout closes the socket, then logs out), the
+// event last: in a fleet the lease may be about to go to another replica,
+// and a NATS outage must not keep the socket open while the event waits.
 func (x *extension) shutdown(sess *pbx.Session) {
 	ctx, cancel := x.finalCtx()
 	defer cancel()
-	x.setState(ctx, stateStopped, x.stopReason(), 0)
 	x.detach()
-	if err := x.logoutCtx(ctx, sess); err != nil && !x.removed.Load() {
+	if err := x.logoutCtx(ctx, sess); err != nil && x.stopReason() == "shutdown" {
 		x.b.logoutFailures.Add(1)
 	}
-	_ = sess.Close()
+	x.setState(ctx, stateStopped, x.stopReason(), 0)
 }
 
 // finalCtx bounds the last words of a supervisor whose context ended: the
@@ -500,6 +497,7 @@ func (x *extension) infoReply() schema.Info {
 		PBX:       x.f.host,
 		State:     x.state,
 		Since:     x.since,
+		Replica:   x.b.cfg.Fleet.replicaName(),
 	}
 }
 

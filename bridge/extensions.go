@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -28,28 +29,75 @@ const (
 	byDiscovery             // found by discovery
 )
 
-// extensionSet is the bridge's extensions and the supervisors that serve
-// them.
+// candidate is an extension the configuration or discovery wants served.
+type candidate struct {
+	cred Credential
+	why  int // byConfig | byDiscovery
+}
+
+// extensionSet is the bridge's extensions: the candidates (what the
+// configuration and discovery want served) and the supervisors serving
+// them. Every candidate runs, except in a fleet (gated), where a candidate
+// runs only while this replica holds its lease.
 type extensionSet struct {
 	mu    sync.Mutex
-	byNum map[string]*extension
-	// stopping are the supervisors of removed extensions that have not
-	// ended yet: one added again waits for its old supervisor, so that
+	cands map[string]*candidate
+	byNum map[string]*extension // running supervisors
+	// stopping are the supervisors of stopped extensions that have not
+	// ended yet: one started again waits for its old supervisor, so that
 	// the two never hold a login at once.
 	stopping map[string]chan struct{}
+	gated    bool
 	ctx      context.Context // the supervisors' context once Run started; nil before
 	closed   bool            // shutting down: nothing is added any more
 	running  sync.WaitGroup  // supervisors
+	owner    *Bridge
 }
 
-// get returns the extension served under number, or nil.
+func newExtensionSet(b *Bridge, gated bool) extensionSet {
+	return extensionSet{cands: map[string]*candidate{}, byNum: map[string]*extension{},
+		stopping: map[string]chan struct{}{}, gated: gated, owner: b}
+}
+
+func (s *extensionSet) served(n int) { s.owner.metrics.setServed(n) }
+
+// get returns the extension running under number, or nil.
 func (s *extensionSet) get(number string) *extension {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.byNum[number]
 }
 
-// list returns the extensions served now, by number.
+// wanted reports whether number is a candidate.
+func (s *extensionSet) wanted(number string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cands[number] != nil
+}
+
+// sources returns why number is a candidate (0: it is none).
+func (s *extensionSet) sources(number string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.cands[number]; c != nil {
+		return c.why
+	}
+	return 0
+}
+
+// candidates returns the candidates' numbers, sorted.
+func (s *extensionSet) candidates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.cands))
+	for n := range s.cands {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// list returns the extensions running now, by number.
 func (s *extensionSet) list() []*extension {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,19 +105,12 @@ func (s *extensionSet) list() []*extension {
 	for _, x := range s.byNum {
 		out = append(out, x)
 	}
-	slices.SortFunc(out, func(a, b *extension) int {
-		switch {
-		case a.number < b.number:
-			return -1
-		case a.number > b.number:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b *extension) int { return strings.Compare(a.number, b.number) })
 	return out
 }
 
-// Served returns the numbers of the extensions served now, sorted.
+// Served returns the numbers of the extensions this bridge serves now
+// (in a fleet: those whose lease it holds), sorted.
 func (b *Bridge) Served() []string {
 	xs := b.set.list()
 	out := make([]string, len(xs))
@@ -80,9 +121,9 @@ func (b *Bridge) Served() []string {
 }
 
 // AddExtension serves c (as if listed in the configuration): before Run it
-// is started with the others, after it at once. Adding one already served
-// updates its secret for the next login. A bridge that is shutting down
-// refuses with ErrStopped.
+// is started with the others, after it at once (in a fleet: by the replica
+// that takes its lease). Adding one already served updates its secret for
+// the next login. A bridge that is shutting down refuses with ErrStopped.
 func (b *Bridge) AddExtension(c Credential) error {
 	if err := b.checkCredential(c); err != nil {
 		return err
@@ -121,26 +162,34 @@ func (b *Bridge) ApplyExtensions(creds []Credential) (ExtensionChanges, error) {
 		}
 		want[c.Username] = c
 	}
-	for _, x := range b.set.list() {
-		c, keep := want[x.number]
+	b.set.mu.Lock()
+	old := make(map[string]candidate, len(b.set.cands))
+	for n, c := range b.set.cands {
+		old[n] = *c
+	}
+	b.set.mu.Unlock()
+	for n, c := range old {
+		nc, keep := want[n]
 		switch {
-		case !keep && x.sources()&byConfig != 0:
-			if err := b.remove(x.number, byConfig); err != nil {
+		case !keep && c.why&byConfig != 0:
+			if err := b.remove(n, byConfig); err != nil {
 				return ch, err
 			}
-			ch.Removed = append(ch.Removed, x.number)
-		case keep && x.secret() != c.Secret:
-			ch.SecretChanged = append(ch.SecretChanged, x.number)
+			ch.Removed = append(ch.Removed, n)
+		case keep && c.why&byConfig != 0 && c.cred.Secret != nc.Secret:
+			ch.SecretChanged = append(ch.SecretChanged, n)
 		}
 	}
 	for _, c := range creds {
-		if x := b.set.get(c.Username); x == nil || x.sources()&byConfig == 0 {
+		if old[c.Username].why&byConfig == 0 {
 			ch.Added = append(ch.Added, c.Username)
 		}
 		if err := b.add(c, byConfig); err != nil {
 			return ch, err
 		}
 	}
+	slices.Sort(ch.Removed)
+	slices.Sort(ch.SecretChanged)
 	return ch, nil
 }
 
@@ -155,97 +204,133 @@ func (b *Bridge) checkCredential(c Credential) error {
 	return nil
 }
 
-// add serves c for the reason why, starting its supervisor if the bridge
-// runs; for an extension already served it adds the reason and takes the
-// secret.
+// add makes c a candidate for the reason why (a configured secret wins for
+// the next login) and, unless the set is gated, runs it once Run started.
 func (b *Bridge) add(c Credential, why int) error {
 	s := &b.set
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.stopping[c.Username] != nil {
-		done := s.stopping[c.Username]
-		s.mu.Unlock()
-		<-done
-		s.mu.Lock()
-	}
 	if s.closed {
 		return ErrStopped
 	}
-	if x := s.byNum[c.Username]; x != nil {
-		x.mu.Lock()
-		x.why |= why
-		if why == byConfig {
-			x.cred.Secret = c.Secret
-		}
-		x.mu.Unlock()
-		return nil
+	cand := s.cands[c.Username]
+	if cand == nil {
+		cand = &candidate{cred: c}
+		s.cands[c.Username] = cand
 	}
-	x := newExtension(b, c)
-	x.why = why
-	s.byNum[c.Username] = x
-	b.metrics.setServed(len(s.byNum))
-	if s.ctx != nil {
-		s.start(x)
+	cand.why |= why
+	if why == byConfig {
+		cand.cred.Secret = c.Secret
+		if x := s.byNum[c.Username]; x != nil {
+			x.mu.Lock()
+			x.cred.Secret = c.Secret
+			x.mu.Unlock()
+		}
+	}
+	if !s.gated && s.ctx != nil {
+		s.startLocked(c.Username)
 	}
 	return nil
 }
 
-// start runs x's supervisor. s.mu must be held and s.ctx set.
-func (s *extensionSet) start(x *extension) {
+// remove takes the reason why away from username and, when no reason is
+// left, stops it and forgets the candidate.
+func (b *Bridge) remove(username string, why int) error {
+	s := &b.set
+	s.mu.Lock()
+	cand := s.cands[username]
+	if cand == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotServed, username)
+	}
+	cand.why &^= why
+	if cand.why != 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	delete(s.cands, username)
+	s.mu.Unlock()
+	s.halt(username, "removed")
+	if b.fleet != nil {
+		b.fleet.release(username)
+	}
+	return nil
+}
+
+// run starts number's supervisor if it is a candidate, not running, and
+// the set runs; it reports whether the extension runs now.
+func (s *extensionSet) run(number string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startLocked(number)
+}
+
+// startLocked starts the supervisor of the candidate number, after the
+// previous one (if any is still stopping) has ended. s.mu must be held; it
+// may be released while waiting.
+func (s *extensionSet) startLocked(number string) bool {
+	for s.stopping[number] != nil {
+		done := s.stopping[number]
+		s.mu.Unlock()
+		<-done
+		s.mu.Lock()
+	}
+	cand := s.cands[number]
+	switch {
+	case s.byNum[number] != nil:
+		return true
+	case cand == nil || s.ctx == nil || s.closed:
+		return false
+	}
+	x := newExtension(s.owner, cand.cred)
 	ctx, cancel := context.WithCancel(s.ctx)
 	x.cancel = cancel
+	s.byNum[number] = x
+	s.served(len(s.byNum))
 	s.running.Add(1)
 	go func() {
 		defer s.running.Done()
 		defer close(x.done)
 		x.run(ctx)
 	}()
+	return true
 }
 
-// remove takes the reason why away from username's extension and stops it
-// when no reason is left.
-func (b *Bridge) remove(username string, why int) error {
-	s := &b.set
+// halt stops number's supervisor, if it runs, and waits for it to end:
+// logout, then session.stopped with the reason ("removed", "released" to
+// another replica, "lease_lost"). It reports whether it ran.
+func (s *extensionSet) halt(number, reason string) bool {
 	s.mu.Lock()
-	x := s.byNum[username]
+	x := s.byNum[number]
 	if x == nil {
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %q", ErrNotServed, username)
+		return false
 	}
-	x.mu.Lock()
-	x.why &^= why
-	left := x.why
-	x.mu.Unlock()
-	if left != 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	delete(s.byNum, username)
-	b.metrics.setServed(len(s.byNum))
-	started := x.cancel != nil
-	if started {
-		s.stopping[username] = x.done
-	}
+	delete(s.byNum, number)
+	s.served(len(s.byNum))
+	s.stopping[number] = x.done
 	s.mu.Unlock()
-	x.log.Info("extension removed: stopping it")
-	if started {
-		x.removed.Store(true)
-		x.cancel()
-		<-x.done
-		s.mu.Lock()
-		delete(s.stopping, username)
-		s.mu.Unlock()
-	}
-	return nil
+	x.log.Info("extension stopping", "reason", reason)
+	x.stopReasonText.Store(reason)
+	x.cancel()
+	<-x.done
+	s.mu.Lock()
+	delete(s.stopping, number)
+	s.mu.Unlock()
+	return true
 }
 
-// startAll starts every extension added before Run, and any added later.
+// startAll starts every candidate (unless gated) and, from then on, each
+// one added.
 func (s *extensionSet) startAll(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ctx = ctx
-	for _, x := range s.byNum {
-		s.start(x)
+	if s.gated {
+		return
+	}
+	for n := range s.cands {
+		s.startLocked(n)
 	}
 }
 

@@ -39,6 +39,9 @@ type metrics struct {
 	tokenRefreshes  *prometheus.CounterVec
 	discoveryRuns   *prometheus.CounterVec
 	discoveryDiffs  *prometheus.CounterVec
+	leasesHeld      prometheus.Gauge
+	leaseEvents     *prometheus.CounterVec
+	leaseRenewal    prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -112,7 +115,17 @@ func newMetrics() *metrics {
 			Name: "pbx_bridge_discovery_changes_total", Help: "Extensions discovery started (added) or stopped (removed).",
 		}, []string{"change"}),
 	}
-	m.reg.MustRegister(m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.leasesHeld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pbx_bridge_fleet_leases_held", Help: "Extension leases this replica holds.",
+	})
+	m.leaseEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbx_bridge_fleet_lease_events_total", Help: "Lease events of this replica: acquired, lost (taken, lapsed or fenced), handed_off (released towards the fair share), forwarded (requests handed to the owner).",
+	}, []string{"event"})
+	m.leaseRenewal = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "pbx_bridge_fleet_lease_renewal_seconds", Help: "Latency of one lease renewal (a revision-checked KV update).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	m.reg.MustRegister(m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -252,3 +265,26 @@ func (m *metrics) discoveryChange(change string) {
 		m.discoveryDiffs.WithLabelValues(change).Inc()
 	}
 }
+
+func (m *metrics) setLeases(n int) {
+	if m != nil {
+		m.leasesHeld.Set(float64(n))
+	}
+}
+
+func (m *metrics) leaseRenewed(d time.Duration) {
+	if m != nil {
+		m.leaseRenewal.Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) leaseEvent(event string) {
+	if m != nil {
+		m.leaseEvents.WithLabelValues(event).Inc()
+	}
+}
+
+func (m *metrics) leaseAcquired() { m.leaseEvent("acquired") }
+func (m *metrics) leaseLost()     { m.leaseEvent("lost") }
+func (m *metrics) handOff()       { m.leaseEvent("handed_off") }
+func (m *metrics) forwarded()     { m.leaseEvent("forwarded") }

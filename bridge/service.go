@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -47,7 +48,14 @@ type apiError struct {
 	code int
 	msg  string
 	pbx  *pbx.APIError
+	// retryAfter, when set, is sent as the Retry-After header (seconds):
+	// the request will likely succeed then.
+	retryAfter time.Duration
 }
+
+// RetryAfterHeader carries, on a 503, how many seconds to wait before
+// asking again.
+const RetryAfterHeader = "Retry-After"
 
 func (e *apiError) Error() string { return e.msg }
 
@@ -68,14 +76,7 @@ func (b *Bridge) startService() (micro.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("micro service: %w", err)
 	}
-	endpoints := []struct {
-		name, subject, schema string
-		handle                handler
-	}{
-		{"cdr_query", b.subjects.requestFilters()[0], schema.TypeCDRQueryResult, b.cdrQuery},
-		{"info", b.subjects.requestFilters()[1], schema.TypeInfo, b.info},
-	}
-	for _, ep := range endpoints {
+	for _, ep := range b.endpoints() {
 		err := svc.AddEndpoint(ep.name, b.dispatch(ep.name, ep.schema, ep.handle),
 			micro.WithEndpointSubject(ep.subject),
 			micro.WithEndpointMetadata(map[string]string{"schema": ep.schema}))
@@ -84,7 +85,41 @@ func (b *Bridge) startService() (micro.Service, error) {
 			return nil, fmt.Errorf("micro endpoint %s: %w", ep.name, err)
 		}
 	}
+	if b.fleet != nil {
+		// Any replica answers: each sees the whole fleet in the lease bucket.
+		err := svc.AddEndpoint("fleet_status", micro.HandlerFunc(func(req micro.Request) {
+			b.answer("fleet_status", schema.TypeFleetStatus, microReplier{req}, b.fleet.status(), nil)
+		}), micro.WithEndpointSubject(b.subjects.fleetStatus()),
+			micro.WithEndpointMetadata(map[string]string{"schema": schema.TypeFleetStatus}))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("micro endpoint fleet_status: %w", err)
+		}
+	}
 	return svc, nil
+}
+
+// endpoint is one per-extension API of the service.
+type endpoint struct {
+	name, subject, schema string
+	handle                handler
+}
+
+func (b *Bridge) endpoints() []endpoint {
+	return []endpoint{
+		{"cdr_query", b.subjects.requestFilters()[0], schema.TypeCDRQueryResult, b.cdrQuery},
+		{"info", b.subjects.requestFilters()[1], schema.TypeInfo, b.info},
+	}
+}
+
+// endpointOf returns the endpoint whose subject filter matches subject.
+func (b *Bridge) endpointOf(subject string) (endpoint, bool) {
+	for _, ep := range b.endpoints() {
+		if subsetOf(subject, ep.subject) {
+			return ep, true
+		}
+	}
+	return endpoint{}, false
 }
 
 // A handler answers a request at once (reply or error), or returns a call
@@ -102,35 +137,49 @@ type handler func(x *extension, body []byte) (reply any, pbxCall func(context.Co
 // with the same headers micro would set.
 func (b *Bridge) dispatch(name, schemaType string, handle handler) micro.HandlerFunc {
 	return func(req micro.Request) {
-		var reply any
-		var call func(context.Context) (any, error)
-		x, err := b.lookup(req.Subject())
-		if err == nil {
-			reply, call, err = handle(x, req.Data())
-		}
-		if call == nil {
-			b.answer(name, schemaType, microReplier{req}, reply, err)
-			return
-		}
-		b.inflight <- struct{}{}
-		b.reqMu.Lock()
-		if b.closing {
-			b.reqMu.Unlock()
-			<-b.inflight
-			b.answer(name, schemaType, microReplier{req}, nil, &apiError{code: codeUnavailable, msg: "the bridge is shutting down"})
-			return
-		}
-		b.wg.Add(1)
-		b.reqMu.Unlock()
-		to := directReplier{nc: b.nc, subject: req.Reply()}
-		go func() {
-			defer func() { <-b.inflight; b.wg.Done() }()
-			ctx, cancel := context.WithTimeout(b.reqCtx, b.cfg.RequestTimeout)
-			defer cancel()
-			reply, err := call(ctx)
-			b.answer(name, schemaType, to, reply, err)
-		}()
+		b.serveRequest(name, schemaType, handle, req.Subject(), req.Data(), req.Headers(), microReplier{req}, req.Reply())
 	}
+}
+
+// serveRequest answers one request (see dispatch): now on the caller's
+// goroutine with sync, or, for a PBX call, on its own with a direct reply.
+// In a fleet, a request for an extension another replica owns is handed
+// to that replica, which answers the requester directly.
+func (b *Bridge) serveRequest(name, schemaType string, handle handler, subject string, data []byte, h micro.Headers, sync replier, reply string) {
+	var answer any
+	var call func(context.Context) (any, error)
+	x, err := b.lookup(subject)
+	var away *elsewhere
+	if errors.As(err, &away) && b.fleet != nil && nats.Header(h).Get(forwardedHeader) == "" {
+		if err = b.fleet.forward(subject, data, h, reply, away.ext); err == nil {
+			return
+		}
+	}
+	if err == nil {
+		answer, call, err = handle(x, data)
+	}
+	if call == nil {
+		b.answer(name, schemaType, sync, answer, err)
+		return
+	}
+	b.inflight <- struct{}{}
+	b.reqMu.Lock()
+	if b.closing {
+		b.reqMu.Unlock()
+		<-b.inflight
+		b.answer(name, schemaType, sync, nil, &apiError{code: codeUnavailable, msg: "the bridge is shutting down"})
+		return
+	}
+	b.wg.Add(1)
+	b.reqMu.Unlock()
+	to := directReplier{nc: b.nc, subject: reply}
+	go func() {
+		defer func() { <-b.inflight; b.wg.Done() }()
+		ctx, cancel := context.WithTimeout(b.reqCtx, b.cfg.RequestTimeout)
+		defer cancel()
+		answer, err := call(ctx)
+		b.answer(name, schemaType, to, answer, err)
+	}()
 }
 
 // replier sends one answer: a body with headers, or a micro error.
@@ -182,7 +231,11 @@ func (b *Bridge) answer(name, schemaType string, to replier, reply any, err erro
 		err = merr
 	}
 	var ae *apiError
-	if !errors.As(err, &ae) {
+	var away *elsewhere
+	switch {
+	case errors.As(err, &away):
+		ae = changingHands(away.ext)
+	case !errors.As(err, &ae):
 		ae = &apiError{code: codeInternal, msg: err.Error()}
 	}
 	body := schema.ErrorReply{Code: ae.code, Error: codeNames[ae.code], Message: ae.msg}
@@ -192,7 +245,11 @@ func (b *Bridge) answer(name, schemaType string, to replier, reply any, err erro
 	data, _ := json.Marshal(body)
 	code := strconv.Itoa(ae.code)
 	b.metrics.answered(name, code)
-	if rerr := to.fail(code, ae.msg, data, micro.Headers{SchemaHeader: []string{schema.TypeError}}); rerr != nil {
+	hdr := micro.Headers{SchemaHeader: []string{schema.TypeError}}
+	if ae.retryAfter > 0 {
+		hdr[RetryAfterHeader] = []string{strconv.Itoa(int(max(ae.retryAfter.Round(time.Second), time.Second).Seconds()))}
+	}
+	if rerr := to.fail(code, ae.msg, data, hdr); rerr != nil {
 		b.cfg.Logger.Warn("error reply failed", "endpoint", name, "err", rerr)
 	}
 }
@@ -203,11 +260,20 @@ func (b *Bridge) lookup(subject string) (*extension, error) {
 		return nil, &apiError{code: codeNotFound, msg: "no extension in subject " + strconv.Quote(subject)}
 	}
 	x := b.set.get(ext)
-	if x == nil {
-		return nil, &apiError{code: codeNotFound, msg: "extension " + strconv.Quote(ext) + " is not served by this bridge"}
+	switch {
+	case x != nil:
+		return x, nil
+	case b.fleet != nil && b.set.wanted(ext):
+		return nil, &elsewhere{ext: ext}
 	}
-	return x, nil
+	return nil, &apiError{code: codeNotFound, msg: "extension " + strconv.Quote(ext) + " is not served by this bridge"}
 }
+
+// elsewhere is a request for an extension of the fleet that another
+// replica serves, or none at the moment (it is changing hands).
+type elsewhere struct{ ext string }
+
+func (e *elsewhere) Error() string { return "extension " + e.ext + " is served by another replica" }
 
 // cdrQueryRequest is the SDK's cdrQuery parameters; pointers tell an omitted
 // field (the SDK's default) from a zero.

@@ -86,6 +86,9 @@ func (s subjects) requestFilters() []string {
 	return []string{s.prefix + ".*.cdr.query", s.prefix + ".*.info"}
 }
 
+// fleetStatus is the subject of the fleet's status request.
+func (s subjects) fleetStatus() string { return s.prefix + ".fleet.status" }
+
 // extOf returns the extension token of a subject under the prefix, as in
 // "<prefix>.<ext>.cdr.query".
 func (s subjects) extOf(subject string) (string, bool) {

@@ -43,6 +43,36 @@ type Info struct {
 	PBX       string       `json:"pbx"`
 	State     string       `json:"state"` // one of the State constants
 	Since     time.Time    `json:"since"` // when the session entered State
+	// Replica names the fleet replica that owns the extension (empty
+	// outside a fleet).
+	Replica string `json:"replica,omitempty"`
+}
+
+// FleetStatus is the body of TypeFleetStatus, the reply to
+// <prefix>.fleet.status: the fleet as the answering replica sees it.
+type FleetStatus struct {
+	Replica  string         `json:"replica"`  // the replica that answered
+	Replicas []FleetReplica `json:"replicas"` // every live replica, by name
+	Unowned  []string       `json:"unowned"`  // extensions no replica owns now (changing hands)
+}
+
+// FleetReplica is one live replica of a fleet and what it owns.
+type FleetReplica struct {
+	Replica    string    `json:"replica"`
+	Heartbeat  time.Time `json:"heartbeat"`  // its last heartbeat
+	Extensions []string  `json:"extensions"` // the extensions whose lease it holds
+}
+
+// MarshalJSON sends nil lists as empty ones: the schema has arrays, never null.
+func (s FleetStatus) MarshalJSON() ([]byte, error) {
+	type plain FleetStatus
+	if s.Replicas == nil {
+		s.Replicas = []FleetReplica{}
+	}
+	if s.Unowned == nil {
+		s.Unowned = []string{}
+	}
+	return json.Marshal(plain(s))
 }
 
 // The stable names of error replies, each with its code.

@@ -38,6 +38,7 @@ const (
 	TypeCDRQueryResult  = "com.yeastar.pbx.cdr.query.result.v1"
 	TypeInfo            = "com.yeastar.pbx.info.v1"
 	TypeError           = "com.yeastar.pbx.error.v1"
+	TypeFleetStatus     = "com.yeastar.pbx.fleet.status.v1"
 )
 
 // TypeEnvelope names the schema of the CloudEvents envelope shared by every
@@ -71,6 +72,7 @@ var kinds = map[string]kind{
 	TypeCDRQueryResult:  kindBody,
 	TypeInfo:            kindBody,
 	TypeError:           kindBody,
+	TypeFleetStatus:     kindBody,
 	TypeEnvelope:        kindEnvelope,
 }
 

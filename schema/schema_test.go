@@ -54,7 +54,7 @@ func TestTypes(t *testing.T) {
 	}
 	all := []string{
 		TypeCDRChanged, TypeCDRCreated, TypeCallMissed, TypeSessionState, TypeRuntimeError, TypeNotify,
-		TypeCDRQueryRequest, TypeCDRQueryResult, TypeInfo, TypeError, TypeEnvelope,
+		TypeCDRQueryRequest, TypeCDRQueryResult, TypeInfo, TypeError, TypeFleetStatus, TypeEnvelope,
 	}
 	slices.Sort(all)
 	if !slices.Equal(got, all) {

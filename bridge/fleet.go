@@ -1,0 +1,563 @@
+package bridge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/pbx-bridge/pbx-bridge/schema"
+)
+
+// A fleet is several bridges with the same configuration on one NATS
+// cluster. Each extension is owned by exactly one live replica at a time,
+// through a lease in a JetStream KV bucket whose own TTL (MaxAge) is the
+// lease: a per-key TTL cannot be renewed (an update drops it), a bucket's
+// MaxAge counts from each key's last write. A lease is taken with Create,
+// renewed with a revision-checked Update every third of the TTL, and
+// handed over with a revision-checked Delete. The bucket's limit markers
+// make a lapsed lease visible to every replica's watch at once.
+//
+// Fencing: a replica runs an extension's session only while it holds the
+// lease, and stops it (socket closed first, then logout) when a renewal is
+// refused, or when no renewal succeeded for half the TTL, which is before
+// the lease can lapse on the server as long as the replicas' and the
+// servers' clocks run at rates within a factor of two of each other. The
+// cursor write is revision-checked as well, so a replica that lost a lease
+// cannot move a cursor. docs/deploy.md says what a partition does.
+
+// FleetConfig makes the bridge one replica of a fleet.
+type FleetConfig struct {
+	Enabled bool
+	// Replica names this replica (default <hostname>-<pid>); unique in
+	// the fleet.
+	Replica string
+	// LeaseBucket is the KV bucket of the leases and the replicas'
+	// heartbeats (default "pbx_bridge_leases").
+	LeaseBucket string
+	// LeaseTTL is how long a lease lives without renewal (default 15s): a
+	// dead replica's extensions are taken over after about this long.
+	LeaseTTL time.Duration
+}
+
+// forwardedHeader marks a request handed from one replica to the owner of
+// its extension; the owner answers it, and never hands it on.
+const forwardedHeader = "Pbx-Fleet-Forwarded"
+
+// leaseValue is a lease's value: who holds it, since when.
+type leaseValue struct {
+	Replica string    `json:"replica"`
+	Since   time.Time `json:"since"`
+}
+
+// replicaValue is a replica's heartbeat: it lives as long as a lease and
+// is renewed with the leases.
+type replicaValue struct {
+	Replica string    `json:"replica"`
+	Inbox   string    `json:"inbox"` // where requests for its extensions reach it
+	Owned   []string  `json:"owned"`
+	At      time.Time `json:"at"`
+}
+
+// lease is one lease this replica holds.
+type lease struct {
+	key      string
+	rev      uint64
+	renewed  time.Time // last successful write, by the local clock
+	acquired time.Time
+}
+
+type fleet struct {
+	b       *Bridge
+	kv      jetstream.KeyValue
+	replica string
+	inbox   string
+	ttl     time.Duration
+	log     *slog.Logger
+	kick    chan struct{} // a lease lapsed or was released: look now
+	sub     *nats.Subscription
+
+	mu       sync.Mutex
+	held     map[string]*lease       // by extension number
+	owners   map[string]string       // lease key -> replica, from the watch
+	replicas map[string]replicaValue // replica key -> heartbeat, from the watch
+	synced   bool                    // the watch has delivered the bucket's initial state
+}
+
+// leaseKey names the lease of ext on this bridge's PBX.
+func (f *fleet) leaseKey(ext string) string { return "lease." + cursorKey(f.b.host, ext) }
+
+func replicaKey(replica string) string { return "replica." + keyToken(replica) }
+
+// startFleet opens the lease bucket, subscribes this replica's inbox and
+// starts watching the bucket.
+func (b *Bridge) startFleet(ctx context.Context) (*fleet, error) {
+	fc := b.cfg.Fleet
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:         fc.LeaseBucket,
+		Description:    "pbx-bridge: one lease per extension, and the replicas' heartbeats",
+		History:        1,
+		TTL:            fc.LeaseTTL,
+		LimitMarkerTTL: fc.LeaseTTL,
+		Storage:        jetstream.FileStorage,
+		Replicas:       b.cfg.JetStream.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet lease bucket %s: %w", fc.LeaseBucket, err)
+	}
+	h := sha256.Sum256([]byte(b.cfg.Prefix + "\x00" + fc.Replica))
+	f := &fleet{
+		b: b, kv: kv, replica: fc.Replica, ttl: fc.LeaseTTL,
+		inbox: "_pbx_bridge.fleet." + hex.EncodeToString(h[:8]),
+		log:   b.cfg.Logger.With("replica", fc.Replica),
+		kick:  make(chan struct{}, 1),
+		held:  map[string]*lease{}, owners: map[string]string{}, replicas: map[string]replicaValue{},
+	}
+	f.sub, err = b.nc.Subscribe(f.inbox, f.serveForwarded)
+	if err != nil {
+		return nil, fmt.Errorf("fleet inbox: %w", err)
+	}
+	return f, nil
+}
+
+// run keeps this replica's share of the leases until ctx ends: it watches
+// the bucket, and every third of the TTL (or at once when a lease lapsed)
+// renews what it holds, drops what it cannot renew, and takes or hands
+// over leases towards its fair share.
+func (f *fleet) run(ctx context.Context) {
+	go f.watch(ctx)
+	t := time.NewTicker(f.ttl / 3)
+	defer t.Stop()
+	// The first tick only says this replica is here: replicas started
+	// together then see each other before they take leases, rather than
+	// the first taking everything and handing most of it over again.
+	f.heartbeat(ctx)
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	f.tick(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.kick:
+		}
+		f.tick(ctx)
+	}
+}
+
+// watch mirrors the bucket: who owns which lease, which replicas are
+// alive. It restarts after the watch fails (a NATS outage).
+func (f *fleet) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		w, err := f.kv.WatchAll(ctx)
+		if err != nil {
+			f.log.Warn("fleet: watching the lease bucket failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		f.mu.Lock()
+		f.owners, f.replicas, f.synced = map[string]string{}, map[string]replicaValue{}, false
+		f.mu.Unlock()
+		for e := range w.Updates() {
+			f.apply(e)
+		}
+		_ = w.Stop()
+		if ctx.Err() == nil {
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+// apply takes one watch update into the mirror.
+func (f *fleet) apply(e jetstream.KeyValueEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e == nil {
+		f.synced = true
+		f.poke()
+		return
+	}
+	gone := e.Operation() != jetstream.KeyValuePut
+	switch key := e.Key(); {
+	case strings.HasPrefix(key, "lease."):
+		if gone {
+			delete(f.owners, key)
+			f.poke()
+			return
+		}
+		var v leaseValue
+		if json.Unmarshal(e.Value(), &v) == nil {
+			f.owners[key] = v.Replica
+		}
+	case strings.HasPrefix(key, "replica."):
+		if gone {
+			delete(f.replicas, key)
+			f.poke()
+			return
+		}
+		var v replicaValue
+		if json.Unmarshal(e.Value(), &v) == nil {
+			if _, known := f.replicas[key]; !known {
+				f.poke() // a replica joined: the fair share changed
+			}
+			f.replicas[key] = v
+		}
+	}
+}
+
+func (f *fleet) poke() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// tick renews, fences, heartbeats and balances once.
+func (f *fleet) tick(ctx context.Context) {
+	f.renew(ctx)
+	f.heartbeat(ctx)
+	f.mu.Lock()
+	synced := f.synced
+	f.mu.Unlock()
+	if synced {
+		f.balance(ctx)
+	}
+	f.b.metrics.setLeases(f.heldCount())
+}
+
+func (f *fleet) heldCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.held)
+}
+
+// renew writes every held lease again at its revision. A refused write
+// (someone else holds it now, or it lapsed) stops the extension at once; a
+// write that fails otherwise (NATS unreachable) is tried again next tick,
+// until half the TTL has passed since the last success: then the
+// extension is stopped before the lease can lapse (fencing).
+func (f *fleet) renew(ctx context.Context) {
+	f.mu.Lock()
+	held := make(map[string]lease, len(f.held))
+	for ext, l := range f.held {
+		held[ext] = *l
+	}
+	f.mu.Unlock()
+	value := f.value()
+	for ext, l := range held {
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, f.ttl/6)
+		rev, err := f.kv.Update(rctx, l.key, value, l.rev)
+		cancel()
+		switch {
+		case err == nil:
+			f.b.metrics.leaseRenewed(time.Since(start))
+			f.mu.Lock()
+			if cur := f.held[ext]; cur != nil {
+				cur.rev, cur.renewed = rev, time.Now()
+			}
+			f.mu.Unlock()
+		case refused(err):
+			f.lose(ext, "lease_lost", "the lease was taken or lapsed", err)
+		case time.Since(l.renewed) > f.ttl/2:
+			f.lose(ext, "lease_lost", "no renewal for half the lease TTL (fencing)", err)
+		case ctx.Err() == nil:
+			f.log.Warn("fleet: lease renewal failed; trying again", "ext", ext, "err", err, "since_renewed", time.Since(l.renewed))
+		}
+	}
+}
+
+// refused reports whether a KV write failed because of the key's state
+// (another revision, deleted), not because the server was unreachable.
+func refused(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) ||
+		errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// lose forgets a lease and stops its extension (socket first).
+func (f *fleet) lose(ext, reason, why string, err error) {
+	f.mu.Lock()
+	_, ok := f.held[ext]
+	delete(f.held, ext)
+	f.mu.Unlock()
+	if !ok {
+		return
+	}
+	f.b.metrics.leaseLost()
+	f.log.Warn("fleet: lease lost; stopping the extension", "ext", ext, "why", why, "err", err)
+	go f.b.set.halt(ext, reason)
+}
+
+// value is this replica's lease value.
+func (f *fleet) value() []byte {
+	v, _ := json.Marshal(leaseValue{Replica: f.replica, Since: time.Now().UTC()})
+	return v
+}
+
+// heartbeat renews this replica's key, so that the others count it live.
+func (f *fleet) heartbeat(ctx context.Context) {
+	f.mu.Lock()
+	owned := make([]string, 0, len(f.held))
+	for ext := range f.held {
+		owned = append(owned, ext)
+	}
+	f.mu.Unlock()
+	v, _ := json.Marshal(replicaValue{Replica: f.replica, Inbox: f.inbox, Owned: sortedStrings(owned), At: time.Now().UTC()})
+	hctx, cancel := context.WithTimeout(ctx, f.ttl/6)
+	defer cancel()
+	if _, err := f.kv.Put(hctx, replicaKey(f.replica), v); err != nil && ctx.Err() == nil {
+		f.log.Warn("fleet: heartbeat failed", "err", err)
+	}
+}
+
+// fairShare is how many extensions this replica should hold: the
+// candidates over the live replicas, rounded up.
+func (f *fleet) fairShare() int {
+	n := len(f.b.set.candidates())
+	f.mu.Lock()
+	live := len(f.replicas)
+	if _, self := f.replicas[replicaKey(f.replica)]; !self {
+		live++
+	}
+	f.mu.Unlock()
+	return (n + live - 1) / live
+}
+
+// balance takes unowned leases up to the fair share, and hands over what
+// is above it. Because the share is rounded up, a replica at its share
+// never sheds, and one below it only takes what nobody holds: nothing
+// moves back and forth.
+func (f *fleet) balance(ctx context.Context) {
+	fair := f.fairShare()
+	f.mu.Lock()
+	have := len(f.held)
+	f.mu.Unlock()
+	switch {
+	case have > fair:
+		f.shed(ctx, have-fair)
+	case have < fair:
+		f.acquire(ctx, fair-have)
+	}
+	// Leases held for extensions no longer wanted (removed meanwhile).
+	f.mu.Lock()
+	var stale []string
+	for ext := range f.held {
+		if !f.b.set.wanted(ext) {
+			stale = append(stale, ext)
+		}
+	}
+	f.mu.Unlock()
+	for _, ext := range stale {
+		f.release(ext)
+	}
+}
+
+// acquire takes up to n leases that nobody holds, in random order so that
+// replicas starting together do not all race for the same ones.
+func (f *fleet) acquire(ctx context.Context, n int) {
+	cands := f.b.set.candidates()
+	rand.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	for _, ext := range cands {
+		if n == 0 || ctx.Err() != nil {
+			return
+		}
+		key := f.leaseKey(ext)
+		f.mu.Lock()
+		_, mine := f.held[ext]
+		owner := f.owners[key]
+		f.mu.Unlock()
+		if mine || owner != "" {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, f.ttl/6)
+		rev, err := f.kv.Create(actx, key, f.value())
+		cancel()
+		if err != nil {
+			continue // someone was quicker, or NATS is away: the next tick looks again
+		}
+		now := time.Now()
+		f.mu.Lock()
+		f.held[ext] = &lease{key: key, rev: rev, renewed: now, acquired: now}
+		f.owners[key] = f.replica
+		f.mu.Unlock()
+		f.b.metrics.leaseAcquired()
+		f.log.Info("fleet: lease taken", "ext", ext)
+		if !f.b.set.run(ext) {
+			f.release(ext)
+			continue
+		}
+		n--
+	}
+}
+
+// shed hands over n leases, the most recently taken first, a few per tick
+// so that a joining replica takes them over gradually.
+func (f *fleet) shed(ctx context.Context, n int) {
+	f.mu.Lock()
+	type held struct {
+		ext string
+		at  time.Time
+	}
+	var all []held
+	for ext, l := range f.held {
+		all = append(all, held{ext, l.acquired})
+	}
+	f.mu.Unlock()
+	if len(all) == 0 {
+		return
+	}
+	slices.SortFunc(all, func(a, b held) int { return b.at.Compare(a.at) }) // newest first
+	n = min(n, max(1, len(all)/4))
+	for _, h := range all[:n] {
+		if ctx.Err() != nil {
+			return
+		}
+		f.log.Info("fleet: handing an extension over towards the fair share", "ext", h.ext)
+		f.b.metrics.handOff()
+		f.release(h.ext)
+	}
+}
+
+// release stops ext's session (if it runs) and then deletes its lease at
+// its revision, so that another replica takes it over at once.
+func (f *fleet) release(ext string) {
+	f.b.set.halt(ext, "released")
+	f.mu.Lock()
+	l := f.held[ext]
+	delete(f.held, ext)
+	f.mu.Unlock()
+	if l == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.ttl/3)
+	defer cancel()
+	if err := f.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+		f.log.Warn("fleet: lease not released; it lapses by its TTL", "ext", ext, "err", err)
+	}
+}
+
+// shutdown releases every lease and this replica's heartbeat: called after
+// the supervisors have stopped, so that the others take over in about the
+// login time, not the TTL.
+func (f *fleet) shutdown() {
+	_ = f.sub.Unsubscribe()
+	f.mu.Lock()
+	var exts []string
+	for ext := range f.held {
+		exts = append(exts, ext)
+	}
+	f.mu.Unlock()
+	for _, ext := range exts {
+		f.release(ext)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.ttl/3)
+	defer cancel()
+	_ = f.kv.Delete(ctx, replicaKey(f.replica))
+	f.log.Info("fleet: leases released", "extensions", len(exts))
+}
+
+// ownerOf returns the live replica holding ext's lease and its inbox, or
+// "" when nobody does (the extension is changing hands).
+func (f *fleet) ownerOf(ext string) (replica, inbox string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	replica = f.owners[f.leaseKey(ext)]
+	if replica == "" {
+		return "", ""
+	}
+	hb, live := f.replicas[replicaKey(replica)]
+	if !live {
+		return "", ""
+	}
+	return replica, hb.Inbox
+}
+
+// forward hands a request to the replica that owns ext, which answers the
+// requester directly. It fails (and the request is answered 503, retry)
+// when nobody owns it now, or this replica does but has not started it.
+func (f *fleet) forward(subject string, data []byte, h micro.Headers, reply, ext string) error {
+	owner, inbox := f.ownerOf(ext)
+	if owner == "" || owner == f.replica {
+		return &elsewhere{ext: ext}
+	}
+	m := nats.NewMsg(inbox)
+	m.Data, m.Reply = data, reply
+	for k, v := range h {
+		m.Header[k] = v
+	}
+	m.Header.Set(forwardedHeader, f.replica)
+	m.Header.Set(subjectHeader, subject)
+	if err := f.b.nc.PublishMsg(m); err != nil {
+		return &elsewhere{ext: ext}
+	}
+	f.b.metrics.forwarded()
+	return nil
+}
+
+// subjectHeader carries a forwarded request's original subject.
+const subjectHeader = "Pbx-Fleet-Subject"
+
+// serveForwarded answers a request another replica handed over.
+func (f *fleet) serveForwarded(m *nats.Msg) {
+	subject := m.Header.Get(subjectHeader)
+	ep, ok := f.b.endpointOf(subject)
+	if !ok {
+		return
+	}
+	to := directReplier{nc: f.b.nc, subject: m.Reply}
+	f.b.serveRequest(ep.name, ep.schema, ep.handle, subject, m.Data, micro.Headers(m.Header), to, m.Reply)
+}
+
+// changingHands is the answer for an extension of the fleet that no live
+// replica serves at the moment.
+func changingHands(ext string) *apiError {
+	return &apiError{code: codeUnavailable, retryAfter: time.Second,
+		msg: "extension " + ext + " is changing hands between replicas; retry in a second"}
+}
+
+// status is the fleet as this replica sees it: every live replica and the
+// extensions it owns, and the extensions nobody owns at the moment.
+func (f *fleet) status() schema.FleetStatus {
+	st := schema.FleetStatus{Replica: f.replica}
+	f.mu.Lock()
+	byReplica := map[string][]string{}
+	owned := map[string]bool{}
+	for _, ext := range f.b.set.candidates() {
+		if r := f.owners[f.leaseKey(ext)]; r != "" {
+			byReplica[r] = append(byReplica[r], ext)
+			owned[ext] = true
+		} else {
+			st.Unowned = append(st.Unowned, ext)
+		}
+	}
+	for _, hb := range f.replicas {
+		st.Replicas = append(st.Replicas, schema.FleetReplica{Replica: hb.Replica, Heartbeat: hb.At, Extensions: sortedStrings(byReplica[hb.Replica])})
+	}
+	f.mu.Unlock()
+	slices.SortFunc(st.Replicas, func(a, b schema.FleetReplica) int { return strings.Compare(a.Replica, b.Replica) })
+	return st
+}
+
+// sortedStrings returns a sorted copy of s, never nil.
+func sortedStrings(s []string) []string {
+	out := append([]string{}, s...)
+	slices.Sort(out)
+	return out
+}

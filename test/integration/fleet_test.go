@@ -1,0 +1,143 @@
+package integration
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
+	"github.com/pbx-bridge/pbx-bridge/schema"
+)
+
+// fleetConfig makes cfg one replica of a fleet with a short lease.
+func fleetConfig(cfg bridge.Config, replica string) bridge.Config {
+	cfg.Fleet = bridge.FleetConfig{Enabled: true, Replica: replica, LeaseTTL: 3 * time.Second}
+	return cfg
+}
+
+// fleetStatus asks the fleet for its status.
+func fleetStatus(t *testing.T, nc *nats.Conn) schema.FleetStatus {
+	t.Helper()
+	m, err := nc.Request("pbx.fleet.status", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st schema.FleetStatus
+	if err := schema.Validate(schema.TypeFleetStatus, m.Data); err != nil {
+		t.Fatalf("fleet.status: %v: %s", err, m.Data)
+	}
+	if err := json.Unmarshal(m.Data, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// owned maps each extension to the replica the fleet status names.
+func owned(st schema.FleetStatus) map[string]string {
+	out := map[string]string{}
+	for _, r := range st.Replicas {
+		for _, e := range r.Extensions {
+			out[e] = r.Replica
+		}
+	}
+	return out
+}
+
+// TestFleetSharesAndHandsOver runs three replicas in one process on one
+// NATS server: each extension is owned by exactly one, in fair shares,
+// requests reach the owner from any replica, and a replica stopped
+// gracefully hands its extensions over in about the login time.
+func TestFleetSharesAndHandsOver(t *testing.T) {
+	var exts []string
+	for i := range 12 {
+		exts = append(exts, strconv.Itoa(5000+i))
+	}
+	ns := startNATS(t, t.TempDir(), -1)
+	sim, secrets := startPBX(t, exts...)
+	logs := &syncBuffer{}
+	watcher := connect(t, ns.ClientURL())
+	rec := record(t, watcher, "pbx.>")
+	base := fastConfig(sim, secrets, testLogger(logs))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	replicas := map[string]*runningBridge{}
+	for _, name := range []string{"a", "b", "c"} {
+		replicas[name] = runBridge(t, connect(t, ns.ClientURL()), fleetConfig(base, name))
+	}
+	for _, e := range exts {
+		rec.await("pbx."+e+".session.online", 1, 20*time.Second)
+	}
+	waitFor(t, "fair shares", 15*time.Second, func() bool {
+		for _, rb := range replicas {
+			if len(rb.Served()) != 4 {
+				return false
+			}
+		}
+		return true
+	})
+	st := fleetStatus(t, watcher)
+	if len(st.Replicas) != 3 || len(owned(st)) != 12 || len(st.Unowned) != 0 {
+		t.Fatalf("fleet status %+v, want 3 replicas owning 12 extensions", st)
+	}
+	// Any replica answers any extension, through its owner.
+	for _, e := range exts {
+		for range 3 {
+			m, err := watcher.Request("pbx."+e+".info", nil, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var info schema.Info
+			if err := json.Unmarshal(m.Data, &info); err != nil || m.Header.Get("Nats-Service-Error-Code") != "" {
+				t.Fatalf("info %s: %s", e, m.Data)
+			}
+			if info.Replica != owned(st)[e] || info.State != schema.StateOnline {
+				t.Fatalf("info %s answered by %q (%s), the owner is %q", e, info.Replica, info.State, owned(st)[e])
+			}
+		}
+	}
+	// Graceful stop: c's extensions move to a and b at once, not after the TTL.
+	gone := replicas["c"].Served()
+	before := map[string]int{}
+	for _, e := range gone {
+		before[e] = len(rec.on("pbx." + e + ".session.online"))
+	}
+	stopped := time.Now()
+	replicas["c"].stop(t)
+	for _, e := range gone {
+		rec.await("pbx."+e+".session.online", before[e]+1, 10*time.Second)
+	}
+	handOver := time.Since(stopped)
+	t.Logf("graceful hand-over of %d extensions: %s (lease TTL 3s)", len(gone), handOver.Round(time.Millisecond))
+	waitFor(t, "6 each on a and b", 15*time.Second, func() bool {
+		return len(replicas["a"].Served()) == 6 && len(replicas["b"].Served()) == 6
+	})
+	for _, e := range exts {
+		if n := sim.MaxLiveSockets(e); n != 1 {
+			t.Errorf("%s had %d live sockets at once", e, n)
+		}
+		if n := sim.KnockOuts(e); n != 0 {
+			t.Errorf("%s was knocked out %d times", e, n)
+		}
+	}
+	// Calls of every extension are published once each.
+	for _, e := range exts {
+		if _, err := sim.Call(e, pbxtest.Call{Kind: pbxtest.Missed}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range exts {
+		rec.await("pbx."+e+".call.missed", 1, 10*time.Second)
+	}
+	for _, e := range exts {
+		if n := len(rec.on("pbx." + e + ".call.missed")); n != 1 {
+			t.Errorf("%s: %d call.missed for one call", e, n)
+		}
+	}
+}
