@@ -23,6 +23,7 @@ var cdrQueryBodies = []struct {
 	{`{"filter":"` + strings.Repeat("1", 65) + `"}`, false},
 	{`{"filter":"12\u00073"}`, false},
 	{`{"filter":"12\u007f3"}`, false},
+	{`{"filter":"12\u00853"}`, false},
 	{`{"filter":"+44 20 7946 0958"}`, true},
 	{`{"page":0}`, false},
 	{`{"page":-1}`, false},
