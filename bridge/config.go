@@ -162,8 +162,12 @@ func (c *Config) Validate() error {
 	if c.Discovery.Interval < 0 {
 		errs = append(errs, fmt.Errorf("discovery.interval: must be positive (default 5m), got %s", c.Discovery.Interval))
 	}
-	for key, patterns := range map[string][]string{"discovery.include": c.Discovery.Include, "discovery.exclude": c.Discovery.Exclude} {
-		for i, p := range patterns {
+	for _, list := range []struct {
+		key      string
+		patterns []string
+	}{{"discovery.include", c.Discovery.Include}, {"discovery.exclude", c.Discovery.Exclude}} {
+		key := list.key
+		for i, p := range list.patterns {
 			if _, err := path.Match(p, ""); err != nil || p == "" {
 				errs = append(errs, fmt.Errorf("%s[%d]: bad pattern %q: a glob as path.Match reads it, e.g. \"1*\" or \"10[0-4]?\"", key, i, p))
 			}

@@ -113,6 +113,12 @@ type fileConfig struct {
 		Include  []string `yaml:"include"`
 		Exclude  []string `yaml:"exclude"`
 	} `yaml:"discovery"`
+	Fleet struct {
+		Enabled     bool     `yaml:"enabled"`
+		Replica     string   `yaml:"replica"`
+		LeaseBucket string   `yaml:"lease_bucket"`
+		LeaseTTL    duration `yaml:"lease_ttl"`
+	} `yaml:"fleet"`
 	Extensions []struct {
 		Username string `yaml:"username"`
 		Secret   string `yaml:"secret"`
@@ -329,6 +335,12 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 		OpenAPI: bridge.OpenAPIConfig{
 			AccessID:  fc.PBX.OpenAPI.AccessID,
 			AccessKey: fc.PBX.OpenAPI.AccessKey,
+		},
+		Fleet: bridge.FleetConfig{
+			Enabled:     fc.Fleet.Enabled,
+			Replica:     fc.Fleet.Replica,
+			LeaseBucket: fc.Fleet.LeaseBucket,
+			LeaseTTL:    time.Duration(fc.Fleet.LeaseTTL),
 		},
 		Discovery: bridge.DiscoveryConfig{
 			Enabled:  fc.Discovery.Enabled,

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
@@ -46,12 +47,12 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := bridge.EmbeddedNATS(*listen, dir)
+	ns, err := natsembed.Start(*listen, dir)
 	if err != nil {
 		// Most likely a NATS server already runs on 4222: the demo does not
 		// need that port, any free one will do.
 		fmt.Fprintf(stderr, "%v; using a free port instead (set one with --nats-listen)\n", err)
-		if ns, err = bridge.EmbeddedNATS("127.0.0.1:0", dir); err != nil {
+		if ns, err = natsembed.Start("127.0.0.1:0", dir); err != nil {
 			return err
 		}
 	}

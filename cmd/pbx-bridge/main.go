@@ -3,6 +3,7 @@
 //	pbx-bridge run --config FILE       the daemon
 //	pbx-bridge validate --config FILE  check a configuration
 //	pbx-bridge extensions --config FILE  the PBX's extensions and which are served
+//	pbx-bridge status --nats URL       the fleet's replicas and what each owns
 //	pbx-bridge sim [flags]             a standalone PBX simulator
 //	pbx-bridge demo                    NATS, simulator, bridge and a subscriber in one process
 //	pbx-bridge version
@@ -30,6 +31,8 @@ Usage:
   pbx-bridge validate --config FILE  check a configuration file and exit
   pbx-bridge extensions --config FILE
                                      list the PBX's extensions (OpenAPI) and which the bridge would serve
+  pbx-bridge status --nats URL [--prefix pbx]
+                                     print a fleet's replicas and the extensions each owns
   pbx-bridge sim [flags]             run a standalone PBX simulator (see: pbx-bridge sim -h)
   pbx-bridge demo [flags]            embedded NATS + simulator + bridge + a subscriber printing events
   pbx-bridge version                 print the version
@@ -59,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = validateCmd(args[1:], stdout, stderr)
 	case "extensions":
 		err = extensionsCmd(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = statusCmd(args[1:], stdout, stderr)
 	case "sim":
 		err = simCmd(ctx, args[1:], stdout, stderr)
 	case "demo":

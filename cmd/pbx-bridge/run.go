@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
 )
 
 func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
@@ -46,7 +47,7 @@ func serve(ctx context.Context, path string, fc *fileConfig, hup <-chan os.Signa
 	var ns *server.Server
 	if url == "" {
 		var err error
-		ns, err = bridge.EmbeddedNATS(fc.NATS.Listen, fc.NATS.StoreDir)
+		ns, err = natsembed.Start(fc.NATS.Listen, fc.NATS.StoreDir)
 		if err != nil {
 			return err
 		}

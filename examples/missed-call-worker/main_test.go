@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
@@ -20,7 +21,7 @@ import (
 // makes calls, and checks that the worker is handed every missed call and
 // nothing else, exactly once, including across a restart of the worker.
 func TestWorkerGetsEachMissedCallOnce(t *testing.T) {
-	ns, err := bridge.EmbeddedNATS("127.0.0.1:-1", t.TempDir())
+	ns, err := natsembed.Start("127.0.0.1:-1", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -368,7 +368,7 @@ func restartNATS(t testing.TB, addr, storeDir string) *server.Server {
 	t.Helper()
 	var ns *server.Server
 	waitFor(t, "NATS restart on "+addr, 10*time.Second, func() bool {
-		s, err := bridge.EmbeddedNATS(addr, storeDir)
+		s, err := natsembed.Start(addr, storeDir)
 		if err != nil {
 			return false
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
@@ -66,7 +67,7 @@ func (s *syncBuffer) String() string {
 // startNATS starts an embedded NATS server with JetStream in dir.
 func startNATS(t testing.TB, dir string, port int) *server.Server {
 	t.Helper()
-	ns, err := bridge.EmbeddedNATS(fmt.Sprintf("127.0.0.1:%d", port), dir)
+	ns, err := natsembed.Start(fmt.Sprintf("127.0.0.1:%d", port), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -426,4 +426,3 @@ func TestCDRQueryRulesInOnePlace(t *testing.T) {
 		t.Errorf("%d bad requests reached the PBX", n)
 	}
 }
-

@@ -1,4 +1,8 @@
-package bridge
+// Package natsembed starts an in-process NATS server with JetStream: the
+// single-binary setup (no NATS URL configured), the demo and the tests. It
+// is a package of its own so that importing package bridge does not link a
+// whole NATS server into a program that connects to one.
+package natsembed
 
 import (
 	"fmt"
@@ -9,11 +13,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedNATS starts an in-process NATS server with JetStream, for the
+// Start starts an in-process NATS server with JetStream, for the
 // single-binary setup (no NATS URL configured), the demo and the tests.
 // listen is host:port (port 0 or -1 picks a free one); storeDir holds JetStream's
 // data and should survive restarts for the cursors to.
-func EmbeddedNATS(listen, storeDir string) (*server.Server, error) {
+func Start(listen, storeDir string) (*server.Server, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats listen %q: %w", listen, err)
