@@ -68,6 +68,10 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		}
 		cfg.PBX.HTTPClient = hc
 	}
+	if cfg.PBX.ProductCache == nil {
+		// getproduct once for every extension of the PBX (package pbx, "Requests per login").
+		cfg.PBX.ProductCache = pbx.NewProductCache()
+	}
 	u, err := url.Parse(cfg.PBX.URL)
 	if err != nil {
 		return nil, fmt.Errorf("pbx url: %w", err)

@@ -136,6 +136,23 @@ func (c *Client) GetProduct(ctx context.Context) (Product, error) {
 	return *out.Product, nil
 }
 
+// product returns the PBX's getproduct answer: the shared one of
+// Config.ProductCache when there is one, else a new request.
+func (c *Client) product(ctx context.Context) (Product, error) {
+	if c.cfg.ProductCache == nil {
+		return c.GetProduct(ctx)
+	}
+	return c.cfg.ProductCache.get(ctx, c.GetProduct)
+}
+
+// unreachable tells the product cache that the PBX could not be reached,
+// so that the next session that needs the product asks again.
+func (c *Client) unreachable() {
+	if c.cfg.ProductCache != nil {
+		c.cfg.ProductCache.Invalidate()
+	}
+}
+
 // sdkHost is what the SDK sends as getproduct's host: its pbxURL's
 // URL.host, as a browser's URL parser gives it: the host in lower case (an
 // IPv6 address in its canonical form), and the port as a plain decimal
@@ -319,6 +336,15 @@ func (c *Client) call(ctx context.Context, method, ep string, q url.Values, body
 // when the answer was read.
 func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body any, auth bool, sdk *Error, out any, header *http.Header) (err error) {
 	path := apiPrefix + ep
+	caller := ctx
+	defer func() {
+		// A PBX that did not answer (its own timeout included) may come
+		// back as another firmware: read the product again then.
+		var te *TransportError
+		if errors.As(err, &te) && caller.Err() == nil {
+			c.unreachable()
+		}
+	}()
 	if c.cfg.Limiter != nil {
 		release, err := c.cfg.Limiter.Acquire(ctx)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -300,9 +301,18 @@ func TestRequestTimeout(t *testing.T) {
 }
 
 func TestInitFailureAfterLoginLogsOut(t *testing.T) {
-	for _, path := range []string{"/api/v1.0/extension/getpersonalglobal", "/api/v1.0/licenseservice/get", "/api/v1.0/extension/getpersonal"} {
-		t.Run(filepath.Base(path), func(t *testing.T) {
-			srv := newPBX(t, pbxtest.Options{})
+	// getpersonalglobal is asked in the "cn" plan mode only (BaseOEMID 1).
+	for _, tc := range []struct {
+		path string
+		oem  int
+	}{
+		{"/api/v1.0/extension/getpersonalglobal", 1},
+		{"/api/v1.0/extension/getpersonal", 0},
+		{"/api/v1.0/extension/getpersonal", 1},
+	} {
+		path := tc.path
+		t.Run(fmt.Sprintf("%s oem %d", filepath.Base(path), tc.oem), func(t *testing.T) {
+			srv := newPBX(t, pbxtest.Options{BaseOEMID: tc.oem})
 			ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 			srv.FailEndpoint(path, 50000, "INTERNAL ERROR")
 			_, err := pbx.Open(context.Background(), fastConfig(t, srv, ext))

@@ -103,6 +103,11 @@ type Config struct {
 	// Limiter, if set, is asked for a slot before every HTTP API request,
 	// so that many sessions can share one budget towards their PBX.
 	Limiter Limiter
+	// ProductCache, if set, shares the PBX's getproduct answer between the
+	// sessions of one PBX: only the first Open of a process, and the first
+	// after the PBX was unreachable or switched over, asks for it. Nil:
+	// every Open asks, as the SDK's init does.
+	ProductCache *ProductCache
 }
 
 // Limiter bounds the requests sent to a PBX. Acquire blocks until a request

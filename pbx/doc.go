@@ -49,6 +49,41 @@
 //     time the reader spends blocked on the consumer does not count towards
 //     the pong timeout, so a slow consumer never makes the PBX look dead.
 //
+// # Requests per login
+//
+// Every request is load on a box that also carries the calls, so Open asks
+// the PBX only what decides something, and a login after the first costs
+// two API requests (login, extension/getpersonal) and the socket's upgrade.
+// Where it departs from the SDK's init sequence, and why:
+//   - pbx/getproduct is asked once per PBX and process when the sessions
+//     of that PBX share a ProductCache (the bridge makes one per PBX):
+//     version and plan mode are the PBX's, not the extension's. It is read
+//     again, once for all the sessions, after the PBX was unreachable (an
+//     API call failed in transport or timed out, a socket dial failed, a
+//     socket was lost) or switched over (20104): a firmware upgrade
+//     restarts the PBX and a standby may run another firmware, so a socket
+//     opened after that subscribes with the new firmware's topic list.
+//     A failed read is shared for a second, so that a PBX that is down is
+//     not asked once per reconnect attempt of every session.
+//   - extension/getpersonalglobal is asked in the "cn" plan mode only,
+//     where its enb_internal_client decides -106. In the "en" plan mode
+//     nothing in its answer (NAT/FQDN, TURN port, record feature code)
+//     decides anything: it serves the phone side.
+//   - licenseservice/get is skipped: it carries the phone's feature flags
+//     (fqdn, video), which a bridge never uses. The SDK also aborts its
+//     init when that answer has an errcode; a bridge has no reason to stay
+//     offline over a license service that cannot say whether video calls
+//     are licensed.
+//   - extension/getregisterinfo is skipped: it serves SIP registration,
+//     which a bridge does not do, and its answer holds the SIP password, a
+//     credential better never fetched.
+//   - extension/getpersonal is always asked: it says who the session is,
+//     its "en" plan client flag decides -106, and a missing extension is
+//     -104.
+//
+// Client keeps a method for each endpoint (GetLicense, GetPersonalGlobal,
+// GetProduct) for callers that want them.
+//
 // # Credentials
 //
 // The signature (Config.Secret) and the access token are never logged and
@@ -134,7 +169,6 @@
 // The other choices made where the SDK's behaviour is not pinned down are
 // documented on the functions concerned: DecodeFrame (what is dropped and
 // why), VersionAtLeast (odd version strings), CDRQuery.Validate (limits; the
-// one place they live) and Open (getregisterinfo is skipped; logout on -106
-// only). Configuration errors wrap ErrInvalidConfig; InsecureSkipVerify
+// one place they live) and Open (logout on -106 only). Configuration errors wrap ErrInvalidConfig; InsecureSkipVerify
 // together with CAFile or RootCAs is one.
 package pbx

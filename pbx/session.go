@@ -16,10 +16,8 @@ type Session struct {
 	client    *Client
 	cfg       Config
 	log       *slog.Logger
-	product   Product
 	personal  Personal
 	loginTime time.Time
-	topics    []int
 	rules     runtimeRules
 
 	events chan Event
@@ -31,6 +29,10 @@ type Session struct {
 	mu     sync.Mutex
 	err    error
 	ending error // why the session was told to end from outside its socket goroutine
+	// product and topics change only on the socket goroutine, when a
+	// socket opens after the PBX's product was read again.
+	product Product
+	topics  []int
 
 	// dropped counts events thrown away since the last delivered one. Only
 	// the socket goroutine touches it.
@@ -43,14 +45,15 @@ type Session struct {
 // session then runs until Close, Logout, a runtime error or a rejected
 // token.
 //
-// The sequence: pbx/getproduct; login; extension/getpersonalglobal (in the
-// "cn" plan mode enb_internal_client must be 1); licenseservice/get;
-// extension/getpersonal (in the "en" plan mode the user agent's client flag
-// must be 1). A disabled flag is a *RuntimeError wrapping ErrLinkusDisabled
-// (-106). Any failure after the login logs out (best effort) before Open
-// returns the error. The SDK's step 6 (getregisterinfo) is skipped: it
-// serves SIP registration, which a bridge does not do, and its answer holds
-// the SIP password, a credential better never fetched.
+// The sequence: pbx/getproduct (from Config.ProductCache when it holds the
+// answer); login; extension/getpersonalglobal, in the "cn" plan mode only
+// (enb_internal_client must be 1); extension/getpersonal (in the "en" plan
+// mode the user agent's client flag must be 1). A disabled flag is a
+// *RuntimeError wrapping ErrLinkusDisabled (-106). Any failure after the
+// login logs out (best effort) before Open returns the error. The SDK's
+// licenseservice/get and getregisterinfo, and getpersonalglobal in the
+// "en" plan mode, are skipped: the package doc says why ("Requests per
+// login").
 func Open(ctx context.Context, cfg Config) (*Session, error) {
 	c, err := NewClient(cfg)
 	if err != nil {
@@ -68,7 +71,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 }
 
 func start(ctx context.Context, c *Client) (*Session, error) {
-	product, err := c.GetProduct(ctx)
+	product, err := c.product(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -103,15 +106,14 @@ func start(ctx context.Context, c *Client) (*Session, error) {
 // The flags compare with 1 as the SDK's JavaScript == does (jsIsOne): 1,
 // 1.0, "1" and true enable.
 func afterLogin(ctx context.Context, c *Client, product Product) (Personal, error) {
-	global, err := c.getPersonalGlobal(ctx)
-	if err != nil {
-		return Personal{}, err
-	}
-	if product.PlanMode() == "cn" && !jsIsOne(global.flags["enb_internal_client"]) {
-		return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: "enb_internal_client is not 1 (cn plan)"}
-	}
-	if _, err := c.GetLicense(ctx); err != nil {
-		return Personal{}, err
+	if product.PlanMode() == "cn" {
+		global, err := c.getPersonalGlobal(ctx)
+		if err != nil {
+			return Personal{}, err
+		}
+		if !jsIsOne(global.flags["enb_internal_client"]) {
+			return Personal{}, &RuntimeError{SDK: ErrLinkusDisabled, Detail: "enb_internal_client is not 1 (cn plan)"}
+		}
 	}
 	personal, err := c.getPersonal(ctx)
 	if err != nil {
@@ -135,8 +137,13 @@ func (s *Session) Extension() Extension { return s.personal.Extension }
 // Personal returns the extension's getpersonal answer as of Open.
 func (s *Session) Personal() Personal { return s.personal }
 
-// Product returns the PBX's getproduct answer.
-func (s *Session) Product() Product { return s.product }
+// Product returns the PBX's getproduct answer: as of Open, or as of the
+// last socket open after the PBX's product was read again.
+func (s *Session) Product() Product {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.product
+}
 
 // Host returns the PBX's host[:port].
 func (s *Session) Host() string { return s.client.Host() }
@@ -149,7 +156,11 @@ func (s *Session) Host() string { return s.client.Host() }
 func (s *Session) LoginTime() time.Time { return s.loginTime }
 
 // Topics returns the topic list the session subscribes with.
-func (s *Session) Topics() []int { return append([]int(nil), s.topics...) }
+func (s *Session) Topics() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.topics...)
+}
 
 // Events delivers the session's events in socket order: *SocketState,
 // *CDRChanged, *Notice and *Overflow. It is closed after the session ended

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ func (s *Session) keepSocket(ctx context.Context) error {
 				s.cfg.Hooks.Reconnect()
 			}
 			s.log.Debug("pbx socket reconnecting", "attempt", attempt)
+			s.refreshProduct(ctx)
 		}
 		ws, status, err := s.dial(ctx)
 		if ctx.Err() != nil {
@@ -60,6 +62,9 @@ func (s *Session) keepSocket(ctx context.Context) error {
 			s.log.Warn("pbx socket dial failed", "err", err, "http_status", status)
 			shortFailures++
 			probe = status == http.StatusUnauthorized || status == http.StatusForbidden
+			if status == 0 {
+				s.client.unreachable()
+			}
 		} else {
 			opened := time.Now()
 			up, fatal, closeErr := s.serve(ctx, ws, wasUp)
@@ -69,6 +74,9 @@ func (s *Session) keepSocket(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			// A lost socket may be a PBX restarting, perhaps into another
+			// firmware.
+			s.client.unreachable()
 			if up {
 				wasUp = true
 				s.log.Warn("pbx socket down", "err", closeErr)
@@ -89,6 +97,30 @@ func (s *Session) keepSocket(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+}
+
+// refreshProduct takes the PBX's product from the shared cache before a
+// socket opens again, reading it again if the PBX was unreachable or
+// switched over meanwhile, and subscribes with the topic list of its
+// firmware from then on. Without a cache, or when the PBX does not answer,
+// the session keeps what it has: the SDK never reads it again at all.
+func (s *Session) refreshProduct(ctx context.Context) {
+	if s.cfg.ProductCache == nil {
+		return
+	}
+	product, err := s.cfg.ProductCache.get(ctx, s.client.GetProduct)
+	if err != nil {
+		s.log.Debug("pbx product not read again; keeping the topic list", "err", err)
+		return
+	}
+	topics := Topics(product.Version, s.cfg.UserAgent)
+	s.mu.Lock()
+	old, changed := s.product.Version, !slices.Equal(topics, s.topics)
+	s.product, s.topics = product, topics
+	s.mu.Unlock()
+	if changed {
+		s.log.Info("pbx firmware changed: new topic list", "version", product.Version, "previous_version", old, "topics", len(topics))
 	}
 }
 
@@ -251,7 +283,9 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		case FrameNotification:
 			if f.Type == TypeHotStandby {
 				// Subscribe before delivering the notice: a slow consumer
-				// must not delay it.
+				// must not delay it. The standby may run another firmware:
+				// its product is read again before the next socket or login.
+				s.client.unreachable()
 				s.log.Info("pbx hot-standby switch-over: subscribing again")
 				if err := s.resubscribe(ctx, hb, c); err != nil {
 					return true, nil, err

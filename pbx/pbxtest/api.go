@@ -145,7 +145,7 @@ func (s *Server) getProduct(r *http.Request) any {
 		return errParameter
 	}
 	s.mu.Lock()
-	style := s.quirks.numbers
+	style, version := s.quirks.numbers, s.version
 	s.mu.Unlock()
 	return ok(map[string]any{"access_type": 0, "product": map[string]any{
 		"base_oem_id":   style.int(int64(s.opts.BaseOEMID)),
@@ -155,7 +155,7 @@ func (s *Server) getProduct(r *http.Request) any {
 		"platform_name": s.opts.PlatformName,
 		"product_name":  "P570",
 		"product_type":  "P570",
-		"version":       s.opts.Version,
+		"version":       version,
 	}})
 }
 

@@ -177,3 +177,14 @@ func (s *Server) CloseUpgrades(refuse bool) {
 	defer s.mu.Unlock()
 	s.refuseWS = refuse
 }
+
+// SetVersion makes the PBX run another firmware from now on, as after an
+// upgrade: getproduct reports version, and a topic_list must be the one of
+// that firmware. Open sockets keep their subscription; a client learns of
+// the change only by reading getproduct again. (A real upgrade restarts the
+// PBX: combine with DropSockets.)
+func (s *Server) SetVersion(version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version = version
+}

@@ -38,6 +38,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -99,6 +100,7 @@ type Server struct {
 	requests    map[string]int   // by URL path
 	activity    map[string]*activity
 	quirks      quirks // the hostile knobs' settings, see hostile.go
+	version     string // the firmware: Options.Version until SetVersion
 }
 
 // activity is what happened per extension number. It is kept apart from the
@@ -157,6 +159,7 @@ func NewServer(opts Options) (*Server, error) {
 		faults:   map[string]fault{},
 		requests: map[string]int{},
 		activity: map[string]*activity{},
+		version:  opts.Version,
 		upgrader: websocket.Upgrader{
 			// The SDK runs in browsers on the customer's own origin, so a PBX
 			// cannot restrict origins; gorilla's same-origin default would.
@@ -272,6 +275,21 @@ func (s *Server) TopicLists(ext string) [][]int {
 		out = append(out, slices.Clone(l))
 	}
 	return out
+}
+
+// RequestCounts returns how many HTTP requests arrived, by URL path (see
+// Requests).
+func (s *Server) RequestCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.requests)
+}
+
+// firmware returns the version getproduct reports now.
+func (s *Server) firmware() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
 }
 
 // Requests returns how many HTTP requests arrived for path (for example

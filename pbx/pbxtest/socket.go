@@ -138,7 +138,7 @@ func (c *socket) run() {
 			c.reject(err.Error())
 			return
 		}
-		if why := topicMismatch(topics, expectedTopics(c.srv.opts.Version, c.webPC)); why != "" {
+		if why := topicMismatch(topics, expectedTopics(c.srv.firmware(), c.webPC)); why != "" {
 			c.reject(why)
 			return
 		}
