@@ -93,6 +93,7 @@ type fleet struct {
 	held     map[string]*lease       // by extension number
 	owners   map[string]string       // lease key -> replica, from the watch
 	replicas map[string]replicaValue // replica key -> heartbeat, from the watch
+	seen     map[string]time.Time    // replica key -> when its last heartbeat arrived, by the local clock
 	synced   bool                    // the watch has delivered the bucket's initial state
 }
 
@@ -124,6 +125,7 @@ func (b *Bridge) startFleet(ctx context.Context) (*fleet, error) {
 		log:   b.cfg.Logger.With("replica", fc.Replica),
 		kick:  make(chan struct{}, 1),
 		held:  map[string]*lease{}, owners: map[string]string{}, replicas: map[string]replicaValue{},
+		seen: map[string]time.Time{},
 	}
 	f.sub, err = b.nc.Subscribe(f.inbox, f.serveForwarded)
 	if err != nil {
@@ -172,7 +174,7 @@ func (f *fleet) watch(ctx context.Context) {
 			continue
 		}
 		f.mu.Lock()
-		f.owners, f.replicas, f.synced = map[string]string{}, map[string]replicaValue{}, false
+		f.owners, f.replicas, f.seen, f.synced = map[string]string{}, map[string]replicaValue{}, map[string]time.Time{}, false
 		f.mu.Unlock()
 		for e := range w.Updates() {
 			f.apply(e)
@@ -208,6 +210,7 @@ func (f *fleet) apply(e jetstream.KeyValueEntry) {
 	case strings.HasPrefix(key, "replica."):
 		if gone {
 			delete(f.replicas, key)
+			delete(f.seen, key)
 			f.poke()
 			return
 		}
@@ -216,7 +219,7 @@ func (f *fleet) apply(e jetstream.KeyValueEntry) {
 			if _, known := f.replicas[key]; !known {
 				f.poke() // a replica joined: the fair share changed
 			}
-			f.replicas[key] = v
+			f.replicas[key], f.seen[key] = v, time.Now()
 		}
 	}
 }
@@ -332,12 +335,27 @@ func (f *fleet) heartbeat(ctx context.Context) {
 func (f *fleet) fairShare() int {
 	n := len(f.b.set.candidates())
 	f.mu.Lock()
-	live := len(f.replicas)
-	if _, self := f.replicas[replicaKey(f.replica)]; !self {
+	live := 0
+	for key := range f.replicas {
+		if f.alive(key) {
+			live++
+		}
+	}
+	if !f.alive(replicaKey(f.replica)) {
 		live++
 	}
 	f.mu.Unlock()
 	return (n + live - 1) / live
+}
+
+// alive reports whether the replica of key sent a heartbeat lately: within
+// three quarters of the TTL, i.e. it missed at most one (they come every
+// third). A replica that died keeps its key until the TTL; counting it
+// live until then would keep the others below its share and its
+// extensions down. f.mu must be held.
+func (f *fleet) alive(key string) bool {
+	seen, ok := f.seen[key]
+	return ok && time.Since(seen) < f.ttl*3/4
 }
 
 // balance takes unowned leases up to the fair share, and hands over what
@@ -482,8 +500,8 @@ func (f *fleet) ownerOf(ext string) (replica, inbox string) {
 	if replica == "" {
 		return "", ""
 	}
-	hb, live := f.replicas[replicaKey(replica)]
-	if !live {
+	hb, ok := f.replicas[replicaKey(replica)]
+	if !ok || !f.alive(replicaKey(replica)) {
 		return "", ""
 	}
 	return replica, hb.Inbox
@@ -547,7 +565,10 @@ func (f *fleet) status() schema.FleetStatus {
 			st.Unowned = append(st.Unowned, ext)
 		}
 	}
-	for _, hb := range f.replicas {
+	for key, hb := range f.replicas {
+		if !f.alive(key) {
+			continue
+		}
 		st.Replicas = append(st.Replicas, schema.FleetReplica{Replica: hb.Replica, Heartbeat: hb.At, Extensions: sortedStrings(byReplica[hb.Replica])})
 	}
 	f.mu.Unlock()
