@@ -45,9 +45,11 @@
 //     changes are rare, so the wait costs the socket little.
 //   - Runtime errors are never lost: they end the session through Err and
 //     Done, whatever happened to the Notice of their frame.
-//   - Heartbeats go on meanwhile: they have their own goroutine, and the
-//     time the reader spends blocked on the consumer does not count towards
-//     the pong timeout, so a slow consumer never makes the PBX look dead.
+//   - Heartbeats go on meanwhile: they run from a timer of their own (a
+//     runtime timer, not a goroutine: an idle socket costs the reader's
+//     goroutine only), and the time the reader spends blocked on the
+//     consumer does not count towards the pong timeout, so a slow consumer
+//     never makes the PBX look dead.
 //
 // # Requests per login
 //

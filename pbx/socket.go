@@ -235,17 +235,23 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		return false, nil, err
 	}
 	hb := newHeartbeat(s.cfg, time.Now())
-	cctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		hb.run(ctx, cctx, c)
-	}()
-	defer func() {
-		cancel()
-		wg.Wait()
+	hb.start(c)
+	// The session's end closes the socket (with a close frame), which ends
+	// the read below: a callback on the context, not a goroutine waiting
+	// for it.
+	closed := make(chan struct{})
+	stopClosing := context.AfterFunc(ctx, func() {
+		defer close(closed)
+		c.closeGracefully()
 		ws.Close()
+	})
+	defer func() {
+		if stopClosing() {
+			ws.Close()
+		} else {
+			<-closed
+		}
+		hb.stop()
 	}()
 
 	s.log.Info("pbx socket up", "reconnect", reconnect, "topics", len(s.topics))
