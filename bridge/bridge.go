@@ -33,6 +33,7 @@ type Bridge struct {
 	set      extensionSet
 	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
 	fleet    *fleet       // nil unless Fleet.Enabled
+	leases   jetstream.KeyValue
 
 	js jetstream.JetStream // nil with JetStream disabled
 
@@ -203,6 +204,9 @@ func (b *Bridge) setupJetStreamRetrying(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		js, cursors, err := b.setupJetStream(actx)
+		if err == nil && b.cfg.Fleet.Enabled {
+			b.leases, err = openLeaseBucket(actx, js, b.cfg)
+		}
 		cancel()
 		if err == nil {
 			b.js = js

@@ -22,13 +22,14 @@ type FirstStart struct {
 }
 
 // catchUp publishes, oldest first, every record newer than the extension's
-// cursor, advancing the cursor after each acknowledged publish. It returns
+// cursor, advancing the cursor after each acknowledged batch. It returns
 // the number of records published.
 //
 // One scan newest first finds what is new (see scanner); in the common case
 // of one new call, its first page already reaches the cursor and is the
-// only query. A gap larger than scanKeep is published in rounds, oldest
-// first. What a misbehaving PBX does to a scan is logged and counted
+// only query. What it found is published in batches of catchupBatch
+// records, pipelined (publishInOrder), and the cursor saved once per batch.
+// A gap larger than scanKeep is published in rounds, oldest first. What a misbehaving PBX does to a scan is logged and counted
 // (pbx_bridge_catchup_anomalies_total); what was read is published all the
 // same, and a scan cut short by maxScanPages is an error, so the supervisor
 // tries again with backoff.
@@ -71,14 +72,12 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 				return published, err
 			}
 		}
-		for _, r := range res.fresh {
-			if err := x.publishRecord(ctx, r); err != nil {
+		for start := 0; start < len(res.fresh); start += catchupBatch {
+			n, err := x.publishRecords(ctx, res.fresh[start:min(start+catchupBatch, len(res.fresh))])
+			published += n
+			if err != nil {
 				return published, err
 			}
-			if err := x.saveCursor(ctx, toCursor(r)); err != nil {
-				return published, err
-			}
-			published++
 		}
 		if !res.complete {
 			return published, fmt.Errorf("catch-up stopped after %d pages without reaching the cursor (id %d): the PBX's CDR list does not end", maxScanPages, cur.ID)
@@ -168,27 +167,109 @@ func toCursor(r pbx.CDR) cursor {
 	return cursor{ID: r.ID, UniqueID: r.UniqueID, Timestamp: r.Timestamp}
 }
 
-// publishRecord publishes call.missed (for a missed call) and then
-// cdr.created. Both ids derive from the PBX and the record, so a replay
-// carries the same ids and JetStream drops it as a duplicate.
+// catchupBatch is the number of records published between two cursor
+// writes. The stream's last cdr.created says how far a batch got should
+// the bridge stop before its cursor write (kvCursors), so the batch only
+// bounds the work a crash sends again, and the KV writes: one per batch
+// rather than one per record.
+const catchupBatch = 500
+
+// publishRecords publishes records (oldest first) in one pipelined batch:
+// call.missed (for a missed call) and then cdr.created of each, in that
+// order, and saves the cursor at the last record whose events are all dealt
+// with. It returns how many records that is. Both ids derive from the PBX
+// and the record, so a replay carries the same ids and JetStream drops it
+// as a duplicate.
 //
 // cdr.created goes last on purpose: the extension's last cdr.created in the
 // stream is one of the cursor's sources (kvCursors), so it must mean that
-// every event of its record was acknowledged. A crash between the two
+// every event of its record and of the records before it was stored;
+// publishInOrder keeps that under failures too. A crash between the two
 // publishes republishes call.missed (same id) rather than losing it.
-func (x *extension) publishRecord(ctx context.Context, r pbx.CDR) error {
+//
+// An event too large for the NATS server is dropped with an error and
+// pbx_bridge_events_dropped_total and counts as dealt with, as in publish:
+// retrying what can never succeed would wedge the extension.
+func (x *extension) publishRecords(ctx context.Context, recs []pbx.CDR) (int, error) {
 	info := x.extInfo()
-	var evs []func(time.Time) (outEvent, error)
-	if r.Missed() {
-		evs = append(evs, func(now time.Time) (outEvent, error) { return x.f.callMissed(info, r, now) })
+	now := x.b.cfg.now()
+	evs := make([]outEvent, 0, len(recs)+len(recs)/2)
+	ends := make([]int, len(recs)) // ends[i]: the events of recs[:i+1]
+	for i, r := range recs {
+		for kind := range 2 {
+			var ev outEvent
+			var err error
+			switch {
+			case kind == 0 && !r.Missed():
+				continue
+			case kind == 0:
+				ev, err = x.f.callMissed(info, r, now)
+			default:
+				ev, err = x.f.cdrCreated(info, r, now)
+			}
+			if err != nil {
+				x.log.Error("event not built", "err", err)
+				return x.publishBuilt(ctx, recs[:i], evs, ends[:i], fmt.Errorf("record %d not published: %w", r.ID, err))
+			}
+			if ev, ok := x.fits(ev); ok {
+				evs = append(evs, ev)
+			}
+		}
+		ends[i] = len(evs)
 	}
-	evs = append(evs, func(now time.Time) (outEvent, error) { return x.f.cdrCreated(info, r, now) })
-	for _, build := range evs {
-		if !x.publish(ctx, build) {
-			return fmt.Errorf("record %d not published", r.ID)
+	return x.publishBuilt(ctx, recs, evs, ends, nil)
+}
+
+// publishBuilt publishes the events of recs, then saves the cursor at the
+// last record whose events are all dealt with; it returns how many records
+// that is, and cause if every event went out.
+func (x *extension) publishBuilt(ctx context.Context, recs []pbx.CDR, evs []outEvent, ends []int, cause error) (int, error) {
+	n, err := x.b.pub.publishInOrder(ctx, evs, x.dropTooLarge)
+	if err != nil {
+		x.log.Warn("events not published", "published", n, "events", len(evs), "err", err)
+	} else {
+		err = cause
+	}
+	// Records whose events all went out: the first with an event beyond n,
+	// and those after it, did not.
+	done := 0
+	for done < len(recs) && ends[done] <= n {
+		done++
+	}
+	if done > 0 {
+		if serr := x.saveCursor(ctx, toCursor(recs[done-1])); serr != nil && err == nil {
+			err = serr
 		}
 	}
-	return nil
+	return done, err
+}
+
+// fits applies publish's size rule to ev before it goes out: an event
+// larger than the NATS server's max_payload is shrunk if it can be, and
+// dropped (false: with an error and the metric) if it cannot.
+func (x *extension) fits(ev outEvent) (outEvent, bool) {
+	limit := x.b.nc.MaxPayload()
+	if limit <= 0 || int64(ev.wireSize()) <= limit {
+		return ev, true
+	}
+	if ev.smaller != nil {
+		size := ev.wireSize()
+		small, err := ev.smaller()
+		if err == nil && int64(small.wireSize()) <= limit {
+			x.log.Warn("event larger than the NATS server's max_payload: its content was replaced by a marker",
+				"subject", ev.subject, "size", size, "max_payload", limit)
+			return small, true
+		}
+	}
+	x.dropTooLarge(ev, errTooLarge)
+	return ev, false
+}
+
+// dropTooLarge counts and logs an event that can never be published.
+func (x *extension) dropTooLarge(ev outEvent, err error) {
+	x.b.metrics.eventDropped(ev.typ, "too_large")
+	x.log.Error("event dropped: larger than the NATS server's max_payload", "subject", ev.subject,
+		"type", ev.typ, "size", ev.wireSize(), "max_payload", x.b.nc.MaxPayload(), "err", err)
 }
 
 // recordID is the identity of a CDR record on its PBX.

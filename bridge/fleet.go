@@ -102,22 +102,31 @@ func (f *fleet) leaseKey(ext string) string { return "lease." + cursorKey(f.b.ho
 
 func replicaKey(replica string) string { return "replica." + keyToken(replica) }
 
-// startFleet opens the lease bucket, subscribes this replica's inbox and
-// starts watching the bucket.
-func (b *Bridge) startFleet(ctx context.Context) (*fleet, error) {
-	fc := b.cfg.Fleet
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// openLeaseBucket makes (or updates) the lease bucket: its TTL is the
+// lease, and its limit markers tell watchers of every lapse.
+func openLeaseBucket(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+	fc := cfg.Fleet
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         fc.LeaseBucket,
 		Description:    "pbx-bridge: one lease per extension, and the replicas' heartbeats",
 		History:        1,
 		TTL:            fc.LeaseTTL,
 		LimitMarkerTTL: fc.LeaseTTL,
 		Storage:        jetstream.FileStorage,
-		Replicas:       b.cfg.JetStream.Replicas,
+		Replicas:       cfg.JetStream.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet lease bucket %s: %w", fc.LeaseBucket, err)
 	}
+	return kv, nil
+}
+
+// startFleet subscribes this replica's inbox for requests handed to it;
+// the lease bucket is open by then (setupJetStreamRetrying).
+func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
+	fc := b.cfg.Fleet
+	kv := b.leases
+	var err error
 	h := sha256.Sum256([]byte(b.cfg.Prefix + "\x00" + fc.Replica))
 	f := &fleet{
 		b: b, kv: kv, replica: fc.Replica, ttl: fc.LeaseTTL,

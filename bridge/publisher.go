@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -12,10 +13,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// publisher sends one event. It returns once the event is as safe as the
+// publisher sends events. Each returns once the events are as safe as the
 // mode allows: acknowledged by JetStream, or handed to the NATS connection.
 type publisher interface {
+	// publish sends one event.
 	publish(ctx context.Context, ev outEvent) error
+	// publishInOrder sends evs so that the stream stores them in that
+	// order, pipelined where the mode allows, and returns how many of the
+	// leading events are dealt with: published, or refused as too large
+	// (told to dropped; never retried). It returns len(evs) and nil, or
+	// less and why it stopped.
+	publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error)
 }
 
 // cloudEventsContentType is the Content-Type header of every event.
@@ -56,6 +64,20 @@ func (p *corePublisher) publish(_ context.Context, ev outEvent) error {
 	return nil
 }
 
+func (p *corePublisher) publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error) {
+	for i, ev := range evs {
+		err := p.publish(ctx, ev)
+		switch {
+		case err == nil:
+		case tooLarge(err):
+			dropped(ev, err)
+		default:
+			return i, err
+		}
+	}
+	return len(evs), nil
+}
+
 // jsPublisher publishes to JetStream with the event id as Nats-Msg-Id and
 // waits for the acknowledgement. While NATS or the stream is unreachable it
 // retries with backoff and holds the caller (back-pressure): memory stays
@@ -68,13 +90,28 @@ type jsPublisher struct {
 	metrics    *metrics
 	log        *slog.Logger
 	ensure     func(context.Context) error
+
+	// async is the JetStream context of the pipelined publishes
+	// (publishInOrder): its own, so that every asynchronous publish is
+	// bounded by ackTimeout and the process's publishes in flight by
+	// asyncMaxPending.
+	asyncOnce sync.Once
+	async     jetstream.JetStream
+	asyncErr  error
 }
 
-func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
+// retryBackoff is the backoff between attempts of a publish that was not
+// acknowledged.
+func (p *jsPublisher) retryBackoff() *backoff.ExponentialBackOff {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = p.retryMax
 	b.MaxElapsedTime = 0
+	return b
+}
+
+func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
+	b := p.retryBackoff()
 	attempt := 0
 	op := func() error {
 		attempt++
@@ -116,4 +153,146 @@ func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
 	}
 	p.metrics.published(ev.typ)
 	return nil
+}
+
+// Bounds of the pipelined publishes of publishInOrder.
+const (
+	// publishWindow bounds one caller's events in flight: enough to keep a
+	// stream busy while acknowledgements make their round trip, few enough
+	// that a failure sends little again.
+	publishWindow = 256
+	// asyncMaxPending bounds the pipelined events in flight of the whole
+	// process (many extensions catching up at once after an outage); a
+	// publish beyond it waits for room, for at most ackTimeout.
+	asyncMaxPending = 4096
+)
+
+func (p *jsPublisher) asyncJS() (jetstream.JetStream, error) {
+	p.asyncOnce.Do(func() {
+		p.async, p.asyncErr = jetstream.New(p.js.Conn(),
+			jetstream.WithPublishAsyncTimeout(p.ackTimeout),
+			jetstream.WithPublishAsyncMaxPending(asyncMaxPending))
+	})
+	return p.async, p.asyncErr
+}
+
+// publishInOrder publishes evs asynchronously, at most publishWindow in
+// flight, and checks every acknowledgement. Messages of one connection
+// reach the stream in the order sent, so in the common case the stream
+// stores evs in order at the speed of the stream, not of a round trip per
+// event.
+//
+// A failure must not reorder what the stream holds: the extension's last
+// cdr.created in the stream is the cursor's source (kvCursors), and must
+// mean every record before it is in. The events after a failed one may
+// have been stored already (a lost connection loses what was in it, and
+// what was sent after goes through on the next), so on a failure the
+// window stops sending, waits for what is in flight, and after a backoff
+// sends everything again from the failed event on, in order: what the
+// stream has already is dropped as a duplicate (same Nats-Msg-Id), what it
+// missed is stored after, and the last cdr.created the stream stores is
+// then the last of the contiguous run. Like publish it retries until ctx
+// ends, and re-creates a vanished stream (ensure).
+func (p *jsPublisher) publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error) {
+	if len(evs) == 0 {
+		return 0, nil
+	}
+	js, err := p.asyncJS()
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: %w", err)
+	}
+	b := p.retryBackoff()
+	done := 0
+	for attempt := 1; ; attempt++ {
+		n, err := p.window(ctx, js, evs[done:], dropped)
+		done += n
+		if err == nil {
+			if attempt > 1 {
+				p.log.Info("publish succeeded after retries", "subject", evs[len(evs)-1].subject, "attempts", attempt)
+			}
+			return done, nil
+		}
+		if ctx.Err() != nil {
+			return done, fmt.Errorf("publish %s: %w", evs[done].subject, ctx.Err())
+		}
+		ev := evs[done]
+		p.metrics.publishError(ev.typ)
+		p.metrics.publishRetry(ev.typ)
+		if attempt == 1 || attempt%20 == 0 {
+			p.log.Warn("pipelined publish not acknowledged; sending again from the first event not acknowledged",
+				"subject", ev.subject, "attempt", attempt, "acknowledged", done, "events", len(evs), "err", err)
+		}
+		ectx, ecancel := context.WithTimeout(ctx, p.ackTimeout)
+		if eerr := p.ensure(ectx); eerr != nil && attempt == 1 {
+			p.log.Warn("stream check failed", "err", eerr)
+		}
+		ecancel()
+		if !sleep(ctx, b.NextBackOff()) {
+			return done, fmt.Errorf("publish %s: %w", ev.subject, ctx.Err())
+		}
+	}
+}
+
+// window is one attempt of publishInOrder: it returns how many leading
+// events were acknowledged (or refused as too large), and the first
+// failure, after which it sends nothing more and waits for what is in
+// flight. Every future resolves: acknowledged, failed, timed out
+// (ackTimeout) or failed by a reconnect.
+func (p *jsPublisher) window(ctx context.Context, js jetstream.JetStream, evs []outEvent, dropped func(outEvent, error)) (int, error) {
+	// ring holds what became of evs[head:sent]: a future, or the error of
+	// a publish the connection refused at once as too large.
+	type slot struct {
+		f   jetstream.PubAckFuture
+		err error
+	}
+	var ring [publishWindow]slot
+	head, sent, acked := 0, 0, 0
+	var sendErr, ackErr error
+	sending := func() bool { return sendErr == nil && ackErr == nil && sent < len(evs) }
+	for head < sent || sending() {
+		for sending() && sent-head < publishWindow {
+			ev := evs[sent]
+			f, err := js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(ev.id), jetstream.WithStallWait(p.ackTimeout))
+			if err != nil && !tooLarge(err) {
+				sendErr = err
+				break
+			}
+			ring[sent%publishWindow] = slot{f, err}
+			sent++
+		}
+		if head == sent {
+			break
+		}
+		sl := ring[head%publishWindow]
+		ring[head%publishWindow] = slot{}
+		ev := evs[head]
+		head++
+		err := sl.err
+		if sl.f != nil {
+			select {
+			case <-sl.f.Ok():
+			case err = <-sl.f.Err():
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		if ackErr != nil {
+			continue // draining after a failure: what follows it is sent again
+		}
+		switch {
+		case err == nil:
+			p.metrics.published(ev.typ)
+			acked++
+		case tooLarge(err):
+			p.metrics.publishError(ev.typ)
+			dropped(ev, fmt.Errorf("%w: %w", errTooLarge, err))
+			acked++
+		default:
+			ackErr = err
+		}
+	}
+	if ackErr != nil {
+		return acked, ackErr
+	}
+	return acked, sendErr
 }
