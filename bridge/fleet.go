@@ -95,6 +95,11 @@ type fleet struct {
 	replicas map[string]replicaValue // replica key -> heartbeat, from the watch
 	seen     map[string]time.Time    // replica key -> when its last heartbeat arrived, by the local clock
 	synced   bool                    // the watch has delivered the bucket's initial state
+	// rewatch ends the current watch, so that it starts again: a watch
+	// whose consumer died with a NATS node stops delivering without
+	// closing. The replica sees it by its own heartbeats going missing.
+	rewatch  context.CancelFunc
+	watchAge time.Time // when the current watch started
 }
 
 // leaseKey names the lease of ext on this bridge's PBX.
@@ -176,22 +181,43 @@ func (f *fleet) run(ctx context.Context) {
 // alive. It restarts after the watch fails (a NATS outage).
 func (f *fleet) watch(ctx context.Context) {
 	for ctx.Err() == nil {
-		w, err := f.kv.WatchAll(ctx)
+		wctx, cancel := context.WithCancel(ctx)
+		w, err := f.kv.WatchAll(wctx)
 		if err != nil {
+			cancel()
 			f.log.Warn("fleet: watching the lease bucket failed; retrying", "err", err)
 			sleep(ctx, time.Second)
 			continue
 		}
 		f.mu.Lock()
 		f.owners, f.replicas, f.seen, f.synced = map[string]string{}, map[string]replicaValue{}, map[string]time.Time{}, false
+		f.rewatch, f.watchAge = cancel, time.Now()
 		f.mu.Unlock()
 		for e := range w.Updates() {
 			f.apply(e)
 		}
 		_ = w.Stop()
+		cancel()
 		if ctx.Err() == nil {
-			sleep(ctx, time.Second)
+			sleep(ctx, 100*time.Millisecond)
 		}
+	}
+}
+
+// checkWatch restarts a watch that stopped delivering: this replica's own
+// heartbeat, written every third of the TTL, has not come back through
+// it for a whole TTL.
+func (f *fleet) checkWatch() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	last := f.seen[replicaKey(f.replica)]
+	if last.IsZero() {
+		last = f.watchAge
+	}
+	if f.rewatch != nil && !f.watchAge.IsZero() && time.Since(last) > f.ttl {
+		f.log.Warn("fleet: the lease bucket watch stopped delivering; watching again", "silent_for", time.Since(last).Round(time.Millisecond))
+		f.rewatch()
+		f.rewatch = nil
 	}
 }
 
@@ -244,6 +270,7 @@ func (f *fleet) poke() {
 func (f *fleet) tick(ctx context.Context) {
 	f.renew(ctx)
 	f.heartbeat(ctx)
+	f.checkWatch()
 	f.mu.Lock()
 	synced := f.synced
 	f.mu.Unlock()
@@ -575,7 +602,7 @@ func (f *fleet) status() schema.FleetStatus {
 		}
 	}
 	for key, hb := range f.replicas {
-		if !f.alive(key) {
+		if !f.alive(key) && hb.Replica != f.replica {
 			continue
 		}
 		st.Replicas = append(st.Replicas, schema.FleetReplica{Replica: hb.Replica, Heartbeat: hb.At, Extensions: sortedStrings(byReplica[hb.Replica])})
