@@ -251,6 +251,14 @@ func (p *jsPublisher) window(ctx context.Context, js jetstream.JetStream, evs []
 	sending := func() bool { return sendErr == nil && ackErr == nil && sent < len(evs) }
 	for head < sent || sending() {
 		for sending() && sent-head < publishWindow {
+			if !js.Conn().IsConnected() {
+				// What is sent now would wait in the reconnect buffer and
+				// reach the stream after the reconnect, while what was in
+				// the lost connection is gone: a hole. Stop, and send
+				// everything not acknowledged again after the reconnect.
+				sendErr = nats.ErrDisconnected
+				break
+			}
 			ev := evs[sent]
 			f, err := js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(ev.id), jetstream.WithStallWait(p.ackTimeout))
 			if err != nil && !tooLarge(err) {
