@@ -154,6 +154,7 @@ func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
 // over leases towards its fair share.
 func (f *fleet) run(ctx context.Context) {
 	go f.watch(ctx)
+	go f.fence(ctx)
 	t := time.NewTicker(f.ttl / 3)
 	defer t.Stop()
 	// The first tick only says this replica is here: replicas started
@@ -286,12 +287,20 @@ func (f *fleet) heldCount() int {
 	return len(f.held)
 }
 
+// renewers bounds the lease renewals in flight at once: a replica holding
+// thousands renews them in a fraction of the tick.
+const renewers = 16
+
 // renew writes every held lease again at its revision. A refused write
 // (someone else holds it now, or it lapsed) stops the extension at once; a
 // write that fails otherwise (NATS unreachable) is tried again next tick,
-// until half the TTL has passed since the last success: then the
-// extension is stopped before the lease can lapse (fencing).
+// and fence stops the extension once half the TTL passed without a
+// success. While the connection is down nothing is tried: each write would
+// only wait for its timeout.
 func (f *fleet) renew(ctx context.Context) {
+	if f.b.nc.Status() != nats.CONNECTED {
+		return
+	}
 	f.mu.Lock()
 	held := make(map[string]lease, len(f.held))
 	for ext, l := range f.held {
@@ -299,25 +308,61 @@ func (f *fleet) renew(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	value := f.value()
+	slots := make(chan struct{}, renewers)
+	var wg sync.WaitGroup
 	for ext, l := range held {
-		start := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, f.ttl/6)
-		rev, err := f.kv.Update(rctx, l.key, value, l.rev)
-		cancel()
-		switch {
-		case err == nil:
-			f.b.metrics.leaseRenewed(time.Since(start))
-			f.mu.Lock()
-			if cur := f.held[ext]; cur != nil {
-				cur.rev, cur.renewed = rev, time.Now()
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			f.renewOne(ctx, ext, l, value)
+		})
+	}
+	wg.Wait()
+}
+
+func (f *fleet) renewOne(ctx context.Context, ext string, l lease, value []byte) {
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, f.ttl/6)
+	rev, err := f.kv.Update(rctx, l.key, value, l.rev)
+	cancel()
+	switch {
+	case err == nil:
+		f.b.metrics.leaseRenewed(time.Since(start))
+		f.mu.Lock()
+		if cur := f.held[ext]; cur != nil && cur.rev == l.rev {
+			cur.rev, cur.renewed = rev, time.Now()
+		}
+		f.mu.Unlock()
+	case refused(err):
+		f.lose(ext, "lease_lost", "the lease was taken or lapsed", err)
+	case ctx.Err() == nil:
+		f.log.Warn("fleet: lease renewal failed; trying again", "ext", ext, "err", err, "since_renewed", time.Since(l.renewed))
+	}
+}
+
+// fence stops, within a tenth of the TTL, every extension whose lease was
+// not renewed for half the TTL: by then another replica may take it soon
+// (at the TTL), and the session must be closed before. It runs apart from
+// the renewals, which may be stuck waiting for NATS.
+func (f *fleet) fence(ctx context.Context) {
+	t := time.NewTicker(f.ttl / 10)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f.mu.Lock()
+		var stale []string
+		for ext, l := range f.held {
+			if time.Since(l.renewed) > f.ttl/2 {
+				stale = append(stale, ext)
 			}
-			f.mu.Unlock()
-		case refused(err):
-			f.lose(ext, "lease_lost", "the lease was taken or lapsed", err)
-		case time.Since(l.renewed) > f.ttl/2:
-			f.lose(ext, "lease_lost", "no renewal for half the lease TTL (fencing)", err)
-		case ctx.Err() == nil:
-			f.log.Warn("fleet: lease renewal failed; trying again", "ext", ext, "err", err, "since_renewed", time.Since(l.renewed))
+		}
+		f.mu.Unlock()
+		for _, ext := range stale {
+			f.lose(ext, "lease_lost", "no renewal for half the lease TTL (fencing)", nil)
 		}
 	}
 }
@@ -358,6 +403,9 @@ func (f *fleet) heartbeat(ctx context.Context) {
 		owned = append(owned, ext)
 	}
 	f.mu.Unlock()
+	if f.b.nc.Status() != nats.CONNECTED {
+		return
+	}
 	v, _ := json.Marshal(replicaValue{Replica: f.replica, Inbox: f.inbox, Owned: sortedStrings(owned), At: time.Now().UTC()})
 	hctx, cancel := context.WithTimeout(ctx, f.ttl/6)
 	defer cancel()

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +139,46 @@ func TestFleetSharesAndHandsOver(t *testing.T) {
 	for _, e := range exts {
 		if n := len(rec.on("pbx." + e + ".call.missed")); n != 1 {
 			t.Errorf("%s: %d call.missed for one call", e, n)
+		}
+	}
+}
+
+// TestFleetFencesWithoutNATS: a replica that cannot renew its leases (NATS
+// gone) stops its sessions within half the lease TTL, before another
+// replica could take them, and serves them again when NATS is back.
+func TestFleetFencesWithoutNATS(t *testing.T) {
+	dir := t.TempDir()
+	ns := startNATS(t, dir, -1)
+	addr := strings.TrimPrefix(ns.ClientURL(), "nats://")
+	sim, secrets := startPBX(t, "1001", "1002")
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	nc := connect(t, ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	cfg := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "solo")
+	rb := runBridge(t, nc, cfg)
+	waitFor(t, "both extensions served", 15*time.Second, func() bool {
+		return len(rb.Served()) == 2 && sim.LiveSockets("1001") == 1 && sim.LiveSockets("1002") == 1
+	})
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	gone := time.Now()
+	// The lease lapses at most a TTL after NATS went away: the sessions
+	// must be closed before.
+	waitFor(t, "sessions fenced before the lease could lapse", cfg.Fleet.LeaseTTL, func() bool {
+		return sim.LiveSockets("1001") == 0 && sim.LiveSockets("1002") == 0
+	})
+	t.Logf("sessions closed %s after NATS went away (lease TTL %s)", time.Since(gone).Round(time.Millisecond), cfg.Fleet.LeaseTTL)
+	restartNATS(t, addr, dir)
+	waitFor(t, "served again", 30*time.Second, func() bool {
+		return len(rb.Served()) == 2 && sim.LiveSockets("1001") == 1 && sim.LiveSockets("1002") == 1
+	})
+	for _, e := range []string{"1001", "1002"} {
+		if n := sim.MaxLiveSockets(e); n != 1 {
+			t.Errorf("%s had %d live sockets at once", e, n)
 		}
 	}
 }
