@@ -199,16 +199,8 @@ func TestNoCallLost(t *testing.T) {
 	ns := startNATS(t, storeDir, -1)
 	natsURL := ns.ClientURL()
 	sim, secrets := startPBX(t, exts...)
-	caFile := t.TempDir() + "/ca.pem"
-	if err := sim.WriteCAFile(caFile); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	var extYAML strings.Builder
-	for _, e := range exts {
-		env = append(env, "SECRET_"+e+"="+secrets[e])
-		fmt.Fprintf(&extYAML, "  - username: %q\n    secret: ${SECRET_%s}\n", e, e)
-	}
+	caFile := writeCAFile(t, sim)
+	env, extYAML := extensionsYAML(exts, secrets)
 	config := fmt.Sprintf(`nats:
   url: %s
 pbx:
@@ -232,7 +224,7 @@ log:
   level: debug
   format: json
 shutdown_timeout: 5s
-`, natsURL, sim.URL(), caFile, extYAML.String())
+`, natsURL, sim.URL(), caFile, extYAML)
 
 	watcher := connect(t, natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	rec := record(t, watcher, "pbx.>")

@@ -107,16 +107,8 @@ func TestFleetFailover(t *testing.T) {
 	nodes := startCluster(t, 3)
 	urls := clusterURLs(nodes)
 	sim, secrets := startPBX(t, exts...)
-	caFile := t.TempDir() + "/ca.pem"
-	if err := sim.WriteCAFile(caFile); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	var extYAML strings.Builder
-	for _, e := range exts {
-		env = append(env, "SECRET_"+e+"="+secrets[e])
-		fmt.Fprintf(&extYAML, "  - username: %q\n    secret: ${SECRET_%s}\n", e, e)
-	}
+	caFile := writeCAFile(t, sim)
+	env, extYAML := extensionsYAML(exts, secrets)
 	config := func(replica string) string {
 		return fmt.Sprintf(`nats:
   url: %s
@@ -142,7 +134,7 @@ log:
   level: info
   format: json
 shutdown_timeout: 5s
-`, urls, sim.URL(), caFile, replica, ttl, extYAML.String())
+`, urls, sim.URL(), caFile, replica, ttl, extYAML)
 	}
 	watcher := connect(t, urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	rec := record(t, watcher, "pbx.>")

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
 var (
@@ -134,6 +136,28 @@ func (p *process) terminate(d time.Duration) error {
 
 // logContains reports whether the process logged s.
 func (p *process) logContains(s string) bool { return strings.Contains(p.logs.String(), s) }
+
+// writeCAFile writes the simulator's CA certificate for a process's pbx.ca_file.
+func writeCAFile(t testing.TB, sim *pbxtest.Server) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := sim.WriteCAFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// extensionsYAML returns the extensions block of a process's configuration,
+// each secret read from an environment variable, and those variables: the
+// secrets never stand in the file.
+func extensionsYAML(exts []string, secrets map[string]string) (env []string, block string) {
+	var b strings.Builder
+	for _, e := range exts {
+		env = append(env, "SECRET_"+e+"="+secrets[e])
+		fmt.Fprintf(&b, "  - username: %q\n    secret: ${SECRET_%s}\n", e, e)
+	}
+	return env, b.String()
+}
 
 // TestMain removes the binary that binary built.
 func TestMain(m *testing.M) {
