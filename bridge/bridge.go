@@ -60,6 +60,13 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	// One CA pool, TLS session cache and getproduct answer for every
+	// extension of the PBX (package pbx, "Requests per login").
+	shared, err := cfg.PBX.Shared()
+	if err != nil {
+		return nil, fmt.Errorf("pbx: %w", err)
+	}
+	cfg.PBX = shared
 	if cfg.PBX.HTTPClient == nil {
 		// One connection pool to the PBX for every extension, as big as the
 		// limiter lets requests run at once.
@@ -68,10 +75,6 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 			return nil, fmt.Errorf("pbx: %w", err)
 		}
 		cfg.PBX.HTTPClient = hc
-	}
-	if cfg.PBX.ProductCache == nil {
-		// getproduct once for every extension of the PBX (package pbx, "Requests per login").
-		cfg.PBX.ProductCache = pbx.NewProductCache()
 	}
 	u, err := url.Parse(cfg.PBX.URL)
 	if err != nil {

@@ -64,6 +64,13 @@ type Config struct {
 	// with self-signed certificates only; setting it with CAFile or RootCAs
 	// is an error.
 	InsecureSkipVerify bool
+	// SessionCache, if set, keeps TLS sessions for the subscribe sockets
+	// (and for an HTTP client built from these settings), so that the
+	// sessions sharing it resume a TLS session on connect rather than run a
+	// full handshake each: the PBX signs nothing and the client checks no
+	// certificate chain again. Share it only between configurations with
+	// the same TLS settings (see Shared).
+	SessionCache tls.ClientSessionCache
 
 	// RequestTimeout bounds each HTTP request, the socket handshake and
 	// each socket write.
@@ -135,6 +142,32 @@ type Hooks struct {
 	// logged beside it are sampled.
 	DecodeProblem func(endpoint, field string)
 }
+
+// Shared returns cfg made ready to be the template of many sessions of one
+// PBX (as a bridge's extensions are), filling what cfg does not set: the
+// CA file read once into RootCAs instead of once per session, one TLS
+// session cache, and one ProductCache. Each of these is then shared by
+// every session made from the result.
+func (cfg Config) Shared() (Config, error) {
+	if cfg.CAFile != "" && cfg.RootCAs == nil {
+		tc, err := cfg.tlsConfig()
+		if err != nil {
+			return cfg, err
+		}
+		cfg.RootCAs, cfg.CAFile = tc.RootCAs, ""
+	}
+	if cfg.SessionCache == nil {
+		cfg.SessionCache = tls.NewLRUClientSessionCache(sessionCacheSize)
+	}
+	if cfg.ProductCache == nil {
+		cfg.ProductCache = NewProductCache()
+	}
+	return cfg, nil
+}
+
+// sessionCacheSize bounds a shared TLS session cache. Its entries are per
+// server name: one PBX needs one.
+const sessionCacheSize = 16
 
 // withDefaults validates cfg's fields other than URL and TLS, and fills the
 // zero ones.
@@ -235,8 +268,11 @@ func (cfg Config) tlsConfig() (*tls.Config, error) {
 		tc.RootCAs = cfg.RootCAs
 	case !cfg.InsecureSkipVerify && cfg.HTTPClient != nil:
 		if tr, ok := cfg.HTTPClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
-			return tr.TLSClientConfig.Clone(), nil
+			tc = tr.TLSClientConfig.Clone()
 		}
+	}
+	if cfg.SessionCache != nil {
+		tc.ClientSessionCache = cfg.SessionCache
 	}
 	return tc, nil
 }

@@ -120,3 +120,40 @@ func TestProductReadAgain(t *testing.T) {
 		t.Fatalf("getproduct asked %d times, want 3", products())
 	}
 }
+
+// TestSharedConfig: sessions made from one Shared configuration share its
+// CA pool, its ProductCache and its TLS sessions: after the first socket,
+// the others resume a TLS session instead of a full handshake.
+func TestSharedConfig(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	caFile := t.TempDir() + "/ca.pem"
+	if err := srv.WriteCAFile(caFile); err != nil {
+		t.Fatal(err)
+	}
+	base := fastConfig(t, srv, pbxtest.Extension{})
+	base.RootCAs, base.CAFile = nil, caFile
+	shared, err := base.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shared.CAFile != "" || shared.RootCAs == nil || shared.SessionCache == nil || shared.ProductCache == nil {
+		t.Fatalf("Shared left CAFile %q, RootCAs %v, SessionCache %v, ProductCache %v", shared.CAFile, shared.RootCAs != nil, shared.SessionCache != nil, shared.ProductCache != nil)
+	}
+	again, err := shared.Shared()
+	if err != nil || again.RootCAs != shared.RootCAs || again.SessionCache != shared.SessionCache || again.ProductCache != shared.ProductCache {
+		t.Fatalf("Shared of a shared configuration replaced what it had (err %v)", err)
+	}
+	for _, n := range []string{"1001", "1002", "1003"} {
+		ext := srv.AddExtension(pbxtest.Extension{Number: n})
+		cfg := shared
+		cfg.Username, cfg.Secret = ext.Number, ext.Secret
+		open(t, srv, cfg)
+	}
+	if srv.ResumedSockets("1002") != 1 || srv.ResumedSockets("1003") != 1 {
+		t.Fatalf("resumed sockets: 1001 %d, 1002 %d, 1003 %d; want the later ones resumed",
+			srv.ResumedSockets("1001"), srv.ResumedSockets("1002"), srv.ResumedSockets("1003"))
+	}
+	if got := srv.Requests("/api/v1.0/pbx/getproduct"); got != 1 {
+		t.Fatalf("getproduct asked %d times, want 1", got)
+	}
+}

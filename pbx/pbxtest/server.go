@@ -108,6 +108,7 @@ type Server struct {
 type activity struct {
 	logins, logouts int
 	live, maxLive   int
+	resumed         int // sockets opened on a resumed TLS session
 	heartbeats      int
 	topicLists      [][]int
 	stallHeartbeats bool
@@ -254,6 +255,10 @@ func (s *Server) LiveSockets(ext string) int { return s.snapshot(ext).live }
 // MaxLiveSockets returns the most subscribe sockets ext ever had open at
 // once: a bridge should never have more than one.
 func (s *Server) MaxLiveSockets(ext string) int { return s.snapshot(ext).maxLive }
+
+// ResumedSockets returns how many subscribe sockets of ext were opened on
+// a resumed TLS session (no certificate sent, no signature made).
+func (s *Server) ResumedSockets(ext string) int { return s.snapshot(ext).resumed }
 
 // KnockOuts returns how many logins of ext knocked an earlier login out:
 // succeeded while ext still had live subscribe sockets, which then received

@@ -97,6 +97,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	a := s.activityOf(c.ext)
 	a.live++
 	a.maxLive = max(a.maxLive, a.live)
+	if r.TLS != nil && r.TLS.DidResume {
+		a.resumed++
+	}
 	s.mu.Unlock()
 	s.log.Debug("pbxtest: socket open", "ext", c.ext)
 	c.run()
