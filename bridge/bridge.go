@@ -31,8 +31,8 @@ type Bridge struct {
 	metrics  *metrics
 	host     string
 	set      extensionSet
-	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
-	fleet    *fleet       // nil unless Fleet.Enabled
+	openapi  *pbx.OpenAPI          // nil without OpenAPI credentials
+	fleet    atomic.Pointer[fleet] // set by Run, unless Fleet.Enabled is false
 	leases   jetstream.KeyValue
 
 	js jetstream.JetStream // nil with JetStream disabled
@@ -132,7 +132,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.fleet = f
+		b.fleet.Store(f)
 	}
 	svc, err := b.startService()
 	if err != nil {
@@ -147,8 +147,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if b.cfg.Discovery.Enabled {
 		loops.Go(func() { b.discover(ctx) })
 	}
-	if b.fleet != nil {
-		loops.Go(func() { b.fleet.run(ctx) })
+	if b.fleet.Load() != nil {
+		loops.Go(func() { b.fleet.Load().run(ctx) })
 	}
 	<-ctx.Done()
 	loops.Wait()
@@ -181,8 +181,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
 	}
-	if b.fleet != nil {
-		b.fleet.shutdown()
+	if b.fleet.Load() != nil {
+		b.fleet.Load().shutdown()
 	}
 	if b.openapi != nil {
 		if err := b.openapi.Close(shutdown); err != nil {

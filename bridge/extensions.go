@@ -251,8 +251,8 @@ func (b *Bridge) remove(username string, why int) error {
 	delete(s.cands, username)
 	s.mu.Unlock()
 	s.halt(username, "removed")
-	if b.fleet != nil {
-		b.fleet.release(username)
+	if b.fleet.Load() != nil {
+		b.fleet.Load().release(username)
 	}
 	return nil
 }

@@ -85,10 +85,10 @@ func (b *Bridge) startService() (micro.Service, error) {
 			return nil, fmt.Errorf("micro endpoint %s: %w", ep.name, err)
 		}
 	}
-	if b.fleet != nil {
+	if b.fleet.Load() != nil {
 		// Any replica answers: each sees the whole fleet in the lease bucket.
 		err := svc.AddEndpoint("fleet_status", micro.HandlerFunc(func(req micro.Request) {
-			b.answer("fleet_status", schema.TypeFleetStatus, microReplier{req}, b.fleet.status(), nil)
+			b.answer("fleet_status", schema.TypeFleetStatus, microReplier{req}, b.fleet.Load().status(), nil)
 		}), micro.WithEndpointSubject(b.subjects.fleetStatus()),
 			micro.WithEndpointMetadata(map[string]string{"schema": schema.TypeFleetStatus}))
 		if err != nil {
@@ -150,8 +150,8 @@ func (b *Bridge) serveRequest(name, schemaType string, handle handler, subject s
 	var call func(context.Context) (any, error)
 	x, err := b.lookup(subject)
 	var away *elsewhere
-	if errors.As(err, &away) && b.fleet != nil && nats.Header(h).Get(forwardedHeader) == "" {
-		if err = b.fleet.forward(subject, data, h, reply, away.ext); err == nil {
+	if errors.As(err, &away) && b.fleet.Load() != nil && nats.Header(h).Get(forwardedHeader) == "" {
+		if err = b.fleet.Load().forward(subject, data, h, reply, away.ext); err == nil {
 			return
 		}
 	}
@@ -263,7 +263,7 @@ func (b *Bridge) lookup(subject string) (*extension, error) {
 	switch {
 	case x != nil:
 		return x, nil
-	case b.fleet != nil && b.set.wanted(ext):
+	case b.fleet.Load() != nil && b.set.wanted(ext):
 		return nil, &elsewhere{ext: ext}
 	}
 	return nil, &apiError{code: codeNotFound, msg: "extension " + strconv.Quote(ext) + " is not served by this bridge"}
