@@ -266,25 +266,26 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		}
 		// Catch-up needs only the HTTP API, not the socket: a poll or an
 		// overflow while the socket is down is served too.
-		if !pending || waiting {
-			continue
-		}
-		n, err := x.catchUp(ctx, sess, sess.LoginTime())
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return true
-		case err != nil:
-			d := failures.NextBackOff()
-			x.log.Warn("catch-up failed; retrying", "err", err, "published", n, "retry_in", d)
-			retry.Reset(d)
-			waiting = true
-		default:
-			if n > 0 {
-				x.log.Info("caught up", "records", n)
+		if pending && !waiting {
+			n, err := x.catchUp(ctx, sess, sess.LoginTime())
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return true
+			case err != nil:
+				d := failures.NextBackOff()
+				x.log.Warn("catch-up failed; retrying", "err", err, "published", n, "retry_in", d)
+				retry.Reset(d)
+				waiting = true
+			default:
+				if n > 0 {
+					x.log.Info("caught up", "records", n)
+				}
+				failures.Reset()
+				pending = false
 			}
-			failures.Reset()
-			pending = false
 		}
+		// Online once the socket is up and catch-up was tried, or is
+		// waiting for its backoff after a failure.
 		if up {
 			up = false
 			bo.Reset()

@@ -426,3 +426,19 @@ func TestCDRQueryRulesInOnePlace(t *testing.T) {
 		t.Errorf("%d bad requests reached the PBX", n)
 	}
 }
+
+// A catch-up waiting out its backoff does not keep a reconnected socket
+// from going online: requests are answered meanwhile.
+func TestOnlineWhileCatchupBacksOff(t *testing.T) {
+	h := startHostile(t, nil, func(sim *pbxtest.Server, cfg *bridge.Config) {
+		sim.FailEndpoint(searchPath, 10001, "INTERFACE NOT EXIST")
+		cfg.RetryMin, cfg.RetryMax = time.Minute, time.Minute // the retry never comes within the test
+	}, "1001")
+	h.online(t, "1001", 1)
+	h.sim.DropSockets("1001")
+	h.rec.await("pbx.1001.session.reconnecting", 1, 10*time.Second)
+	h.online(t, "1001", 2)
+	if m := h.request(t, "pbx.1001.info", ""); m.Header.Get("Nats-Service-Error-Code") != "" {
+		t.Errorf("info while catch-up backs off: %s", m.Data)
+	}
+}
