@@ -10,15 +10,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
-
-	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
 // A fleet is several bridges with the same configuration on one NATS
@@ -175,95 +171,6 @@ func (f *fleet) run(ctx context.Context) {
 		case <-f.kick:
 		}
 		f.tick(ctx)
-	}
-}
-
-// watch mirrors the bucket: who owns which lease, which replicas are
-// alive. It restarts after the watch fails (a NATS outage).
-func (f *fleet) watch(ctx context.Context) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(ctx)
-		w, err := f.kv.WatchAll(wctx)
-		if err != nil {
-			cancel()
-			f.log.Warn("fleet: watching the lease bucket failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
-		f.mu.Lock()
-		f.owners, f.replicas, f.seen, f.synced = map[string]string{}, map[string]replicaValue{}, map[string]time.Time{}, false
-		f.rewatch, f.watchAge = cancel, time.Now()
-		f.mu.Unlock()
-		for e := range w.Updates() {
-			f.apply(e)
-		}
-		_ = w.Stop()
-		cancel()
-		if ctx.Err() == nil {
-			sleep(ctx, 100*time.Millisecond)
-		}
-	}
-}
-
-// checkWatch restarts a watch that stopped delivering: this replica's own
-// heartbeat, written every third of the TTL, has not come back through
-// it for a whole TTL.
-func (f *fleet) checkWatch() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	last := f.seen[replicaKey(f.replica)]
-	if last.IsZero() {
-		last = f.watchAge
-	}
-	if f.rewatch != nil && !f.watchAge.IsZero() && time.Since(last) > f.ttl {
-		f.log.Warn("fleet: the lease bucket watch stopped delivering; watching again", "silent_for", time.Since(last).Round(time.Millisecond))
-		f.rewatch()
-		f.rewatch = nil
-	}
-}
-
-// apply takes one watch update into the mirror.
-func (f *fleet) apply(e jetstream.KeyValueEntry) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if e == nil {
-		f.synced = true
-		f.poke()
-		return
-	}
-	gone := e.Operation() != jetstream.KeyValuePut
-	switch key := e.Key(); {
-	case strings.HasPrefix(key, "lease."):
-		if gone {
-			delete(f.owners, key)
-			f.poke()
-			return
-		}
-		var v leaseValue
-		if json.Unmarshal(e.Value(), &v) == nil {
-			f.owners[key] = v.Replica
-		}
-	case strings.HasPrefix(key, "replica."):
-		if gone {
-			delete(f.replicas, key)
-			delete(f.seen, key)
-			f.poke()
-			return
-		}
-		var v replicaValue
-		if json.Unmarshal(e.Value(), &v) == nil {
-			if _, known := f.replicas[key]; !known {
-				f.poke() // a replica joined: the fair share changed
-			}
-			f.replicas[key], f.seen[key] = v, time.Now()
-		}
-	}
-}
-
-func (f *fleet) poke() {
-	select {
-	case f.kick <- struct{}{}:
-	default:
 	}
 }
 
@@ -432,16 +339,6 @@ func (f *fleet) fairShare() int {
 	return (n + live - 1) / live
 }
 
-// alive reports whether the replica of key sent a heartbeat lately: within
-// three quarters of the TTL, i.e. it missed at most one (they come every
-// third). A replica that died keeps its key until the TTL; counting it
-// live until then would keep the others below its share and its
-// extensions down. f.mu must be held.
-func (f *fleet) alive(key string) bool {
-	seen, ok := f.seen[key]
-	return ok && time.Since(seen) < f.ttl*3/4
-}
-
 // balance takes unowned leases up to the fair share, and hands over what
 // is above it. Because the share is rounded up, a replica at its share
 // never sheds, and one below it only takes what nobody holds: nothing
@@ -573,96 +470,4 @@ func (f *fleet) shutdown() {
 	defer cancel()
 	_ = f.kv.Delete(ctx, replicaKey(f.replica))
 	f.log.Info("fleet: leases released", "extensions", len(exts))
-}
-
-// ownerOf returns the live replica holding ext's lease and its inbox, or
-// "" when nobody does (the extension is changing hands).
-func (f *fleet) ownerOf(ext string) (replica, inbox string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	replica = f.owners[f.leaseKey(ext)]
-	if replica == "" {
-		return "", ""
-	}
-	hb, ok := f.replicas[replicaKey(replica)]
-	if !ok || !f.alive(replicaKey(replica)) {
-		return "", ""
-	}
-	return replica, hb.Inbox
-}
-
-// forward hands a request to the replica that owns ext, which answers the
-// requester directly. It fails (and the request is answered 503, retry)
-// when nobody owns it now, or this replica does but has not started it.
-func (f *fleet) forward(subject string, data []byte, h micro.Headers, reply, ext string) error {
-	owner, inbox := f.ownerOf(ext)
-	if owner == "" || owner == f.replica {
-		return &elsewhere{ext: ext}
-	}
-	m := nats.NewMsg(inbox)
-	m.Data, m.Reply = data, reply
-	for k, v := range h {
-		m.Header[k] = v
-	}
-	m.Header.Set(forwardedHeader, f.replica)
-	m.Header.Set(subjectHeader, subject)
-	if err := f.b.nc.PublishMsg(m); err != nil {
-		return &elsewhere{ext: ext}
-	}
-	f.b.metrics.forwarded()
-	return nil
-}
-
-// subjectHeader carries a forwarded request's original subject.
-const subjectHeader = "Pbx-Fleet-Subject"
-
-// serveForwarded answers a request another replica handed over.
-func (f *fleet) serveForwarded(m *nats.Msg) {
-	subject := m.Header.Get(subjectHeader)
-	ep, ok := f.b.endpointOf(subject)
-	if !ok {
-		return
-	}
-	to := directReplier{nc: f.b.nc, subject: m.Reply}
-	f.b.serveRequest(ep.name, ep.schema, ep.handle, subject, m.Data, micro.Headers(m.Header), to, m.Reply)
-}
-
-// changingHands is the answer for an extension of the fleet that no live
-// replica serves at the moment.
-func changingHands(ext string) *apiError {
-	return &apiError{code: codeUnavailable, retryAfter: time.Second,
-		msg: "extension " + ext + " is changing hands between replicas; retry in a second"}
-}
-
-// status is the fleet as this replica sees it: every live replica and the
-// extensions it owns, and the extensions nobody owns at the moment.
-func (f *fleet) status() schema.FleetStatus {
-	st := schema.FleetStatus{Replica: f.replica}
-	f.mu.Lock()
-	byReplica := map[string][]string{}
-	owned := map[string]bool{}
-	for _, ext := range f.b.set.candidates() {
-		if r := f.owners[f.leaseKey(ext)]; r != "" {
-			byReplica[r] = append(byReplica[r], ext)
-			owned[ext] = true
-		} else {
-			st.Unowned = append(st.Unowned, ext)
-		}
-	}
-	for key, hb := range f.replicas {
-		if !f.alive(key) && hb.Replica != f.replica {
-			continue
-		}
-		st.Replicas = append(st.Replicas, schema.FleetReplica{Replica: hb.Replica, Heartbeat: hb.At, Extensions: sortedStrings(byReplica[hb.Replica])})
-	}
-	f.mu.Unlock()
-	slices.SortFunc(st.Replicas, func(a, b schema.FleetReplica) int { return strings.Compare(a.Replica, b.Replica) })
-	return st
-}
-
-// sortedStrings returns a sorted copy of s, never nil.
-func sortedStrings(s []string) []string {
-	out := append([]string{}, s...)
-	slices.Sort(out)
-	return out
 }
