@@ -278,8 +278,11 @@ func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
 	if !valid {
 		return errParameter
 	}
-	var hits []record
-	for _, rec := range e.cdrs {
+	// Pointers, not copies: an extension may hold many thousand records,
+	// and a page query must not cost a PBX's worth of copying.
+	hits := make([]*record, 0, len(e.cdrs))
+	for i := range e.cdrs {
+		rec := &e.cdrs[i]
 		if q.status != 0 && rec.cdr.Status != q.status {
 			continue
 		}
@@ -288,19 +291,23 @@ func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
 		}
 		hits = append(hits, rec)
 	}
-	slices.SortStableFunc(hits, func(a, b record) int {
-		c := 0
-		if !q.sortByID {
-			c = cmp.Compare(a.cdr.Timestamp, b.cdr.Timestamp)
-		}
-		if c == 0 {
-			c = cmp.Compare(a.cdr.ID, b.cdr.ID)
-		}
+	if q.sortByID {
+		// The store is in id order (Call appends with increasing ids).
 		if !q.asc {
-			c = -c
+			slices.Reverse(hits)
 		}
-		return c
-	})
+	} else {
+		slices.SortStableFunc(hits, func(a, b *record) int {
+			c := cmp.Compare(a.cdr.Timestamp, b.cdr.Timestamp)
+			if c == 0 {
+				c = cmp.Compare(a.cdr.ID, b.cdr.ID)
+			}
+			if !q.asc {
+				c = -c
+			}
+			return c
+		})
+	}
 	list := []CDR{} // an empty page is [], never null
 	now := time.Now()
 	lo, hi := s.quirks.window(len(hits), q.page, q.pageSize)
