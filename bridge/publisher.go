@@ -111,48 +111,64 @@ func (p *jsPublisher) retryBackoff() *backoff.ExponentialBackOff {
 }
 
 func (p *jsPublisher) publish(ctx context.Context, ev outEvent) error {
-	b := p.retryBackoff()
-	attempt := 0
-	op := func() error {
-		attempt++
-		actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
-		defer cancel()
-		_, err := p.js.PublishMsg(actx, eventMsg(ev), jetstream.WithMsgID(ev.id))
-		if err == nil {
-			if attempt > 1 {
-				p.log.Info("publish succeeded after retries", "subject", ev.subject, "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return backoff.Permanent(ctx.Err())
-		}
-		if tooLarge(err) {
-			p.metrics.publishError(ev.typ)
-			return backoff.Permanent(fmt.Errorf("%w: %w", errTooLarge, err))
-		}
-		p.metrics.publishError(ev.typ)
-		p.metrics.publishRetry(ev.typ)
-		// Say so at once, then now and then: an outage must show in the
-		// log, not only in a counter.
-		if attempt == 1 || attempt%20 == 0 {
-			p.log.Warn("publish not acknowledged; retrying", "subject", ev.subject, "attempt", attempt, "err", err)
-		}
-		// No stream answered (a core subscriber on the subject turns "no
-		// responders" into a timeout, so any failure counts): the stream may
-		// have been deleted. Re-create it rather than wait forever.
-		ectx, ecancel := context.WithTimeout(ctx, p.ackTimeout)
-		defer ecancel()
-		if eerr := p.ensure(ectx); eerr != nil && attempt == 1 {
-			p.log.Warn("stream check failed", "err", eerr)
-		}
-		return err
+	// The common case, acknowledged at the first attempt, goes without the
+	// retry machinery.
+	err := p.attempt(ctx, ev, 1)
+	if err != nil && !isPermanent(err) {
+		attempt := 1
+		err = backoff.Retry(func() error {
+			attempt++
+			return p.attempt(ctx, ev, attempt)
+		}, backoff.WithContext(p.retryBackoff(), ctx))
 	}
-	if err := backoff.Retry(op, backoff.WithContext(b, ctx)); err != nil {
+	if err != nil {
 		return fmt.Errorf("publish %s: %w", ev.subject, err)
 	}
 	p.metrics.published(ev.typ)
 	return nil
+}
+
+func isPermanent(err error) bool {
+	var pe *backoff.PermanentError
+	return errors.As(err, &pe)
+}
+
+// attempt is one attempt of publish: nil once acknowledged, a
+// backoff.Permanent error when retrying cannot help (ctx ended, too large),
+// another error to retry after.
+func (p *jsPublisher) attempt(ctx context.Context, ev outEvent, attempt int) error {
+	actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
+	defer cancel()
+	_, err := p.js.PublishMsg(actx, eventMsg(ev), jetstream.WithMsgID(ev.id))
+	if err == nil {
+		if attempt > 1 {
+			p.log.Info("publish succeeded after retries", "subject", ev.subject, "attempts", attempt)
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return backoff.Permanent(ctx.Err())
+	}
+	if tooLarge(err) {
+		p.metrics.publishError(ev.typ)
+		return backoff.Permanent(fmt.Errorf("%w: %w", errTooLarge, err))
+	}
+	p.metrics.publishError(ev.typ)
+	p.metrics.publishRetry(ev.typ)
+	// Say so at once, then now and then: an outage must show in the log,
+	// not only in a counter.
+	if attempt == 1 || attempt%20 == 0 {
+		p.log.Warn("publish not acknowledged; retrying", "subject", ev.subject, "attempt", attempt, "err", err)
+	}
+	// No stream answered (a core subscriber on the subject turns "no
+	// responders" into a timeout, so any failure counts): the stream may
+	// have been deleted. Re-create it rather than wait forever.
+	ectx, ecancel := context.WithTimeout(ctx, p.ackTimeout)
+	defer ecancel()
+	if eerr := p.ensure(ectx); eerr != nil && attempt == 1 {
+		p.log.Warn("stream check failed", "err", eerr)
+	}
+	return err
 }
 
 // Bounds of the pipelined publishes of publishInOrder.
