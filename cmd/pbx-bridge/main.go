@@ -6,6 +6,7 @@
 //	pbx-bridge status --nats URL       the fleet's replicas and what each owns
 //	pbx-bridge sim [flags]             a standalone PBX simulator
 //	pbx-bridge demo                    NATS, simulator, bridge and a subscriber in one process
+//	pbx-bridge bench [flags]           every figure of docs/benchmarks.md next to its limit
 //	pbx-bridge version
 package main
 
@@ -35,6 +36,7 @@ Usage:
                                      print a fleet's replicas and the extensions each owns
   pbx-bridge sim [flags]             run a standalone PBX simulator (see: pbx-bridge sim -h)
   pbx-bridge demo [flags]            embedded NATS + simulator + bridge + a subscriber printing events
+  pbx-bridge bench [flags]           measure the bridge against the simulator and its limits (see: pbx-bridge bench -h)
   pbx-bridge version                 print the version
 `
 
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = statusCmd(args[1:], stdout, stderr)
 	case "sim":
 		err = simCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = demoCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

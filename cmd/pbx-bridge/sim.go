@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	every := fs.Duration("calls-every", 0, "generate a random call for a random extension this often (0: never)")
 	fwVersion := fs.String("pbx-version", "37.12.0.10", "firmware version the simulator reports")
 	cn := fs.Bool("cn", false, `simulate a "cn" plan PBX (base_oem_id 1)`)
+	control := fs.String("control", "", "serve the control API (calls, pushes, request counters) on this loopback address, for pbx-bridge bench (empty: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,6 +65,13 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "  - username: %q\n    secret: %q\n", e.Number, e.Secret)
 	}
 	fmt.Fprintln(stdout)
+	if *control != "" {
+		u, err := serveSimControl(ctx, sim, numbers, *control)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "control API: %s\n", u)
+	}
 	if *every > 0 {
 		fmt.Fprintf(stdout, "generating a call every %s; Ctrl-C to stop\n", *every)
 		go generateCalls(ctx, sim, numbers, *every, stdout)
@@ -71,11 +80,24 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// extensionList parses and checks a comma-separated list of extensions.
+// extensionList parses and checks a comma-separated list of extensions,
+// where FIRST-LAST stands for the numbers from FIRST to LAST.
 func extensionList(s string) ([]string, error) {
 	var out []string
 	for _, n := range strings.Split(s, ",") {
 		n = strings.TrimSpace(n)
+		lo, hi, ok := strings.Cut(n, "-")
+		first, err1 := strconv.Atoi(lo)
+		last, err2 := strconv.Atoi(hi)
+		if ok && err1 == nil && err2 == nil {
+			if first < 0 || last < first || last-first >= maxExtensionRange {
+				return nil, fmt.Errorf("--extensions: %q is no range FIRST-LAST of at most %d numbers", n, maxExtensionRange)
+			}
+			for i := first; i <= last; i++ {
+				out = append(out, strconv.Itoa(i))
+			}
+			continue
+		}
 		if err := bridge.ValidToken(n); err != nil {
 			return nil, fmt.Errorf("--extensions: %w", err)
 		}
@@ -83,6 +105,9 @@ func extensionList(s string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// maxExtensionRange bounds one FIRST-LAST range of --extensions.
+const maxExtensionRange = 100_000
 
 // generateCalls makes a random call for a random extension every d.
 func generateCalls(ctx context.Context, sim *pbxtest.Server, exts []string, d time.Duration, w io.Writer) {

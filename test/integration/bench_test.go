@@ -2,9 +2,12 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -173,4 +176,116 @@ func readSimOutput(b *testing.B, r io.Reader, n int) (url, caFile string, secret
 	}
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	return url, caFile, secrets
+}
+
+// BenchmarkCatchupGap measures catch-up after a gap of b.N records of one
+// extension (stored without notifications, then one with), the PBX serving
+// pages of 100: from the notification to the last cdr.created acknowledged
+// by JetStream, as a subscriber sees it. It reports records/s;
+// -benchtime=10000x is the gap of docs/benchmarks.md.
+func BenchmarkCatchupGap(b *testing.B) {
+	ns := startNATS(b, b.TempDir(), -1)
+	sim, secrets := startPBX(b, "1001")
+	nc := connect(b, ns.ClientURL())
+	cfg := fastConfig(sim, secrets, slogDiscard())
+	online, _ := nc.SubscribeSync("pbx.1001.session.online")
+	runBridge(b, nc, cfg)
+	if _, err := online.NextMsg(10 * time.Second); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, "1001 subscribed", 10*time.Second, func() bool { return len(sim.TopicLists("1001")) >= 1 })
+	got := make(chan struct{}, b.N)
+	sub, err := nc.Subscribe("pbx.1001.cdr.created", func(*nats.Msg) { got <- struct{}{} })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	for i := 0; i < b.N-1; i++ {
+		if _, err := sim.Call("1001", pbxtest.Call{Kind: pbxtest.Incoming, TalkDuration: 1 + i%60, Silent: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := sim.Call("1001", pbxtest.Call{Kind: pbxtest.Incoming, TalkDuration: 1}); err != nil {
+		b.Fatal(err)
+	}
+	var first time.Time
+	for i := 0; i < b.N; i++ {
+		select {
+		case <-got:
+		case <-time.After(60 * time.Second):
+			b.Fatalf("%d of %d records arrived", i, b.N)
+		}
+		if i == 0 {
+			first = time.Now()
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+	if b.N > 1 {
+		// From the first record to the last: the publishes, after the scan.
+		b.ReportMetric(float64(b.N-1)/time.Since(first).Seconds(), "published-records/s")
+	}
+}
+
+// TestBenchCommand runs `pbx-bridge bench` at tiny sizes: every figure of
+// the table is measured, next to its limit where it has one, and --json
+// writes the same. (The figures themselves are docs/benchmarks.md's, from
+// the default sizes: a test on a shared machine asserts no speed.)
+func TestBenchCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	out := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.Command(binary(t), "bench", "--footprint-small", "30", "--footprint-large", "60", "--extensions", "4",
+		"--push", "400", "--latency-duration", "300ms", "--query-duration", "300ms", "--gap", "300", "--calls", "4",
+		"--relogins", "3", "--json", out, "--timeout", "3m")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Machine struct{ CPUs int } `json:"machine"`
+		Figures []struct {
+			Figure    string  `json:"figure"`
+			Name      string  `json:"name"`
+			LimitName string  `json:"limit_name"`
+			Value     float64 `json:"value"`
+			Limit     float64 `json:"limit"`
+		} `json:"figures"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Machine.CPUs < 1 {
+		t.Errorf("no machine in %s", raw)
+	}
+	seen, limits := map[string]int{}, 0
+	for _, f := range rep.Figures {
+		if f.LimitName != "" {
+			limits++
+		}
+		seen[f.Figure]++
+		if f.Value < 0 || f.LimitName != "" && f.Limit <= 0 {
+			t.Errorf("figure %s %q: value %v, limit %v %q", f.Figure, f.Name, f.Value, f.Limit, f.LimitName)
+		}
+		if !strings.Contains(stdout.String(), f.Name) {
+			t.Errorf("figure %s %q is not in the table:\n%s", f.Figure, f.Name, stdout.String())
+		}
+	}
+	if limits == 0 {
+		t.Errorf("no figure has a limit: %s", raw)
+	}
+	for _, fig := range []string{"1", "2", "3", "4", "5", "6"} {
+		if seen[fig] == 0 {
+			t.Errorf("no figure %s in %s", fig, raw)
+		}
+	}
 }

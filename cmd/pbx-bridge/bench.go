@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge/natsembed"
+)
+
+// benchOptions are the sizes of a bench run. The defaults finish in a few
+// minutes on 2 cores.
+type benchOptions struct {
+	small, large int           // figure 3: idle online extensions
+	work         int           // figures 1, 2 and 6: extensions notified
+	push         int           // figure 1: notifications pushed
+	latencyFor   time.Duration // figure 2: per offered rate
+	queryFor     time.Duration // figure 4: per concurrency
+	gap          int           // figure 5: records missed by one extension
+	calls        int           // figure 6: calls, one at a time
+	relogins     int           // figure 6: logins again
+	loginRate    float64       // the bridge's PBX request limit in figure 3
+	concurrency  int           // the bridge's PBX requests at once
+	jsonFile     string
+	profileDir   string
+	figures      map[string]bool // which to measure
+}
+
+// wants reports whether any of the figures is to be measured.
+func (o benchOptions) wants(figures ...string) bool {
+	for _, f := range figures {
+		if o.figures[f] {
+			return true
+		}
+	}
+	return false
+}
+
+// Where each group of extensions lives on the simulator.
+const (
+	smallFrom  = 20000
+	workFrom   = 50000
+	queryExt   = "60000" // the bridge's, for cdr.query
+	directExt  = "60001" // the bench's own login, for the same query made directly
+	catchupExt = "60002"
+	largeFrom  = 100000
+	// workRate is the bridge's PBX request limit outside figure 3: high
+	// enough not to be what figure 4 measures.
+	workRate = 100000
+)
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 2 && args[0] == "--role" {
+		if args[1] != "bridge" {
+			fmt.Fprintf(stderr, "pbx-bridge bench: unknown role %q\n", args[1])
+			return errUsage
+		}
+		return benchBridgeChild(ctx, args[2:], os.Stdin, stdout, stderr)
+	}
+	fs := newFlags("bench", stderr)
+	var o benchOptions
+	fs.IntVar(&o.small, "footprint-small", 1000, "figure 3: idle online extensions, first size")
+	fs.IntVar(&o.large, "footprint-large", 10000, "figure 3: idle online extensions, second size (at most 100000)")
+	fs.IntVar(&o.work, "extensions", 100, "figures 1, 2 and 6: extensions the simulator notifies (at most 10000)")
+	fs.IntVar(&o.push, "push", 50000, "figure 1: notifications the simulator pushes as fast as it can")
+	fs.DurationVar(&o.latencyFor, "latency-duration", 5*time.Second, "figure 2: how long each offered rate lasts")
+	fs.DurationVar(&o.queryFor, "query-duration", 3*time.Second, "figure 4: how long each concurrency lasts")
+	fs.IntVar(&o.gap, "gap", 10000, "figure 5: records one extension missed")
+	fs.IntVar(&o.calls, "calls", 100, "figure 6: calls made one at a time")
+	fs.IntVar(&o.relogins, "relogins", 50, "figure 6: extensions asked to log in again")
+	fs.Float64Var(&o.loginRate, "login-rate", 5000, "figure 3: the bridge's PBX request limit (requests/s)")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "the bridge's PBX requests at once")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the figures as JSON to this file")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "write the bridge's heap and CPU profiles here")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
+	figures := fs.String("figures", "1,2,3,4,5,6", "the figures to measure")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	o.figures = map[string]bool{}
+	for _, f := range strings.Split(*figures, ",") {
+		o.figures[strings.TrimSpace(f)] = true
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintf(stderr, "pbx-bridge bench: %v\n", err)
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	r := &benchRun{opts: o, log: stderr}
+	rep, err := r.run(ctx, "pbx-bridge bench "+strings.Join(args, " "))
+	if rep != nil {
+		rep.print(stdout)
+		if o.jsonFile != "" {
+			b, _ := json.MarshalIndent(rep, "", "  ")
+			if werr := os.WriteFile(o.jsonFile, append(b, '\n'), 0o644); werr != nil && err == nil {
+				err = werr
+			}
+		}
+	}
+	return err
+}
+
+func (o benchOptions) check() error {
+	switch {
+	case o.small < 1 || o.small > workFrom-smallFrom:
+		return fmt.Errorf("--footprint-small must be 1..%d", workFrom-smallFrom)
+	case o.large < 1 || o.large > maxExtensionRange:
+		return fmt.Errorf("--footprint-large must be 1..%d", maxExtensionRange)
+	case o.work < 1 || o.work > 10000:
+		return errors.New("--extensions must be 1..10000")
+	case o.push < 1 || o.push > maxPush, o.gap < 1 || o.gap > maxPush:
+		return fmt.Errorf("--push and --gap must be 1..%d", maxPush)
+	case o.calls < 1 || o.relogins < 0 || o.relogins > o.small:
+		return errors.New("--calls must be at least 1, --relogins 0..--footprint-small")
+	case o.latencyFor <= 0 || o.queryFor <= 0 || o.loginRate <= 0 || o.concurrency < 1:
+		return errors.New("durations, --login-rate and --concurrency must be positive")
+	}
+	return nil
+}
+
+// benchRun is one run of the bench: a NATS server in this process, the
+// simulator and the bridge in processes of their own.
+type benchRun struct {
+	opts benchOptions
+	log  io.Writer
+	dir  string
+	ns   *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	sim  *simChild
+	rep  *benchReport
+	// small is figure 3's first size, for the marginal cost per extension
+	// between the two sizes.
+	small footprintResult
+}
+
+func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error) {
+	o := r.opts
+	start := time.Now()
+	r.rep = &benchReport{Command: command, Machine: thisMachine(), Started: start.UTC().Format(time.RFC3339)}
+	dir, err := os.MkdirTemp("", "pbx-bridge-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	r.dir = dir
+	if r.ns, err = natsembed.Start("127.0.0.1:0", dir+"/nats"); err != nil {
+		return nil, err
+	}
+	defer r.ns.Shutdown()
+	if r.nc, err = nats.Connect(r.ns.ClientURL(), nats.Name("pbx-bridge bench")); err != nil {
+		return nil, err
+	}
+	defer r.nc.Close()
+	if r.js, err = jetstream.New(r.nc); err != nil {
+		return nil, err
+	}
+	exts := fmt.Sprintf("%d-%d,%d-%d,%s-%s,%d-%d", smallFrom, smallFrom+o.small-1, workFrom, workFrom+o.work-1,
+		queryExt, catchupExt, largeFrom, largeFrom+o.large-1)
+	r.progress("starting the simulator (%s)", exts)
+	if r.sim, err = startSimChild(ctx, exts, dir+"/ca.pem"); err != nil {
+		return nil, err
+	}
+	defer r.sim.stop()
+	secrets, err := r.sim.secrets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		name string
+		want bool
+		run  func(context.Context, map[string]string) error
+	}{
+		{"figure 3, " + strconv.Itoa(o.small) + " extensions, and figure 6, logins", o.wants("3", "6"), func(ctx context.Context, s map[string]string) error {
+			small, err := r.footprint(ctx, s, smallFrom, o.small, o.relogins)
+			r.small = small
+			return err
+		}},
+		{"figure 3, " + strconv.Itoa(o.large) + " extensions", o.wants("3"), func(ctx context.Context, s map[string]string) error {
+			large, err := r.footprint(ctx, s, largeFrom, o.large, 0)
+			if err == nil && r.small.n > 0 {
+				r.marginal(r.small, large)
+			}
+			return err
+		}},
+		{"figures 1, 2, 4, 5, and 6: calls", o.wants("1", "2", "4", "5", "6"), r.work},
+	}
+	for _, st := range steps {
+		if !st.want {
+			continue
+		}
+		r.progress("%s", st.name)
+		if err := st.run(ctx, secrets); err != nil {
+			r.rep.Seconds = time.Since(start).Seconds()
+			return r.rep, fmt.Errorf("%s: %w", st.name, err)
+		}
+	}
+	r.rep.Seconds = math.Round(time.Since(start).Seconds())
+	return r.rep, nil
+}
+
+func (r *benchRun) progress(format string, args ...any) {
+	fmt.Fprintf(r.log, "bench: "+format+"\n", args...)
+}
+
+// childOptions is a bridge child serving exts.
+func (r *benchRun) childOptions(name string, secrets map[string]string, exts []string, rate float64) bridgeChildOptions {
+	mine := make(map[string]string, len(exts))
+	for _, e := range exts {
+		mine[e] = secrets[e]
+	}
+	return bridgeChildOptions{natsURL: r.ns.ClientURL(), pbxURL: r.sim.url, caFile: r.sim.caFile, secrets: mine,
+		rate: rate, concurrency: r.opts.concurrency, dir: r.dir, name: name}
+}
+
+// profile asks the child for a profile into the profile directory, if any.
+func (r *benchRun) profile(ctx context.Context, c *bridgeChild, kind, name string) {
+	if r.opts.profileDir == "" {
+		return
+	}
+	path := r.opts.profileDir + "/" + name
+	if _, err := c.ask(ctx, kind+" "+path); err != nil {
+		r.progress("profile %s: %v", path, err)
+	}
+}
+
+// numbers returns n extension numbers from first.
+func numbers(first, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(first + i)
+	}
+	return out
+}
+
+// benchReport is what a run measured, as printed and as --json writes it.
+type benchReport struct {
+	Command string        `json:"command"`
+	Started string        `json:"started"`
+	Seconds float64       `json:"seconds"`
+	Machine benchMachine  `json:"machine"`
+	Figures []benchFigure `json:"figures"`
+}
+
+// benchFigure is one row of the table: a figure of the bridge next to its
+// limit, measured in the same run.
+type benchFigure struct {
+	Figure    string  `json:"figure"` // 1..6, as in the table
+	Name      string  `json:"name"`
+	Value     float64 `json:"value"`
+	Unit      string  `json:"unit"`
+	Limit     float64 `json:"limit,omitempty"`
+	LimitName string  `json:"limit_name,omitempty"`
+	Ratio     float64 `json:"ratio,omitempty"` // value / limit
+	Target    string  `json:"target,omitempty"`
+	Met       *bool   `json:"met,omitempty"`
+	Note      string  `json:"note,omitempty"`
+}
+
+func (r *benchRun) add(f benchFigure) {
+	if f.Limit != 0 && f.Ratio == 0 {
+		f.Ratio = f.Value / f.Limit
+	}
+	r.rep.Figures = append(r.rep.Figures, f)
+}
+
+// met makes the Met field.
+func met(ok bool) *bool { return &ok }
+
+func (rep *benchReport) print(w io.Writer) {
+	m := rep.Machine
+	fmt.Fprintf(w, "pbx-bridge bench: %d CPUs (%s), %s memory, %s, load %s before the run; %gs\n",
+		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.LoadBefore, rep.Seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tfigure\tbridge\tlimit, same run\tratio\ttarget\tmet")
+	for _, f := range rep.Figures {
+		limit, ratio := "", ""
+		if f.LimitName != "" {
+			limit = fmt.Sprintf("%s %s", number(f.Limit), f.LimitName)
+		}
+		if f.Ratio != 0 {
+			ratio = fmt.Sprintf("%.2f", f.Ratio)
+		}
+		metText := ""
+		if f.Met != nil {
+			metText = map[bool]string{true: "yes", false: "NO"}[*f.Met]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%s\n", f.Figure, f.Name, number(f.Value), f.Unit, limit, ratio, f.Target, metText)
+	}
+	_ = tw.Flush()
+	for _, f := range rep.Figures {
+		if f.Note != "" {
+			fmt.Fprintf(w, "  %s %s: %s\n", f.Figure, f.Name, f.Note)
+		}
+	}
+}
+
+// number prints a figure with three significant digits and thousands
+// separators.
+func number(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a >= 1000:
+		s := strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+		neg := strings.HasPrefix(s, "-")
+		s = strings.TrimPrefix(s, "-")
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		if neg {
+			return "-" + b.String()
+		}
+		return b.String()
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+// benchMachine is where the figures were measured.
+type benchMachine struct {
+	CPUs       int    `json:"cpus"`
+	CPUModel   string `json:"cpu_model"`
+	Memory     string `json:"memory"`
+	GoVersion  string `json:"go_version"`
+	LoadBefore string `json:"load_before"` // /proc/loadavg's 1, 5 and 15 minute figures
+}
+
+func thisMachine() benchMachine {
+	m := benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				m.Memory = fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadBefore = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
