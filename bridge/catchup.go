@@ -72,12 +72,10 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 				return published, err
 			}
 		}
-		for start := 0; start < len(res.fresh); start += catchupBatch {
-			n, err := x.publishRecords(ctx, res.fresh[start:min(start+catchupBatch, len(res.fresh))])
-			published += n
-			if err != nil {
-				return published, err
-			}
+		n, err := x.publishRecords(ctx, res.fresh)
+		published += n
+		if err != nil {
+			return published, err
 		}
 		if !res.complete {
 			return published, fmt.Errorf("catch-up stopped after %d pages without reaching the cursor (id %d): the PBX's CDR list does not end", maxScanPages, cur.ID)
@@ -168,18 +166,18 @@ func toCursor(r pbx.CDR) cursor {
 }
 
 // catchupBatch is the number of records published between two cursor
-// writes. The stream's last cdr.created says how far a batch got should
-// the bridge stop before its cursor write (kvCursors), so the batch only
-// bounds the work a crash sends again, and the KV writes: one per batch
-// rather than one per record.
+// writes. The stream's last cdr.created says how far the publishes got
+// should the bridge stop before its cursor write (kvCursors), so the batch
+// only bounds the work a crash sends again, and the KV writes: one per
+// batch rather than one per record.
 const catchupBatch = 500
 
-// publishRecords publishes records (oldest first) in one pipelined batch:
-// call.missed (for a missed call) and then cdr.created of each, in that
-// order, and saves the cursor at the last record whose events are all dealt
-// with. It returns how many records that is. Both ids derive from the PBX
-// and the record, so a replay carries the same ids and JetStream drops it
-// as a duplicate.
+// publishRecords publishes records (oldest first), pipelined
+// (publishInOrder): call.missed (for a missed call) and then cdr.created of
+// each, in that order, and saves the cursor every catchupBatch records and
+// at the last record whose events are all dealt with. It returns how many
+// records that is. Both ids derive from the PBX and the record, so a replay
+// carries the same ids and JetStream drops it as a duplicate.
 //
 // cdr.created goes last on purpose: the extension's last cdr.created in the
 // stream is one of the cursor's sources (kvCursors), so it must mean that
@@ -193,55 +191,56 @@ const catchupBatch = 500
 func (x *extension) publishRecords(ctx context.Context, recs []pbx.CDR) (int, error) {
 	info := x.extInfo()
 	now := x.b.cfg.now()
-	evs := make([]outEvent, 0, len(recs)+len(recs)/2)
-	ends := make([]int, len(recs)) // ends[i]: the events of recs[:i+1]
-	for i, r := range recs {
-		for kind := range 2 {
-			var ev outEvent
-			var err error
-			switch {
-			case kind == 0 && !r.Missed():
-				continue
-			case kind == 0:
-				ev, err = x.f.callMissed(info, r, now)
-			default:
-				ev, err = x.f.cdrCreated(info, r, now)
-			}
-			if err != nil {
-				x.log.Error("event not built", "err", err)
-				return x.publishBuilt(ctx, recs[:i], evs, ends[:i], fmt.Errorf("record %d not published: %w", r.ID, err))
-			}
-			if ev, ok := x.fits(ev); ok {
-				evs = append(evs, ev)
-			}
+	saved := 0
+	save := func(n int) error {
+		if n <= saved {
+			return nil
 		}
-		ends[i] = len(evs)
+		if err := x.saveCursor(ctx, toCursor(recs[n-1])); err != nil {
+			return err
+		}
+		saved = n
+		return nil
 	}
-	return x.publishBuilt(ctx, recs, evs, ends, nil)
+	n, err := x.b.pub.publishInOrder(ctx, orderedBatch{
+		n:        len(recs),
+		events:   func(i int) ([]outEvent, error) { return x.recordEvents(info, recs[i], now) },
+		dropped:  x.dropTooLarge,
+		progress: save,
+		every:    catchupBatch,
+	})
+	if err != nil {
+		x.log.Warn("records not published", "published", n, "records", len(recs), "err", err)
+	}
+	if serr := save(n); serr != nil && err == nil {
+		err = serr
+	}
+	return n, err
 }
 
-// publishBuilt publishes the events of recs, then saves the cursor at the
-// last record whose events are all dealt with; it returns how many records
-// that is, and cause if every event went out.
-func (x *extension) publishBuilt(ctx context.Context, recs []pbx.CDR, evs []outEvent, ends []int, cause error) (int, error) {
-	n, err := x.b.pub.publishInOrder(ctx, evs, x.dropTooLarge)
-	if err != nil {
-		x.log.Warn("events not published", "published", n, "events", len(evs), "err", err)
-	} else {
-		err = cause
-	}
-	// Records whose events all went out: the first with an event beyond n,
-	// and those after it, did not.
-	done := 0
-	for done < len(recs) && ends[done] <= n {
-		done++
-	}
-	if done > 0 {
-		if serr := x.saveCursor(ctx, toCursor(recs[done-1])); serr != nil && err == nil {
-			err = serr
+// recordEvents builds a record's events in publish order, without those
+// too large to ever be published (fits).
+func (x *extension) recordEvents(info pbx.Extension, r pbx.CDR, now time.Time) ([]outEvent, error) {
+	evs := make([]outEvent, 0, 2)
+	if r.Missed() {
+		ev, err := x.f.callMissed(info, r, now)
+		if err != nil {
+			x.log.Error("event not built", "err", err)
+			return nil, fmt.Errorf("record %d not published: %w", r.ID, err)
+		}
+		if ev, ok := x.fits(ev); ok {
+			evs = append(evs, ev)
 		}
 	}
-	return done, err
+	ev, err := x.f.cdrCreated(info, r, now)
+	if err != nil {
+		x.log.Error("event not built", "err", err)
+		return nil, fmt.Errorf("record %d not published: %w", r.ID, err)
+	}
+	if ev, ok := x.fits(ev); ok {
+		evs = append(evs, ev)
+	}
+	return evs, nil
 }
 
 // fits applies publish's size rule to ev before it goes out: an event

@@ -18,13 +18,36 @@ import (
 type publisher interface {
 	// publish sends one event.
 	publish(ctx context.Context, ev outEvent) error
-	// publishInOrder sends evs so that the stream stores them in that
-	// order, pipelined where the mode allows, and returns how many of the
-	// leading events are dealt with: published, or refused as too large
-	// (told to dropped; never retried). It returns len(evs) and nil, or
-	// less and why it stopped.
-	publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error)
+	// publishInOrder sends the events of b's items so that the stream
+	// stores them in that order, pipelined where the mode allows, and
+	// returns how many of the leading items are dealt with: every event
+	// published, or refused as too large (told to b.dropped; never
+	// retried). It returns b.n and nil, or less and why it stopped.
+	publishInOrder(ctx context.Context, b orderedBatch) (int, error)
 }
+
+// orderedBatch is what publishInOrder sends: n items (a catch-up's
+// records), each of one or more events, in order.
+type orderedBatch struct {
+	n int
+	// events builds item i's events when they are due (again, on a
+	// retry: they must come out the same). An item may have none. An error
+	// stops the batch, without a retry.
+	events func(i int) ([]outEvent, error)
+	// dropped is told each event the server refused as too large.
+	dropped func(outEvent, error)
+	// progress, if set, is told the number of leading items dealt with,
+	// each time it has grown by every; an error stops the batch.
+	progress func(items int) error
+	every    int
+}
+
+// errStopped wraps what stops a batch for good: a failed build or
+// progress. It is not retried.
+type errStopped struct{ err error }
+
+func (e *errStopped) Error() string { return e.err.Error() }
+func (e *errStopped) Unwrap() error { return e.err }
 
 // cloudEventsContentType is the Content-Type header of every event.
 const cloudEventsContentType = "application/cloudevents+json"
@@ -64,18 +87,31 @@ func (p *corePublisher) publish(_ context.Context, ev outEvent) error {
 	return nil
 }
 
-func (p *corePublisher) publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error) {
-	for i, ev := range evs {
-		err := p.publish(ctx, ev)
-		switch {
-		case err == nil:
-		case tooLarge(err):
-			dropped(ev, err)
-		default:
+func (p *corePublisher) publishInOrder(ctx context.Context, b orderedBatch) (int, error) {
+	told := 0
+	for i := 0; i < b.n; i++ {
+		evs, err := b.events(i)
+		if err != nil {
 			return i, err
 		}
+		for _, ev := range evs {
+			err := p.publish(ctx, ev)
+			switch {
+			case err == nil:
+			case tooLarge(err):
+				b.dropped(ev, err)
+			default:
+				return i, err
+			}
+		}
+		if b.progress != nil && i+1-told >= b.every {
+			if err := b.progress(i + 1); err != nil {
+				return i + 1, err
+			}
+			told = i + 1
+		}
 	}
-	return len(evs), nil
+	return b.n, nil
 }
 
 // jsPublisher publishes to JetStream with the event id as Nats-Msg-Id and
@@ -175,8 +211,10 @@ func (p *jsPublisher) attempt(ctx context.Context, ev outEvent, attempt int) err
 const (
 	// publishWindow bounds one caller's events in flight: enough to keep a
 	// stream busy while acknowledgements make their round trip, few enough
-	// that a failure sends little again.
-	publishWindow = 256
+	// that a failure sends little again. A window holds at most twice its
+	// batch's items, so that the many small catch-ups after an outage cost
+	// little memory each.
+	publishWindow = 1024
 	// asyncMaxPending bounds the pipelined events in flight of the whole
 	// process (many extensions catching up at once after an outage); a
 	// publish beyond it waits for room, for at most ackTimeout.
@@ -192,11 +230,12 @@ func (p *jsPublisher) asyncJS() (jetstream.JetStream, error) {
 	return p.async, p.asyncErr
 }
 
-// publishInOrder publishes evs asynchronously, at most publishWindow in
-// flight, and checks every acknowledgement. Messages of one connection
-// reach the stream in the order sent, so in the common case the stream
-// stores evs in order at the speed of the stream, not of a round trip per
-// event.
+// publishInOrder publishes the events of b's items asynchronously, built
+// as they are due, at most publishWindow in flight, and checks every
+// acknowledgement. Messages of one connection reach the stream in the
+// order sent, so in the common case the stream stores them in order at
+// the speed of the stream, not of a round trip per event, and the next
+// events are built while the stream stores those in flight.
 //
 // A failure must not reorder what the stream holds: the extension's last
 // cdr.created in the stream is the cursor's source (kvCursors), and must
@@ -204,93 +243,100 @@ func (p *jsPublisher) asyncJS() (jetstream.JetStream, error) {
 // have been stored already (a lost connection loses what was in it, and
 // what was sent after goes through on the next), so on a failure the
 // window stops sending, waits for what is in flight, and after a backoff
-// sends everything again from the failed event on, in order: what the
-// stream has already is dropped as a duplicate (same Nats-Msg-Id), what it
-// missed is stored after, and the last cdr.created the stream stores is
-// then the last of the contiguous run. Like publish it retries until ctx
+// sends everything again from the first item not dealt with, in order:
+// what the stream has already is dropped as a duplicate (same
+// Nats-Msg-Id), what it missed is stored after, and the last cdr.created
+// the stream stores is then the last of the contiguous run. Nothing is
+// sent while the connection is down. Like publish it retries until ctx
 // ends, and re-creates a vanished stream (ensure).
-func (p *jsPublisher) publishInOrder(ctx context.Context, evs []outEvent, dropped func(outEvent, error)) (int, error) {
-	if len(evs) == 0 {
+func (p *jsPublisher) publishInOrder(ctx context.Context, b orderedBatch) (int, error) {
+	if b.n == 0 {
 		return 0, nil
 	}
 	js, err := p.asyncJS()
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: %w", err)
 	}
-	b := p.retryBackoff()
+	bo := p.retryBackoff()
 	done := 0
 	for attempt := 1; ; attempt++ {
-		n, err := p.window(ctx, js, evs[done:], dropped)
-		done += n
-		if err == nil {
+		w := window{p: p, js: js, b: b, done: done, next: done, told: done, ring: make([]slot, min(publishWindow, 2*(b.n-done)+1))}
+		err := w.run(ctx)
+		done = w.done
+		var stopped *errStopped
+		switch {
+		case err == nil:
 			if attempt > 1 {
-				p.log.Info("publish succeeded after retries", "subject", evs[len(evs)-1].subject, "attempts", attempt)
+				p.log.Info("pipelined publish succeeded after retries", "attempts", attempt, "items", b.n)
 			}
 			return done, nil
+		case errors.As(err, &stopped):
+			return done, stopped.err
+		case ctx.Err() != nil:
+			return done, fmt.Errorf("publish: %w", ctx.Err())
 		}
-		if ctx.Err() != nil {
-			return done, fmt.Errorf("publish %s: %w", evs[done].subject, ctx.Err())
-		}
-		ev := evs[done]
-		p.metrics.publishError(ev.typ)
-		p.metrics.publishRetry(ev.typ)
+		p.metrics.publishRetry(w.failedType)
 		if attempt == 1 || attempt%20 == 0 {
-			p.log.Warn("pipelined publish not acknowledged; sending again from the first event not acknowledged",
-				"subject", ev.subject, "attempt", attempt, "acknowledged", done, "events", len(evs), "err", err)
+			p.log.Warn("pipelined publish not acknowledged; sending again from the first item not acknowledged",
+				"attempt", attempt, "items_done", done, "items", b.n, "err", err)
 		}
 		ectx, ecancel := context.WithTimeout(ctx, p.ackTimeout)
 		if eerr := p.ensure(ectx); eerr != nil && attempt == 1 {
 			p.log.Warn("stream check failed", "err", eerr)
 		}
 		ecancel()
-		if !sleep(ctx, b.NextBackOff()) {
-			return done, fmt.Errorf("publish %s: %w", ev.subject, ctx.Err())
+		if !sleep(ctx, bo.NextBackOff()) {
+			return done, fmt.Errorf("publish: %w", ctx.Err())
 		}
 	}
 }
 
-// window is one attempt of publishInOrder: it returns how many leading
-// events were acknowledged (or refused as too large), and the first
-// failure, after which it sends nothing more and waits for what is in
-// flight. Every future resolves: acknowledged, failed, timed out
-// (ackTimeout) or failed by a reconnect.
-func (p *jsPublisher) window(ctx context.Context, js jetstream.JetStream, evs []outEvent, dropped func(outEvent, error)) (int, error) {
-	// ring holds what became of evs[head:sent]: a future, or the error of
-	// a publish the connection refused at once as too large.
-	type slot struct {
-		f   jetstream.PubAckFuture
-		err error
-	}
-	var ring [publishWindow]slot
-	head, sent, acked := 0, 0, 0
+// window is one attempt of publishInOrder, from item done on.
+type window struct {
+	p  *jsPublisher
+	js jetstream.JetStream
+	b  orderedBatch
+
+	done       int // leading items dealt with
+	next       int // the next item to build
+	told       int // done as progress was last told
+	failedType string
+
+	ring       []slot     // what became of the events in flight
+	head, tail int        // ring holds slots head..tail-1 (modulo its length)
+	queue      []outEvent // events of item next-1 not yet sent
+}
+
+// slot is one event in flight: its future, or the error of a publish the
+// connection refused at once as too large; last marks its item's last
+// event, and an item without events has one slot with neither.
+type slot struct {
+	item int
+	last bool
+	ev   outEvent
+	f    jetstream.PubAckFuture
+	err  error
+}
+
+// run sends and awaits until every item is dealt with or a failure; after
+// a failure it sends nothing more and waits for what is in flight. Every
+// future resolves: acknowledged, failed, timed out (ackTimeout) or failed
+// by a reconnect.
+func (w *window) run(ctx context.Context) error {
 	var sendErr, ackErr error
-	sending := func() bool { return sendErr == nil && ackErr == nil && sent < len(evs) }
-	for head < sent || sending() {
-		for sending() && sent-head < publishWindow {
-			if !js.Conn().IsConnected() {
-				// What is sent now would wait in the reconnect buffer and
-				// reach the stream after the reconnect, while what was in
-				// the lost connection is gone: a hole. Stop, and send
-				// everything not acknowledged again after the reconnect.
-				sendErr = nats.ErrDisconnected
+	sending := func() bool { return sendErr == nil && ackErr == nil && (len(w.queue) > 0 || w.next < w.b.n) }
+	for w.head < w.tail || sending() {
+		for sending() && w.tail-w.head < len(w.ring) {
+			if sendErr = w.send(); sendErr != nil {
 				break
 			}
-			ev := evs[sent]
-			f, err := js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(ev.id), jetstream.WithStallWait(p.ackTimeout))
-			if err != nil && !tooLarge(err) {
-				sendErr = err
-				break
-			}
-			ring[sent%publishWindow] = slot{f, err}
-			sent++
 		}
-		if head == sent {
+		if w.head == w.tail {
 			break
 		}
-		sl := ring[head%publishWindow]
-		ring[head%publishWindow] = slot{}
-		ev := evs[head]
-		head++
+		sl := w.ring[w.head%len(w.ring)]
+		w.ring[w.head%len(w.ring)] = slot{}
+		w.head++
 		err := sl.err
 		if sl.f != nil {
 			select {
@@ -304,19 +350,65 @@ func (p *jsPublisher) window(ctx context.Context, js jetstream.JetStream, evs []
 			continue // draining after a failure: what follows it is sent again
 		}
 		switch {
+		case sl.ev.subject == "": // an item without events
 		case err == nil:
-			p.metrics.published(ev.typ)
-			acked++
+			w.p.metrics.published(sl.ev.typ)
 		case tooLarge(err):
-			p.metrics.publishError(ev.typ)
-			dropped(ev, fmt.Errorf("%w: %w", errTooLarge, err))
-			acked++
+			w.p.metrics.publishError(sl.ev.typ)
+			w.b.dropped(sl.ev, fmt.Errorf("%w: %w", errTooLarge, err))
 		default:
-			ackErr = err
+			w.p.metrics.publishError(sl.ev.typ)
+			ackErr, w.failedType = err, sl.ev.typ
+			continue
+		}
+		if sl.last {
+			w.done = sl.item + 1
+			if w.b.progress != nil && w.done-w.told >= w.b.every {
+				w.told = w.done
+				if err := w.b.progress(w.done); err != nil {
+					ackErr = &errStopped{err}
+				}
+			}
 		}
 	}
 	if ackErr != nil {
-		return acked, ackErr
+		return ackErr
 	}
-	return acked, sendErr
+	return sendErr
+}
+
+// send sends the next event, building the next item's when its queue is
+// empty.
+func (w *window) send() error {
+	if len(w.queue) == 0 {
+		evs, err := w.b.events(w.next)
+		if err != nil {
+			return &errStopped{err}
+		}
+		w.next++
+		if len(evs) == 0 {
+			w.ring[w.tail%len(w.ring)] = slot{item: w.next - 1, last: true}
+			w.tail++
+			return nil
+		}
+		w.queue = evs
+	}
+	if !w.js.Conn().IsConnected() {
+		// What is sent now would wait in the reconnect buffer and reach
+		// the stream after the reconnect, while what was in the lost
+		// connection is gone: a hole. Stop, and send everything not
+		// acknowledged again after the reconnect.
+		w.failedType = w.queue[0].typ
+		return nats.ErrDisconnected
+	}
+	ev := w.queue[0]
+	f, err := w.js.PublishMsgAsync(eventMsg(ev), jetstream.WithMsgID(ev.id), jetstream.WithStallWait(w.p.ackTimeout))
+	if err != nil && !tooLarge(err) {
+		w.failedType = ev.typ
+		return err
+	}
+	w.queue = w.queue[1:]
+	w.ring[w.tail%len(w.ring)] = slot{item: w.next - 1, last: len(w.queue) == 0, ev: ev, f: f, err: err}
+	w.tail++
+	return nil
 }

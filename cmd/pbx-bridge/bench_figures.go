@@ -471,13 +471,18 @@ func (r *benchRun) catchup(ctx context.Context, c *bridgeChild, _ []string) erro
 	if err != nil {
 		return err
 	}
-	r.profile(ctx, c, "cpu-start", "cpu-catchup.pprof")
 	if _, _, err := r.sim.calls(ctx, callsRequest{Ext: catchupExt, N: o.gap, NotifyLast: true}); err != nil {
 		return err
 	}
 	notified := time.Now() // the last call's notification went out before the answer
-	waitErr := created.awaitCount(ctx, "the gap as cdr.created", o.gap, 30*time.Second, 10*time.Minute)
-	r.profile(ctx, c, "cpu-stop", "")
+	// The scan is over when the first record arrives: the profile is of
+	// the publishes.
+	waitErr := created.awaitCount(ctx, "the gap's first cdr.created", 1, 30*time.Second, 10*time.Minute)
+	if waitErr == nil {
+		r.profile(ctx, c, "cpu-start", "cpu-catchup.pprof")
+		waitErr = created.awaitCount(ctx, "the gap as cdr.created", o.gap, 30*time.Second, 10*time.Minute)
+		r.profile(ctx, c, "cpu-stop", "")
+	}
 	if waitErr != nil {
 		return waitErr
 	}
