@@ -68,11 +68,11 @@ func (r *benchRun) footprint(ctx context.Context, secrets map[string]string, fir
 	r.add(benchFigure{Figure: "3", Name: "PBX request rate while logging in, " + label, Value: float64(api) / took.Seconds(), Unit: "req/s",
 		Limit: o.loginRate, LimitName: "req/s (the limit)",
 		Note: fmt.Sprintf("%d API requests and %d socket upgrades for %d logins", api, d.api("subscribe"), n)})
-	r.add(benchFigure{Figure: "3", Name: "heap per idle extension, " + label, Value: per(st.HeapAlloc, c.baseline.HeapAlloc) / 1024, Unit: "KiB",
-		Target: "<= 32 KiB", Met: met(per(st.HeapAlloc, c.baseline.HeapAlloc) <= 32<<10)})
-	r.add(benchFigure{Figure: "3", Name: "goroutines per idle extension, " + label, Value: per(uint64(st.Goroutines), uint64(c.baseline.Goroutines)), Unit: "",
-		Target: "<= 2", Met: met(per(uint64(st.Goroutines), uint64(c.baseline.Goroutines)) <= 2)})
-	r.add(benchFigure{Figure: "3", Name: "RSS per idle extension, " + label, Value: per(st.RSS, c.baseline.RSS) / 1024, Unit: "KiB",
+	// Per extension with the bridge's fixed costs spread over them; the
+	// targets are for what each extension adds (marginal, below).
+	r.add(benchFigure{Figure: "3", Name: "heap per idle extension, " + label + ", fixed costs included", Value: per(st.HeapAlloc, c.baseline.HeapAlloc) / 1024, Unit: "KiB"})
+	r.add(benchFigure{Figure: "3", Name: "goroutines per idle extension, " + label + ", fixed costs included", Value: per(uint64(st.Goroutines), uint64(c.baseline.Goroutines))})
+	r.add(benchFigure{Figure: "3", Name: "RSS per idle extension, " + label + ", fixed costs included", Value: per(st.RSS, c.baseline.RSS) / 1024, Unit: "KiB",
 		Note: fmt.Sprintf("bridge process: %.0f MiB resident, %.0f MiB live heap, %.0f MiB stacks, %d goroutines with %d extensions online",
 			float64(st.RSS)/(1<<20), float64(st.HeapAlloc)/(1<<20), float64(st.StackInuse)/(1<<20), st.Goroutines, n)})
 	if relogins > 0 {
@@ -184,8 +184,8 @@ func (r *benchRun) work(ctx context.Context, secrets map[string]string) error {
 		run          func(context.Context, *bridgeChild, []string) error
 	}{
 		{"6", "requests per call", r.perCall},
-		{"1", "throughput", r.throughput},
 		{"2", "latency", r.latency},
+		{"1", "throughput", r.throughput},
 		{"4", "cdr.query", r.queries},
 		{"5", "catch-up", r.catchup},
 	} {
@@ -304,6 +304,11 @@ func (r *benchRun) throughput(ctx context.Context, c *bridgeChild, exts []string
 // the same messages published into the same stream at the same rate.
 func (r *benchRun) latency(ctx context.Context, _ *bridgeChild, exts []string) error {
 	for _, rate := range []float64{1000, 10000} {
+		// A second at the rate first, not measured: the connections, the
+		// stream and the runtimes settle into it.
+		if err := r.pushAwaited(ctx, exts, int(rate), rate); err != nil {
+			return err
+		}
 		got, err := watch(r.nc, "pbx.*.notify.record_status")
 		if err != nil {
 			return err
@@ -343,6 +348,20 @@ func (r *benchRun) latency(ctx context.Context, _ *bridgeChild, exts []string) e
 		}
 	}
 	return nil
+}
+
+// pushAwaited has the simulator push count notifications at rate and waits
+// until they arrived as events.
+func (r *benchRun) pushAwaited(ctx context.Context, exts []string, count int, rate float64) error {
+	got, err := watch(r.nc, "pbx.*.notify.record_status")
+	if err != nil {
+		return err
+	}
+	defer got.stop()
+	if _, err := r.sim.push(ctx, pushRequest{Exts: extRange(exts), Type: typeRecordStatus, Count: count, Rate: rate}); err != nil {
+		return err
+	}
+	return got.awaitCount(ctx, "the warm-up notifications as events", count, 10*time.Second, 5*time.Minute)
 }
 
 // queries is figure 4: cdr.query through the bridge at concurrency 1 and
