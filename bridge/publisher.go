@@ -260,7 +260,8 @@ func (p *jsPublisher) publishInOrder(ctx context.Context, b orderedBatch) (int, 
 	bo := p.retryBackoff()
 	done := 0
 	for attempt := 1; ; attempt++ {
-		w := window{p: p, js: js, b: b, done: done, next: done, told: done, ring: make([]slot, min(publishWindow, 2*(b.n-done)+1))}
+		w := window{p: p, js: js, b: b, done: done, next: done, told: done, ring: make([]slot, min(publishWindow, 2*(b.n-done)+1)),
+			epoch: js.Conn().Stats().Reconnects}
 		err := w.run(ctx)
 		done = w.done
 		var stopped *errStopped
@@ -301,6 +302,9 @@ type window struct {
 	next       int // the next item to build
 	told       int // done as progress was last told
 	failedType string
+	// epoch is the connection's reconnect count when the window began: a
+	// window never sends on a later connection (see send).
+	epoch uint64
 
 	ring       []slot     // what became of the events in flight
 	head, tail int        // ring holds slots head..tail-1 (modulo its length)
@@ -393,11 +397,13 @@ func (w *window) send() error {
 		}
 		w.queue = evs
 	}
-	if !w.js.Conn().IsConnected() {
-		// What is sent now would wait in the reconnect buffer and reach
-		// the stream after the reconnect, while what was in the lost
-		// connection is gone: a hole. Stop, and send everything not
-		// acknowledged again after the reconnect.
+	if nc := w.js.Conn(); !nc.IsConnected() || nc.Stats().Reconnects != w.epoch {
+		// What is sent now would wait in the reconnect buffer, or go on a
+		// new connection, and reach the stream while what was in flight in
+		// the lost connection is gone: a hole before it, which the
+		// stream-derived cursor (the last cdr.created) would skip after a
+		// crash. Stop, and send everything not acknowledged again, in
+		// order, in a new window.
 		w.failedType = w.queue[0].typ
 		return nats.ErrDisconnected
 	}
