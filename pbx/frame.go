@@ -139,7 +139,7 @@ func DecodeFrame(data []byte) (Frame, DropReason) {
 	}
 	// Credentials stop here: nothing downstream (events, logs, the
 	// runtime rules) needs one, and 20066 carries the SIP password.
-	msg, _ = RedactCredentialFields(msg)
+	msg, _ = redactValid(msg) // decodeMsg checked it is valid JSON
 	f.Kind, f.Msg = FrameNotification, msg
 	if typ == TypeCDRChanged {
 		cdr := new(CDRChanged)
@@ -220,7 +220,12 @@ func (r runtimeRules) check(f Frame) *RuntimeError {
 	if f.Kind != FrameNotification {
 		return nil
 	}
-	m := rawFields(f.Msg)
+	// Only the types below read a field of msg: parse it for them alone,
+	// not for every notification that passes.
+	var m map[string]json.RawMessage
+	if objectMsgTypes[f.Type] {
+		m = rawFields(f.Msg)
+	}
 	isOne := func(key string) bool { return jsIsOne(m[key]) }
 	rt := func(sdk *Error, detail string) *RuntimeError {
 		return &RuntimeError{SDK: sdk, Type: f.Type, Detail: detail}

@@ -205,11 +205,13 @@ func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error
 		}
 		r.progress("%s", st.name)
 		if err := st.run(ctx, secrets); err != nil {
-			r.rep.Seconds = time.Since(start).Seconds()
+			r.rep.Seconds = math.Round(time.Since(start).Seconds())
+			r.rep.Machine.LoadAfter = loadAverage()
 			return r.rep, fmt.Errorf("%s: %w", st.name, err)
 		}
 	}
 	r.rep.Seconds = math.Round(time.Since(start).Seconds())
+	r.rep.Machine.LoadAfter = loadAverage()
 	return r.rep, nil
 }
 
@@ -283,8 +285,8 @@ func met(ok bool) *bool { return &ok }
 
 func (rep *benchReport) print(w io.Writer) {
 	m := rep.Machine
-	fmt.Fprintf(w, "pbx-bridge bench: %d CPUs (%s), %s memory, %s, load %s before the run; %gs\n",
-		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.LoadBefore, rep.Seconds)
+	fmt.Fprintf(w, "pbx-bridge bench: %d CPUs (%s), %s memory, %s; load %s before the run, %s after; %gs\n",
+		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.LoadBefore, m.LoadAfter, rep.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tfigure\tbridge\tlimit, same run\tratio\ttarget\tmet")
 	for _, f := range rep.Figures {
@@ -346,6 +348,7 @@ type benchMachine struct {
 	Memory     string `json:"memory"`
 	GoVersion  string `json:"go_version"`
 	LoadBefore string `json:"load_before"` // /proc/loadavg's 1, 5 and 15 minute figures
+	LoadAfter  string `json:"load_after"`
 }
 
 func thisMachine() benchMachine {
@@ -366,10 +369,17 @@ func thisMachine() benchMachine {
 			}
 		}
 	}
+	m.LoadBefore = loadAverage()
+	return m
+}
+
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures ("" where
+// there is none).
+func loadAverage() string {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) >= 3 {
-			m.LoadBefore = strings.Join(f[:3], " ")
+			return strings.Join(f[:3], " ")
 		}
 	}
-	return m
+	return ""
 }
