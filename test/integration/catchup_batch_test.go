@@ -26,46 +26,10 @@ type storedRecord struct {
 // stream order.
 func readRecords(t *testing.T, nc *nats.Conn, ext string) []storedRecord {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := js.OrderedConsumer(ctx, "PBX_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"pbx." + ext + ".>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []storedRecord
-	for pending := int(info.NumPending); pending > 0; {
-		batch, err := c.Fetch(min(pending, 500), jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var env schema.Event
-			var d struct {
-				Record schema.CDR `json:"record"`
-			}
-			if err := json.Unmarshal(m.Data(), &env); err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(env.Data, &d); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, storedRecord{strings.TrimPrefix(m.Subject(), "pbx."+ext+"."), d.Record.ID})
-		}
-		if got == 0 {
-			t.Fatalf("stream read stalled with %d pending: %v", pending, batch.Error())
-		}
-		pending -= got
-	}
+	eachRecordEvent(t, nc, "pbx."+ext+".>", func(subject string, _ schema.Event, rec schema.CDR) {
+		out = append(out, storedRecord{strings.TrimPrefix(subject, "pbx."+ext+"."), rec.ID})
+	})
 	return out
 }
 

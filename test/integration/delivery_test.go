@@ -70,53 +70,62 @@ type streamTally struct {
 
 func tallyStream(t testing.TB, nc *nats.Conn) streamTally {
 	t.Helper()
+	st := streamTally{created: map[string]int{}, missed: map[string]int{}}
+	for subject, into := range map[string]map[string]int{"pbx.*.cdr.created": st.created, "pbx.*.call.missed": st.missed} {
+		eachRecordEvent(t, nc, subject, func(subject string, env schema.Event, rec schema.CDR) {
+			into[fmt.Sprintf("%s/%d", env.Subject, rec.ID)]++
+		})
+	}
+	return st
+}
+
+// eachRecordEvent calls fn, in stream order, for every record event
+// (cdr.created or call.missed) of PBX_EVENTS on filter, each validated
+// against its schema.
+func eachRecordEvent(t testing.TB, nc *nats.Conn, filter string, fn func(subject string, env schema.Event, rec schema.CDR)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := streamTally{created: map[string]int{}, missed: map[string]int{}}
-	for subject, into := range map[string]map[string]int{"pbx.*.cdr.created": st.created, "pbx.*.call.missed": st.missed} {
-		c, err := js.OrderedConsumer(ctx, "PBX_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	c, err := js.OrderedConsumer(ctx, "PBX_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pending := int(info.NumPending); pending > 0; {
+		batch, err := c.Fetch(min(pending, 500), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pending := info.NumPending
-		for pending > 0 {
-			batch, err := c.Fetch(int(min(pending, 500)), jetstream.FetchMaxWait(5*time.Second))
-			if err != nil {
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if err := schema.ValidateEvent(m.Data()); err != nil {
+				t.Errorf("%s: %v", m.Subject(), err)
+			}
+			var env schema.Event
+			var d struct {
+				Record schema.CDR `json:"record"`
+			}
+			if err := json.Unmarshal(m.Data(), &env); err != nil {
 				t.Fatal(err)
 			}
-			got := 0
-			for m := range batch.Messages() {
-				got++
-				if err := schema.ValidateEvent(m.Data()); err != nil {
-					t.Errorf("%s: %v", m.Subject(), err)
-				}
-				var env schema.Event
-				var d struct {
-					Record schema.CDR `json:"record"`
-				}
-				if err := json.Unmarshal(m.Data(), &env); err != nil {
-					t.Fatal(err)
-				}
-				if err := json.Unmarshal(env.Data, &d); err != nil {
-					t.Fatal(err)
-				}
-				into[fmt.Sprintf("%s/%d", env.Subject, d.Record.ID)]++
+			if err := json.Unmarshal(env.Data, &d); err != nil {
+				t.Fatal(err)
 			}
-			if batch.Error() != nil && got == 0 {
-				t.Fatal(batch.Error())
-			}
-			pending -= uint64(got)
+			fn(m.Subject(), env, d.Record)
 		}
+		if got == 0 {
+			t.Fatalf("stream read stalled with %d pending: %v", pending, batch.Error())
+		}
+		pending -= got
 	}
-	return st
 }
 
 // compare checks the stream against the simulator's CDR store: every
