@@ -221,8 +221,11 @@ func (c *Config) Validate() error {
 	probe.Username, probe.Secret, probe.UserAgent = "probe", "probe", ""
 	if _, err := pbx.NewClient(probe); err != nil {
 		key := "pbx"
-		if errors.Is(err, pbx.ErrInvalidPBXURL) || errors.Is(err, pbx.ErrPBXURLNotHTTPS) {
+		switch {
+		case errors.Is(err, pbx.ErrInvalidPBXURL) || errors.Is(err, pbx.ErrPBXURLNotHTTPS):
 			key = "pbx.url"
+		case c.PBX.InsecureSkipVerify && (c.PBX.CAFile != "" || c.PBX.RootCAs != nil):
+			key = "pbx.insecure_skip_verify"
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", key, err))
 	}

@@ -85,6 +85,9 @@ func TestConfigErrors(t *testing.T) {
 		{"two nats auths", minimal + "nats: {token: a, user: b, password: c}\n", []string{"at most one"}},
 		{"missing ca file", strings.Replace(minimal, "pbx:\n", "pbx:\n  ca_file: /nonexistent/ca.pem\n", 1), []string{"pbx.ca_file"}},
 		{"first start", minimal + "catchup: {first_start: everything}\n", []string{"first_start"}},
+		{"verification off with a CA", strings.Replace(minimal, "pbx:\n", "pbx:\n  ca_file: config_test.go\n  insecure_skip_verify: true\n", 1), []string{"pbx.insecure_skip_verify", "CAFile"}},
+		{"fleet without jetstream", minimal + "fleet: {enabled: true}\njetstream: {enabled: false}\n", []string{"fleet.enabled", "JetStream"}},
+		{"fleet ttl", minimal + "fleet: {enabled: true, lease_ttl: 1s}\n", []string{"fleet.lease_ttl"}},
 		{"no extensions", "pbx: {url: https://pbx}\n", []string{"at least one extension"}},
 	}
 	for _, tc := range cases {
