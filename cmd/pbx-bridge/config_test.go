@@ -67,10 +67,7 @@ jetstream:
 
 func TestConfigErrors(t *testing.T) {
 	t.Setenv("TEST_SECRET_1001", "x")
-	cases := []struct {
-		name, yaml string
-		want       []string
-	}{
+	cases := []configErrorCase{
 		{"unset variable", strings.Replace(minimal, "TEST_SECRET_1001", "TEST_UNSET_VARIABLE_X", 1),
 			[]string{"extensions[0].secret", "TEST_UNSET_VARIABLE_X"}},
 		{"unsafe prefix", minimal + "subject_prefix: pbx.>\n", []string{"subject_prefix"}},
@@ -90,19 +87,7 @@ func TestConfigErrors(t *testing.T) {
 		{"fleet ttl", minimal + "fleet: {enabled: true, lease_ttl: 1s}\n", []string{"fleet.lease_ttl"}},
 		{"no extensions", "pbx: {url: https://pbx}\n", []string{"at least one extension"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.yaml))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
+	checkConfigErrors(t, cases)
 }
 
 func TestValidateCommand(t *testing.T) {
@@ -233,10 +218,7 @@ func TestParseConfigOpenAPIAndDiscovery(t *testing.T) {
 func TestConfigErrorsOpenAPIAndDiscovery(t *testing.T) {
 	t.Setenv("TEST_ACCESS_KEY", "k")
 	t.Setenv("TEST_SECRET_1001", "x")
-	cases := []struct {
-		name, yaml string
-		want       []string
-	}{
+	cases := []configErrorCase{
 		{"bad include pattern", strings.Replace(openAPIMinimal, `"2??"`, `"["`, 1), []string{`discovery.include[1]: bad pattern "["`}},
 		{"bad exclude pattern", strings.Replace(openAPIMinimal, `"1999"`, `"1[9"`, 1), []string{`discovery.exclude[0]`, `"1[9"`}},
 		{"no secret, no openapi", "pbx: {url: https://pbx}\nextensions:\n  - username: \"1001\"\n", []string{"extensions[0].secret"}},
@@ -247,19 +229,7 @@ func TestConfigErrorsOpenAPIAndDiscovery(t *testing.T) {
 		{"bad interval", strings.Replace(openAPIMinimal, "interval: 1m", "interval: often", 1), []string{"often"}},
 		{"negative interval", strings.Replace(openAPIMinimal, "interval: 1m", "interval: -1m", 1), []string{"discovery.interval"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig([]byte(tc.yaml))
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-		})
-	}
+	checkConfigErrors(t, cases)
 }
 
 func TestValidateCommandNewKeys(t *testing.T) {
@@ -280,5 +250,29 @@ func TestValidateCommandNewKeys(t *testing.T) {
 	}
 	if strings.Contains(errOut.String(), "access-key-never-printed") {
 		t.Errorf("the access key is in the output:\n%s", errOut.String())
+	}
+}
+
+// configErrorCase is a configuration that must be refused, and what the
+// error must mention (keys, values).
+type configErrorCase struct {
+	name, yaml string
+	want       []string
+}
+
+func checkConfigErrors(t *testing.T, cases []configErrorCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig([]byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }
