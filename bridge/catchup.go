@@ -243,7 +243,8 @@ func (x *extension) recordEvents(info pbx.Extension, r pbx.CDR, now time.Time) (
 	return evs, nil
 }
 
-// fits applies publish's size rule to ev before it goes out: an event
+// fits applies the size rule to ev before it goes out (publish and
+// catch-up alike): an event
 // larger than the NATS server's max_payload is shrunk if it can be, and
 // dropped (false: with an error and the metric) if it cannot.
 func (x *extension) fits(ev outEvent) (outEvent, bool) {

@@ -11,8 +11,9 @@ import (
 )
 
 // notifyNames names the notification types on their subjects
-// (<prefix>.<ext>.notify.<name>); a type not listed gets "type_<number>", so
-// nothing the PBX says is dropped.
+// (<prefix>.<ext>.notify.<name>). package pbx drops a type outside the
+// reference's table (pbx.DropUnknownType), so "type_<number>" is only a
+// fallback for a type added there before it is named here.
 var notifyNames = map[int]string{
 	pbx.TypeLogin:             "login",
 	pbx.TypeExtensionDeleted:  "extension_deleted",

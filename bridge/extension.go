@@ -347,28 +347,15 @@ func (x *extension) publish(ctx context.Context, build func(time.Time) (outEvent
 		x.log.Error("event not built", "err", err)
 		return false
 	}
-	limit := x.b.nc.MaxPayload()
-	if limit > 0 && int64(ev.wireSize()) > limit && ev.smaller != nil {
-		size := ev.wireSize()
-		if ev, err = ev.smaller(); err != nil {
-			x.log.Error("event not built", "err", err)
-			return false
-		}
-		x.log.Warn("event larger than the NATS server's max_payload: its content was replaced by a marker",
-			"subject", ev.subject, "size", size, "max_payload", limit)
+	ev, ok := x.fits(ev)
+	if !ok {
+		return true // dropped for good, with an error and the metric
 	}
-	if limit > 0 && int64(ev.wireSize()) > limit {
-		err = errTooLarge
-	} else {
-		err = x.b.pub.publish(ctx, ev)
-	}
-	switch {
+	switch err := x.b.pub.publish(ctx, ev); {
 	case err == nil:
 		return true
 	case tooLarge(err):
-		x.b.metrics.eventDropped(ev.typ, "too_large")
-		x.log.Error("event dropped: larger than the NATS server's max_payload", "subject", ev.subject,
-			"type", ev.typ, "size", ev.wireSize(), "max_payload", limit)
+		x.dropTooLarge(ev, err)
 		return true
 	default:
 		x.log.Warn("event not published", "subject", ev.subject, "err", err)
