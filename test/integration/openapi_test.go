@@ -176,9 +176,6 @@ func TestListingRefusedServesTheConfigured(t *testing.T) {
 	if n := h.sim.Logins("1002"); n != 0 {
 		t.Errorf("1002, neither configured nor listed, logged in %d times", n)
 	}
-	if d := data[schema.SessionState](t, h.rec.on("pbx.1001.session.online")[0]); d.Extension.Number != "1001" {
-		t.Errorf("online event %+v", d)
-	}
 }
 
 // TestAddRemoveExtensionAtRunTime: the bridge's one door for changes of
