@@ -104,18 +104,30 @@ func (o *OpenAPI) Extensions(ctx context.Context) ([]ExtensionInfo, error) {
 			total = -1 // fewer than the PBX gave: not to be trusted
 		}
 		switch {
-		case got == 0:
-			return o.listDone(all, skipped)
 		case total >= 0 && len(all)+skipped >= total:
 			return o.listDone(all, skipped)
+		case got == 0:
+			return o.listEnd(all, skipped, total, page)
 		case fresh == 0 && len(items) > 0:
 			return all, o.listIncomplete(fmt.Sprintf("page %d holds only extensions already listed, with %d read and total_number %d", page, len(all), total))
 		case got < size && page == 1:
 			size = got // the PBX's own page size, or the whole list: the next page tells
 		case got < size:
-			return o.listDone(all, skipped)
+			return o.listEnd(all, skipped, total, page)
 		}
 	}
+}
+
+// listEnd ends a listing at an empty or short page. A list that ends before
+// its own total_number is not the whole list (a firmware that answers a
+// page empty, a total that lies): what it holds may be added, but an
+// extension missing from it may well exist, so it is incomplete. Without a
+// total to go by, the end of the pages is the end of the list.
+func (o *OpenAPI) listEnd(all []ExtensionInfo, skipped, total, page int) ([]ExtensionInfo, error) {
+	if total >= 0 && len(all)+skipped < total {
+		return all, o.listIncomplete(fmt.Sprintf("page %d ends the list with %d of total_number %d read", page, len(all)+skipped, total))
+	}
+	return o.listDone(all, skipped)
 }
 
 func (o *OpenAPI) listDone(all []ExtensionInfo, skipped int) ([]ExtensionInfo, error) {

@@ -802,7 +802,11 @@ func TestExtensionListHostile(t *testing.T) {
 	}{
 		{"well behaved", pbxtest.ListFaults{}, all, 250, false, 3},
 		{"page size capped at 40", pbxtest.ListFaults{MaxPageSize: 40}, all, 250, false, 7},
-		{"total too high", pbxtest.ListFaults{TotalNumber: 100000}, all, 250, false, 3},
+		// A list that ends before its own total is not the whole list.
+		{"total too high", pbxtest.ListFaults{TotalNumber: 100000}, all, 250, true, 3},
+		{"page 2 empty", pbxtest.ListFaults{EmptyPage: 2}, all[:100], 100, true, 2},
+		{"page 1 empty", pbxtest.ListFaults{EmptyPage: 1}, []string{}, 0, true, 1},
+		{"page 3 empty, no total", pbxtest.ListFaults{EmptyPage: 3, TotalNumber: -1}, all[:200], 200, false, 3},
 		{"total too low", pbxtest.ListFaults{TotalNumber: 10}, all, 250, false, 3},
 		{"no total", pbxtest.ListFaults{TotalNumber: -1}, all, 250, false, 3},
 		{"loose types", pbxtest.ListFaults{LooseTypes: true}, all, 250, false, 3},

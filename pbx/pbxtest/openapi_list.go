@@ -28,6 +28,9 @@ type ListFaults struct {
 	// LooseTypes sends id as a JSON string and number as a JSON number,
 	// as a loosely typed firmware might.
 	LooseTypes bool
+	// EmptyPage, when positive, answers that page (1-based) with an empty
+	// data array and the true total_number, as a firmware glitch might.
+	EmptyPage int
 }
 
 // SetListFaults makes extension/list misbehave as f says, from the next
@@ -111,7 +114,11 @@ func (s *Server) extensionList(oa *openAPIState, req openAPIRequest) any {
 		page = 1
 	}
 	items := []any{} // an empty page is [], never null
-	for i := (page - 1) * pageSize; i < page*pageSize; i++ {
+	first, last := (page-1)*pageSize, page*pageSize
+	if f.EmptyPage == page {
+		last = first
+	}
+	for i := first; i < last; i++ {
 		switch {
 		case i < len(exts):
 			items = append(items, s.listItem(exts[i], f.LooseTypes))

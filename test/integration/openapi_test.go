@@ -118,6 +118,34 @@ func TestDiscoveryFollowsThePBX(t *testing.T) {
 	}
 }
 
+// TestDiscoveryIncompleteListRemovesNothing: a listing that ends before its
+// own total_number (an empty page, here the first) only adds: no extension
+// it lacks is stopped.
+func TestDiscoveryIncompleteListRemovesNothing(t *testing.T) {
+	h := startHostile(t, nil, func(sim *pbxtest.Server, cfg *bridge.Config) {
+		provisioned(sim, cfg, 100*time.Millisecond)
+	}, "1001", "1002")
+	h.online(t, "1001", 1)
+	h.online(t, "1002", 1)
+	for _, page := range []int{1, 2} {
+		// Page 2 is empty too with a page size the simulator answers in
+		// full: both lists end before their total.
+		h.sim.SetListFaults(pbxtest.ListFaults{EmptyPage: page, MaxPageSize: 1})
+		before := h.sim.Requests("/openapi/v1.0/extension/list")
+		waitFor(t, "three more listings", 10*time.Second, func() bool {
+			return h.sim.Requests("/openapi/v1.0/extension/list") >= before+3*page
+		})
+	}
+	for _, e := range []string{"1001", "1002"} {
+		if n := len(h.rec.on("pbx." + e + ".session.stopped")); n != 0 {
+			t.Errorf("%s stopped %d times by an incomplete list", e, n)
+		}
+		if m := h.request(t, "pbx."+e+".info", ""); m.Header.Get("Nats-Service-Error-Code") != "" {
+			t.Errorf("info of %s after an incomplete list: %s", e, m.Data)
+		}
+	}
+}
+
 // TestRefusedSignatureIsMintedAgain: a login refused with the minted
 // signature mints a new one, and the extension logs in.
 func TestRefusedSignatureIsMintedAgain(t *testing.T) {
