@@ -227,6 +227,10 @@ var (
 	// listing that could not be read to its end (see Extensions); the
 	// extensions read so far are returned with it.
 	ErrExtensionListIncomplete = errors.New("pbx: the PBX's extension list could not be read to its end")
+	// ErrOpenAPITokenCap is wrapped by the *OpenAPIError of a get_token
+	// refused because the application holds the most access tokens the PBX
+	// allows (8). The client waits before trying again, as for ErrOpenAPIAuth.
+	ErrOpenAPITokenCap = errors.New("pbx: the PBX holds its maximum of access tokens for these OpenAPI credentials")
 	// ErrOpenAPIClosed is returned by the calls made after Close.
 	ErrOpenAPIClosed = errors.New("pbx: OpenAPI client closed")
 )
@@ -335,6 +339,33 @@ func (o *OpenAPI) Close(ctx context.Context) error {
 	o.cancel()
 	o.wg.Wait()
 	return err
+}
+
+// Release revokes the held access token (del_token), if any, and keeps the
+// client usable: the next call gets a new token. A caller that needs the
+// OpenAPI only now and then (a replica of a fleet minting a signature)
+// holds a token only while it uses it, so that a fleet of any size stays
+// within the PBX's cap of tokens. It waits for a renewal in flight first,
+// so that the token it brings is revoked too, unless ctx ends.
+func (o *OpenAPI) Release(ctx context.Context) error {
+	o.mu.Lock()
+	f := o.fetch
+	o.mu.Unlock()
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	o.mu.Lock()
+	tok := o.tok
+	o.tok, o.renewRetryAt = nil, time.Time{}
+	o.mu.Unlock()
+	if tok == nil || !o.cfg.Now().Before(tok.accessExp) {
+		return nil
+	}
+	return o.revoke(ctx, tok.access)
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the

@@ -965,3 +965,54 @@ func ExampleOpenAPI() {
 	// 1001 Ann logged in
 	// 1002 Bob logged in
 }
+
+// TestTokenCapIsNamedAndReleaseFreesIt: a get_token refused at the PBX's
+// cap of tokens is ErrOpenAPITokenCap, logged as that (not as refused
+// credentials) and waited out; Release revokes a client's token, and the
+// client gets a new one at its next call.
+func TestTokenCapIsNamedAndReleaseFreesIt(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	srv.AddExtension(pbxtest.Extension{Number: "1001"})
+	clock := newFakeClock()
+	ctx := context.Background()
+	var holders []*pbx.OpenAPI
+	for range pbxtest.MaxOpenAPITokens {
+		o := newOpenAPI(t, openAPIConfig(t, srv, clock))
+		if _, err := o.Sign(ctx, "1001"); err != nil {
+			t.Fatal(err)
+		}
+		holders = append(holders, o)
+	}
+	var logs syncBuffer
+	cfg := openAPIConfig(t, srv, clock)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	late := newOpenAPI(t, cfg)
+	_, err := late.Sign(ctx, "1001")
+	if !errors.Is(err, pbx.ErrOpenAPITokenCap) || errors.Is(err, pbx.ErrOpenAPIAuth) {
+		t.Fatalf("Sign at the cap: %v, want ErrOpenAPITokenCap", err)
+	}
+	if text := logs.String(); !strings.Contains(text, "maximum of access tokens") || !strings.Contains(text, "reason=token_cap") ||
+		strings.Contains(text, "refused the OpenAPI credentials") {
+		t.Fatalf("the cap is not named in the log:\n%s", text)
+	}
+	if err := holders[0].Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.LiveOpenAPITokens(); n != pbxtest.MaxOpenAPITokens-1 {
+		t.Fatalf("%d tokens alive after a Release, want %d", n, pbxtest.MaxOpenAPITokens-1)
+	}
+	clock.Add(time.Minute) // past the backoff
+	if _, err := late.Sign(ctx, "1001"); err != nil {
+		t.Fatalf("Sign once a token was released: %v", err)
+	}
+	if err := late.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := srv.GetTokenCalls()
+	if _, err := holders[0].Sign(ctx, "1001"); err != nil {
+		t.Fatalf("Sign after Release: %v", err)
+	}
+	if n := srv.GetTokenCalls(); n != calls+1 {
+		t.Fatalf("get_token calls %d after Sign following Release, want %d", n, calls+1)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -124,12 +125,18 @@ func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
 	} else {
 		o.renewRetryAt = o.cfg.Now().Add(renewRetryDelay)
 	}
-	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) && oe.Kind == ErrOpenAPIAuth {
+	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) && (oe.Kind == ErrOpenAPIAuth || oe.Kind == ErrOpenAPITokenCap) {
 		o.authBackoff = min(max(2*o.authBackoff, o.cfg.AuthBackoffMin), o.cfg.AuthBackoffMax)
 		oe.RetryAt = o.cfg.Now().Add(o.authBackoff)
 		o.authErr = oe
-		o.log.Error(fmt.Sprintf("pbx openapi: the PBX refused the OpenAPI credentials (AccessID %s): check Integrations > Linkus SDK / API; retrying in %s",
-			o.cfg.AccessID, o.authBackoff), "errcode", oe.ErrCode, "errmsg", oe.ErrMsg, "http_status", oe.HTTPStatus)
+		if oe.Kind == ErrOpenAPITokenCap {
+			o.log.Warn(fmt.Sprintf("pbx openapi: the PBX holds its maximum of access tokens for these OpenAPI credentials (AccessID %s): "+
+				"another application or a replica that died holds them until they expire (30 minutes at most); retrying in %s",
+				o.cfg.AccessID, o.authBackoff), "reason", "token_cap", "errcode", oe.ErrCode, "errmsg", oe.ErrMsg)
+		} else {
+			o.log.Error(fmt.Sprintf("pbx openapi: the PBX refused the OpenAPI credentials (AccessID %s): check Integrations > Linkus SDK / API; retrying in %s",
+				o.cfg.AccessID, o.authBackoff), "errcode", oe.ErrCode, "errmsg", oe.ErrMsg, "http_status", oe.HTTPStatus)
+		}
 	}
 	f.tok, f.err = tok, err
 	o.fetch = nil
@@ -153,8 +160,21 @@ func (o *OpenAPI) obtain(ctx context.Context, old *accessToken) (*accessToken, s
 	tok, err := o.requestToken(ctx, "get_token", map[string]string{"username": o.cfg.AccessID, "password": o.cfg.AccessKey})
 	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) {
 		oe.Kind = ErrOpenAPIAuth
+		if atTokenCap(oe) {
+			oe.Kind = ErrOpenAPITokenCap
+		}
 	}
 	return tok, "get_token", err
+}
+
+// atTokenCap reports whether a refused get_token says the application holds
+// the most access tokens the PBX allows (8, by Yeastar's pages). The errcode
+// of that refusal is not documented: 60002 is the reference's "MAX
+// LIMITATION EXCEEDED", and any message naming a limit is read the same,
+// since mistaking a cap for refused credentials sends the operator after
+// the wrong cause.
+func atTokenCap(oe *OpenAPIError) bool {
+	return oe.ErrCode == 60002 || strings.Contains(strings.ToUpper(oe.ErrMsg), "LIMIT")
 }
 
 // tokenAnswer is the answer of get_token and refresh_token.
