@@ -142,13 +142,21 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// that no request finds its session logged out under it.
 	supCtx, stopSupervisors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSupervisors()
+	f := b.fleet.Load()
+	if f != nil && b.openapi != nil {
+		f.tokens = newTokenGate(supCtx, b, f)
+	}
 	b.set.startAll(supCtx)
 	var loops sync.WaitGroup
-	if b.cfg.Discovery.Enabled {
+	switch {
+	case b.cfg.Discovery.Enabled && f != nil:
+		loops.Go(func() { f.lead(ctx) })
+		loops.Go(func() { f.followLists(ctx) })
+	case b.cfg.Discovery.Enabled:
 		loops.Go(func() { b.discover(ctx) })
 	}
-	if b.fleet.Load() != nil {
-		loops.Go(func() { b.fleet.Load().run(ctx) })
+	if f != nil {
+		loops.Go(func() { f.run(ctx) })
 	}
 	<-ctx.Done()
 	loops.Wait()
@@ -181,13 +189,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
 	}
-	if b.fleet.Load() != nil {
-		b.fleet.Load().shutdown()
+	if f != nil && f.tokens != nil {
+		f.tokens.close()
+	}
+	if f != nil {
+		f.shutdown()
 	}
 	if b.openapi != nil {
-		if err := b.openapi.Close(shutdown); err != nil {
+		// Its own deadline: the logouts may have used up the shutdown's.
+		rctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+		if err := b.openapi.Close(rctx); err != nil {
 			b.cfg.Logger.Warn("OpenAPI token not revoked at shutdown", "err", err)
 		}
+		cancel()
 	}
 	if stopErr != nil {
 		return fmt.Errorf("stop micro service: %w", stopErr)

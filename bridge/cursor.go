@@ -40,8 +40,13 @@ var errCursorMoved = errors.New("the cursor was written by someone else since it
 // cursorKey names an extension's cursor: the PBX (hashed, since a host:port
 // is not a valid key) and the extension number, escaped to the key alphabet.
 func cursorKey(host, ext string) string {
+	return hostKey(host) + "." + keyToken(ext)
+}
+
+// hostKey is the KV key token of a PBX: a hash of its host.
+func hostKey(host string) string {
 	h := sha256.Sum256([]byte(host))
-	return hex.EncodeToString(h[:8]) + "." + keyToken(ext)
+	return hex.EncodeToString(h[:8])
 }
 
 // keyToken escapes s to the KV key alphabet: letters, digits, - and _

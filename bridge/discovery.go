@@ -67,37 +67,62 @@ func (b *Bridge) discover(ctx context.Context) {
 	}
 }
 
-// discoverOnce reads the extension list and applies it. A list the PBX
-// could not give whole (ErrExtensionListIncomplete) only adds: an
-// extension missing from it may still exist.
+// discoverOnce reads the extension list and applies it: on a lone bridge
+// at once, in a fleet (where only the OpenAPI leader reads it) by keeping
+// it in the lease bucket, which every replica follows. A list the PBX could
+// not give whole (ErrExtensionListIncomplete) only adds: an extension
+// missing from it may still exist.
 func (b *Bridge) discoverOnce(ctx context.Context) error {
-	list, err := b.openapi.Extensions(ctx)
+	var list []pbx.ExtensionInfo
+	var err error
+	if werr := b.withOpenAPI(ctx, func(ctx context.Context) error {
+		list, err = b.openapi.Extensions(ctx)
+		return nil
+	}); werr != nil {
+		return werr
+	}
 	complete := err == nil
 	if err != nil && !errors.Is(err, pbx.ErrExtensionListIncomplete) {
 		return err
 	}
-	found := make(map[string]bool, len(list))
+	if !complete {
+		b.cfg.Logger.Warn("discovery: the extension list is incomplete; adding what it holds, removing nothing", "err", err, "listed", len(list))
+	}
+	numbers := make([]string, 0, len(list))
 	for _, e := range list {
-		ok, rule := MatchExtension(e.Number, b.cfg.Discovery)
+		numbers = append(numbers, e.Number)
+	}
+	if f := b.fleet.Load(); f != nil {
+		return f.publishList(ctx, numbers, complete)
+	}
+	return b.applyDiscovered(numbers, complete)
+}
+
+// applyDiscovered serves the listed numbers that match the discovery
+// patterns, and, when the list is complete, stops the discovered
+// extensions it no longer holds.
+func (b *Bridge) applyDiscovered(list []string, complete bool) error {
+	found := make(map[string]bool, len(list))
+	for _, number := range list {
+		ok, rule := MatchExtension(number, b.cfg.Discovery)
 		if !ok {
 			continue
 		}
-		if ValidToken(e.Number) != nil {
-			b.cfg.Logger.Warn("discovery: an extension number that is not a safe subject token is not served", "number", e.Number)
+		if ValidToken(number) != nil {
+			b.cfg.Logger.Warn("discovery: an extension number that is not a safe subject token is not served", "number", number)
 			continue
 		}
-		found[e.Number] = true
-		if b.set.sources(e.Number)&byDiscovery != 0 {
+		found[number] = true
+		if b.set.sources(number)&byDiscovery != 0 {
 			continue
 		}
-		if err := b.add(Credential{Username: e.Number}, byDiscovery); err != nil {
+		if err := b.add(Credential{Username: number}, byDiscovery); err != nil {
 			return err
 		}
 		b.metrics.discoveryChange("added")
-		b.cfg.Logger.Info("discovery: serving a new extension", "ext", e.Number, "rule", rule)
+		b.cfg.Logger.Info("discovery: serving a new extension", "ext", number, "rule", rule)
 	}
 	if !complete {
-		b.cfg.Logger.Warn("discovery: the extension list is incomplete; adding what it holds, removing nothing", "err", err, "listed", len(list))
 		return nil
 	}
 	for _, n := range b.set.candidates() {

@@ -109,7 +109,7 @@ func (x *extension) open(ctx context.Context) (*pbx.Session, error) {
 	secret, minted := x.secret(), false
 	if secret == "" {
 		if x.minted == "" {
-			sign, err := x.b.openapi.Sign(ctx, x.number)
+			sign, err := x.b.sign(ctx, x.number)
 			if err != nil {
 				return nil, fmt.Errorf("minting the login signature: %w", err)
 			}

@@ -96,6 +96,13 @@ type fleet struct {
 	// closing. The replica sees it by its own heartbeats going missing.
 	rewatch  context.CancelFunc
 	watchAge time.Time // when the current watch started
+
+	// tokens is the fleet's token lock (nil without OpenAPI credentials);
+	// lists brings the OpenAPI leader's extension lists from the watch, and
+	// lastList (under mu) is the leader's own newest reading.
+	tokens   *tokenGate
+	lists    chan discoveredList
+	lastList *discoveredList
 }
 
 // leaseKey names the lease of ext on this bridge's PBX.
@@ -135,7 +142,7 @@ func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
 		log:   b.cfg.Logger.With("replica", fc.Replica),
 		kick:  make(chan struct{}, 1),
 		held:  map[string]*lease{}, owners: map[string]string{}, replicas: map[string]replicaValue{},
-		seen: map[string]time.Time{},
+		seen: map[string]time.Time{}, lists: make(chan discoveredList, 1),
 	}
 	f.sub, err = b.nc.Subscribe(f.inbox, f.serveForwarded)
 	if err != nil {

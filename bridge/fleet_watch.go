@@ -68,6 +68,8 @@ func (f *fleet) apply(e jetstream.KeyValueEntry) {
 	}
 	gone := e.Operation() != jetstream.KeyValuePut
 	switch key := e.Key(); {
+	case key == f.listKey():
+		f.listArrived(e)
 	case strings.HasPrefix(key, "lease."):
 		if gone {
 			delete(f.owners, key)

@@ -54,6 +54,7 @@ type openAPIState struct {
 
 	maxLive                       int
 	getTokenCalls, refreshCalls   int
+	capRefusals                   int
 	minted                        map[string]int // signatures minted, by extension number
 	signInvalidatesOld, failSign  bool
 	refreshRevokesOld, listDenied bool
@@ -207,6 +208,14 @@ func (s *Server) GetTokenCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.openAPI().getTokenCalls
+}
+
+// TokenCapRefusals returns how many get_token and refresh_token requests
+// were refused because MaxOpenAPITokens tokens were alive.
+func (s *Server) TokenCapRefusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.openAPI().capRefusals
 }
 
 // RefreshCalls returns how many refresh_token requests reached the endpoint
@@ -371,6 +380,7 @@ func (s *Server) getToken(oa *openAPIState, req openAPIRequest) any {
 		s.log.Debug("pbxtest: get_token refused")
 		return errBadLogin
 	case len(oa.access) >= MaxOpenAPITokens:
+		oa.capRefusals++
 		return errOATokenLimit
 	}
 	return oa.issue(time.Now())
@@ -394,6 +404,7 @@ func (s *Server) refreshToken(oa *openAPIState, req openAPIRequest) any {
 		live--
 	}
 	if live >= MaxOpenAPITokens {
+		oa.capRefusals++
 		return errOATokenLimit
 	}
 	delete(oa.refresh, token)

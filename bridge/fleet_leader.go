@@ -1,0 +1,188 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The OpenAPI leader. In a fleet one replica, the holder of the leader
+// lease (a key of the lease bucket, taken with Create and renewed at its
+// revision like an extension's lease), reads the PBX's extension list for
+// the whole fleet and keeps it in the bucket under the list key: extension
+// numbers only, never a credential. Every replica, the leader too, follows
+// that key and serves what it lists, through the same door as a lone
+// bridge's discovery (applyDiscovered). The bucket's MaxAge (the lease
+// TTL) would let the key lapse, so the leader writes it again with each
+// renewal; a list that lapsed (the leader died) changes nothing until the
+// next leader, which reads the PBX at once, writes a new one.
+//
+// The leader lease is also where the OpenAPI's other fleet-wide duties
+// belong (the event socket of live calls): leadCtx ends when leadership is
+// lost.
+
+// discoveredList is the value of the list key.
+type discoveredList struct {
+	Leader string    `json:"leader"`
+	At     time.Time `json:"at"` // when the PBX was read
+	// Complete is false for a listing the PBX could not give whole: it
+	// adds extensions, and removes none.
+	Complete bool     `json:"complete"`
+	Numbers  []string `json:"numbers"`
+}
+
+func (f *fleet) leaderKey() string { return "openapi.leader." + hostKey(f.b.host) }
+func (f *fleet) listKey() string   { return "discovery." + hostKey(f.b.host) }
+
+// leader is the leader lease's state, used by lead's goroutine only.
+type leader struct {
+	rev     uint64
+	renewed time.Time
+	stop    context.CancelFunc
+	loops   sync.WaitGroup
+}
+
+// lead takes the leader lease whenever nobody holds it, and while it holds
+// it runs discovery, until ctx ends; then it hands the lease over.
+func (f *fleet) lead(ctx context.Context) {
+	var l leader
+	end := func() {
+		if l.stop != nil {
+			l.stop()
+			l.loops.Wait()
+			l.stop = nil
+		}
+	}
+	defer func() {
+		end()
+		if l.rev != 0 {
+			dctx, cancel := context.WithTimeout(context.Background(), f.opTimeout())
+			_ = f.kv.Delete(dctx, f.leaderKey(), jetstream.LastRevision(l.rev))
+			cancel()
+		}
+	}()
+	t := time.NewTicker(f.renewEvery())
+	defer t.Stop()
+	for {
+		if l.stop == nil {
+			f.takeLead(ctx, &l)
+		} else if !f.keepLead(ctx, &l) {
+			end()
+			l.rev = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// takeLead takes the leader lease if nobody holds it, and starts discovery.
+func (f *fleet) takeLead(ctx context.Context, l *leader) {
+	actx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	rev, err := f.kv.Create(actx, f.leaderKey(), f.value())
+	cancel()
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+			f.log.Warn("fleet: taking the OpenAPI leader lease failed; trying again", "err", err)
+		}
+		return
+	}
+	l.rev, l.renewed = rev, time.Now()
+	lctx, stop := context.WithCancel(ctx)
+	l.stop = stop
+	f.log.Info("fleet: this replica is the OpenAPI leader: it reads the extension list for the fleet")
+	l.loops.Go(func() { f.b.discover(lctx) })
+}
+
+// keepLead renews the leader lease and writes the list again; false when
+// the lease is lost (refused, or not renewed for half the TTL).
+func (f *fleet) keepLead(ctx context.Context, l *leader) bool {
+	rctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	rev, err := f.kv.Update(rctx, f.leaderKey(), f.value(), l.rev)
+	cancel()
+	switch {
+	case err == nil:
+		l.rev, l.renewed = rev, time.Now()
+	case refused(err) || time.Since(l.renewed) > f.fenceAfter():
+		if ctx.Err() == nil {
+			f.log.Warn("fleet: the OpenAPI leader lease was lost", "err", err)
+		}
+		return false
+	default:
+		return true
+	}
+	f.mu.Lock()
+	list := f.lastList
+	f.mu.Unlock()
+	if list != nil {
+		if err := f.putList(ctx, *list); err != nil && ctx.Err() == nil {
+			f.log.Warn("fleet: writing the extension list again failed", "err", err)
+		}
+	}
+	return true
+}
+
+// publishList is what the leader's discovery does with a reading: it
+// keeps it in the bucket, for every replica to follow.
+func (f *fleet) publishList(ctx context.Context, numbers []string, complete bool) error {
+	list := discoveredList{Leader: f.replica, At: time.Now().UTC(), Complete: complete, Numbers: numbers}
+	f.mu.Lock()
+	f.lastList = &list
+	f.mu.Unlock()
+	return f.putList(ctx, list)
+}
+
+func (f *fleet) putList(ctx context.Context, list discoveredList) error {
+	v, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	defer cancel()
+	_, err = f.kv.Put(pctx, f.listKey(), v)
+	return err
+}
+
+// listArrived takes the list key from the watch (f.mu held): the newest
+// list replaces one not applied yet.
+func (f *fleet) listArrived(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return // lapsed: the set stays as it is until a new list
+	}
+	var list discoveredList
+	if err := json.Unmarshal(e.Value(), &list); err != nil {
+		f.log.Error("fleet: the extension list in the lease bucket is unreadable; ignored", "err", err)
+		return
+	}
+	select {
+	case <-f.lists:
+	default:
+	}
+	f.lists <- list
+}
+
+// followLists applies each new list read by the leader, until ctx ends.
+// A rewrite of the same reading is not applied again.
+func (f *fleet) followLists(ctx context.Context) {
+	var applied time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case list := <-f.lists:
+			if list.At.Equal(applied) {
+				continue
+			}
+			applied = list.At
+			if err := f.b.applyDiscovered(list.Numbers, list.Complete); err != nil && ctx.Err() == nil {
+				f.log.Warn("fleet: applying the extension list failed", "err", err)
+			}
+		}
+	}
+}

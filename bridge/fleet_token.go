@@ -1,0 +1,262 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The token budget of a fleet. The PBX lets one pair of OpenAPI
+// credentials hold at most 8 access tokens (openapi.md); a replica that
+// kept its own token would let only a few replicas run. So in a fleet no
+// replica keeps one: every use of the OpenAPI (minting signatures, reading
+// the extension list) happens under the fleet's one token lock, a key of
+// the lease bucket taken with Create, renewed at its revision and deleted
+// at the end, exactly like an extension's lease. The holder gets a token,
+// does what its replica needs now (every signature its supervisors are
+// waiting for, batched), revokes the token (del_token) and deletes the
+// lock.
+//
+// Why at most two tokens are alive at once: a token exists only while its
+// replica holds the lock, plus the moment a renewal overlaps the old and
+// the new one (pbx.OpenAPI revokes the old before using the new), plus a
+// holder fenced (its renewals failed) that has not revoked yet: fencing
+// happens at half the lock's TTL and the lock lapses at the whole TTL, so
+// the fenced holder's revoke normally lands before the next holder's
+// get_token. A holder killed outright leaves its token to expire (30
+// minutes): one such token beside the next holder's is the second. The
+// fleet fault run checks the bound against the simulator's count.
+
+// tokenLinger is how long a hold outlives its last user: supervisors that
+// start together are paced by the request limiter, and mint under one hold
+// rather than one hold (and one get_token) each.
+const tokenLinger = time.Second
+
+// revokeTimeout bounds the revocation of a token, at the end of a hold and
+// at shutdown; it is its own deadline, not what the logouts left of the
+// shutdown timeout.
+const revokeTimeout = 5 * time.Second
+
+// tokenGate serialises a fleet's OpenAPI use through the token lock.
+type tokenGate struct {
+	b   *Bridge
+	f   *fleet
+	key string
+
+	mu        sync.Mutex
+	hold      *tokenHold
+	acquiring chan struct{} // closed when the acquisition under way ends
+	base      context.Context
+}
+
+// tokenHold is one tenure of the lock.
+type tokenHold struct {
+	ctx    context.Context // ends when the lock is lost or released
+	cancel context.CancelFunc
+	rev    uint64
+	users  int
+	done   chan struct{} // closed when the renewals have stopped
+}
+
+func newTokenGate(base context.Context, b *Bridge, f *fleet) *tokenGate {
+	return &tokenGate{b: b, f: f, key: "openapi.token." + hostKey(b.host), base: base}
+}
+
+// use runs fn while this replica holds the token lock, taking it first if
+// need be (waiting for another replica's hold to end). fn's context ends
+// when ctx does, or when the lock is lost (fencing).
+func (g *tokenGate) use(ctx context.Context, fn func(context.Context) error) error {
+	h, err := g.join(ctx)
+	if err != nil {
+		return err
+	}
+	defer g.leave(h)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(h.ctx, cancel)
+	defer stop()
+	return fn(fctx)
+}
+
+// join returns the current hold with one more user, taking the lock when
+// there is none.
+func (g *tokenGate) join(ctx context.Context) (*tokenHold, error) {
+	for {
+		g.mu.Lock()
+		if h := g.hold; h != nil && h.ctx.Err() == nil {
+			h.users++
+			g.mu.Unlock()
+			return h, nil
+		}
+		if g.acquiring == nil {
+			g.acquiring = make(chan struct{})
+			go g.acquire(g.acquiring)
+		}
+		ch := g.acquiring
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-g.base.Done():
+			return nil, ErrStopped
+		}
+	}
+}
+
+// acquire takes the lock, trying again every fraction of a second while
+// another replica holds it, until it has it or the bridge stops.
+func (g *tokenGate) acquire(done chan struct{}) {
+	defer func() {
+		g.mu.Lock()
+		g.acquiring = nil
+		g.mu.Unlock()
+		close(done)
+	}()
+	waiting := time.Now()
+	for g.base.Err() == nil {
+		actx, cancel := context.WithTimeout(g.base, g.f.opTimeout())
+		rev, err := g.f.kv.Create(actx, g.key, g.f.value())
+		cancel()
+		if err == nil {
+			ctx, cancel := context.WithCancel(g.base)
+			h := &tokenHold{ctx: ctx, cancel: cancel, rev: rev, done: make(chan struct{})}
+			g.mu.Lock()
+			g.hold = h
+			g.mu.Unlock()
+			go g.renew(h)
+			// A hold nobody joins (its waiters gave up) is released after
+			// the linger like any other.
+			g.mu.Lock()
+			h.users++
+			g.mu.Unlock()
+			g.leave(h)
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			g.f.log.Warn("fleet: taking the OpenAPI token lock failed; trying again", "err", err)
+		} else if time.Since(waiting) > g.f.ttl {
+			g.f.log.Info("fleet: waiting for another replica's OpenAPI token lock", "waited", time.Since(waiting).Round(time.Second))
+			waiting = time.Now()
+		}
+		sleep(g.base, 200*time.Millisecond+rand.N(300*time.Millisecond))
+	}
+}
+
+// renew keeps the lock while h lasts, and ends h when a renewal is refused
+// or none succeeded for half the TTL (fencing, as for leases).
+func (g *tokenGate) renew(h *tokenHold) {
+	defer close(h.done)
+	t := time.NewTicker(g.f.renewEvery())
+	defer t.Stop()
+	renewed := time.Now()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(h.ctx, g.f.opTimeout())
+		rev, err := g.f.kv.Update(rctx, g.key, g.f.value(), h.rev)
+		cancel()
+		switch {
+		case err == nil:
+			g.mu.Lock()
+			h.rev = rev
+			g.mu.Unlock()
+			renewed = time.Now()
+		case refused(err) || time.Since(renewed) > g.f.fenceAfter():
+			g.f.log.Warn("fleet: the OpenAPI token lock was lost; its token is revoked", "err", err)
+			h.cancel()
+			return
+		}
+	}
+}
+
+// leave drops a user of h; the last one releases it after tokenLinger.
+func (g *tokenGate) leave(h *tokenHold) {
+	g.mu.Lock()
+	h.users--
+	last := h.users == 0
+	g.mu.Unlock()
+	if !last {
+		return
+	}
+	time.AfterFunc(tokenLinger, func() {
+		g.mu.Lock()
+		if h.users > 0 {
+			g.mu.Unlock()
+			return
+		}
+		if g.hold == h {
+			g.hold = nil
+		}
+		g.mu.Unlock()
+		g.release(h)
+	})
+}
+
+// release revokes the token the hold used and deletes the lock at its
+// revision (a lost lock is not deleted: it is another's now).
+func (g *tokenGate) release(h *tokenHold) {
+	lost := h.ctx.Err() != nil
+	h.cancel()
+	<-h.done
+	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+	defer cancel()
+	if err := g.b.openapi.Release(ctx); err != nil {
+		g.f.log.Warn("fleet: the OpenAPI token was not revoked; it expires by itself", "err", err)
+	}
+	if lost {
+		return
+	}
+	g.mu.Lock()
+	rev := h.rev
+	g.mu.Unlock()
+	if err := g.f.kv.Delete(ctx, g.key, jetstream.LastRevision(rev)); err != nil {
+		g.f.log.Warn("fleet: the OpenAPI token lock was not released; it lapses by its TTL", "err", err)
+	}
+}
+
+// close ends the hold at shutdown, revoking its token.
+func (g *tokenGate) close() {
+	g.mu.Lock()
+	h := g.hold
+	g.hold = nil
+	g.mu.Unlock()
+	if h != nil {
+		g.release(h)
+	}
+}
+
+// withOpenAPI runs fn with the bridge's OpenAPI client: directly on a lone
+// bridge (which keeps one token, refreshed), under the token lock in a
+// fleet.
+func (b *Bridge) withOpenAPI(ctx context.Context, fn func(context.Context) error) error {
+	if f := b.fleet.Load(); f != nil && f.tokens != nil {
+		return f.tokens.use(ctx, fn)
+	}
+	return fn(ctx)
+}
+
+// sign mints ext's login signature (see withOpenAPI).
+func (b *Bridge) sign(ctx context.Context, ext string) (string, error) {
+	var sign string
+	err := b.withOpenAPI(ctx, func(ctx context.Context) error {
+		var err error
+		sign, err = b.openapi.Sign(ctx, ext)
+		return err
+	})
+	return sign, err
+}
+
+// The lease TTL's fractions, for the token lock and the leader lease (and
+// the extension leases' code, which spells them out): renew every third,
+// give a KV operation a sixth, fence at a half.
+func (f *fleet) renewEvery() time.Duration { return f.ttl / 3 }
+func (f *fleet) opTimeout() time.Duration  { return f.ttl / 6 }
+func (f *fleet) fenceAfter() time.Duration { return f.ttl / 2 }
