@@ -36,6 +36,7 @@ type FirstStart struct {
 func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.Time) (int, error) {
 	published := 0
 	reset, startOver := false, false
+	var from resume // where the next scan starts: page 1, or deeper (a gap past the page limit)
 	for round := 1; ; round++ {
 		if round > maxCatchupRounds {
 			return published, fmt.Errorf("catch-up published %d records in %d rounds and the PBX still has more: going on after a pause", published, maxCatchupRounds)
@@ -51,11 +52,27 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 		if first {
 			old = x.firstStart(loginTime)
 		}
-		res, err := x.scanner(src).scan(ctx, old)
+		sc := x.scanner(src)
+		res, err := sc.scan(ctx, old, from)
 		if err != nil {
 			return published, err
 		}
-		if !first && !reset && res.newest.ID != 0 && res.newest.ID < cur.ID {
+		if !res.complete {
+			// Cut at the page limit before the cursor: everything read is
+			// newer than the part not read yet, so nothing is published
+			// (that would move the cursor past unread records). The next
+			// round reads on from where this one stopped.
+			x.log.Info("catch-up: the gap is deeper than one scan reaches; reading on", "from_page", res.lastPage, "cursor_id", cur.ID)
+			from = resume{page: res.lastPage + 1, below: res.minID}
+			continue
+		}
+		if from.page > 1 && len(res.fresh) == 0 {
+			// Nothing above the cursor from this page on: the records
+			// still unpublished are on earlier pages.
+			from = resume{page: max(1, from.page-x.stride(sc))}
+			continue
+		}
+		if !first && !reset && from.page <= 1 && res.newest.ID != 0 && res.newest.ID < cur.ID {
 			// The PBX's newest record is older than what was published: its
 			// history was reset (a restore, a replacement). Every new record
 			// would sit below the cursor and be skipped for good; start over
@@ -77,15 +94,24 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 		if err != nil {
 			return published, err
 		}
-		if !res.complete {
-			return published, fmt.Errorf("catch-up stopped after %d pages without reaching the cursor (id %d): the PBX's CDR list does not end", maxScanPages, cur.ID)
-		}
-		if !res.more {
+		switch {
+		case from.page > 1:
+			// A pass below page 1 published the oldest part of the gap; the
+			// newer records are on the pages above the newest it published.
+			from = resume{page: max(1, res.topPage-x.stride(sc))}
+		case !res.more:
 			lag := time.Duration(res.newest.Timestamp-x.cursor.Timestamp) * time.Second
 			x.b.metrics.catchup(x.number, published, max(lag, 0))
 			return published, nil
 		}
 	}
+}
+
+// stride is how many pages a pass below page 1 starts above the newest
+// record the last one published: about one pass's worth of records (keep),
+// and fewer pages than one scan may read, so that it reaches the cursor.
+func (x *extension) stride(sc *scanner) int {
+	return max(1, min(sc.keep/sc.size.get(), sc.maxPages/2))
 }
 
 // maxCatchupRounds bounds the rounds of one catch-up (scanKeep records
@@ -94,7 +120,7 @@ const maxCatchupRounds = 100
 
 // scanner returns the scanner of this extension's CDR list.
 func (x *extension) scanner(src cdrSource) *scanner {
-	return &scanner{src: src, size: &x.b.pageSize, keep: scanKeep, maxPages: maxScanPages,
+	return &scanner{src: src, size: &x.b.pageSize, keep: scanKeep, maxPages: x.b.cfg.CatchupMaxPages,
 		anomaly: func(reason string, attrs ...any) {
 			x.b.metrics.catchupAnomaly(reason)
 			x.log.Warn("catch-up: the PBX misbehaves", append([]any{"anomaly", reason}, attrs...)...)

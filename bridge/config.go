@@ -53,6 +53,11 @@ type Config struct {
 	JetStream JetStreamConfig
 	// FirstStart says what an extension without a cursor publishes.
 	FirstStart FirstStart
+	// CatchupMaxPages bounds the CDR pages one catch-up scan reads
+	// (default 2,000); a gap deeper than that is read on in further scans,
+	// and published oldest first all the same. A tuning knob, chiefly for
+	// tests: the default holds 200,000 records at the SDK's page size.
+	CatchupMaxPages int
 	// CatchupInterval is how often an online extension checks the PBX for
 	// records that came without a notification (default 5m, ±10% jitter).
 	CatchupInterval time.Duration
@@ -97,6 +102,9 @@ func (c *Config) setDefaults() {
 		c.Discovery.Interval = 5 * time.Minute
 	}
 	c.Fleet.setDefaults()
+	if c.CatchupMaxPages <= 0 {
+		c.CatchupMaxPages = maxScanPages
+	}
 	if c.CatchupInterval <= 0 {
 		c.CatchupInterval = 5 * time.Minute
 	}

@@ -98,6 +98,18 @@ type scanResult struct {
 	complete bool
 	// queries is the number of pages asked for.
 	queries int
+	// lastPage is the last page read, minID the smallest id seen: where a
+	// scan cut at maxPages resumes (see resume).
+	lastPage, minID int
+	// topPage is the page where the newest record of fresh was read.
+	topPage int
+}
+
+// resume says where a scan starts: page 1 (the zero value), or deeper in
+// the list. below, when positive, counts every record with an id at or
+// above it as seen: the part a previous, cut scan read already.
+type resume struct {
+	page, below int
 }
 
 // scan pages newest first until a record for which old reports true (the
@@ -110,7 +122,7 @@ type scanResult struct {
 // maximum): the scan asks the next page at the size it got, and if that
 // page brings new records the PBX's size is learned and the scan goes on at
 // it, so that no record is skipped whatever the PBX's cap.
-func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (scanResult, error) {
+func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool, from resume) (scanResult, error) {
 	var res scanResult
 	seen := make(map[string]bool, 4) // anomalies told in this scan
 	tell := func(reason string, attrs ...any) {
@@ -121,16 +133,22 @@ func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (sc
 	}
 	size := s.size.get()
 	minID := math.MaxInt // smallest id seen: the scan's position
-	var held []pbx.CDR   // records above the boundary, newest first
-	above := 0           // records above the boundary seen, held or not
-	probing := false     // this page asks whether a short page 1 was a cap
-	for page := 1; ; page++ {
-		if page > s.maxPages {
+	if from.below > 0 {
+		minID = from.below
+	}
+	var held []pbx.CDR // records above the boundary, newest first
+	var heldPage []int // the page each of held was read on
+	above := 0         // records above the boundary seen, held or not
+	probing := false   // this page asks whether a short page 1 was a cap
+	first := max(from.page, 1)
+	for page := first; ; page++ {
+		if page >= first+s.maxPages {
 			tell(anomalyPageLimit, "pages", s.maxPages, "records_above_cursor", above)
 			break
 		}
 		p, err := s.src.CDRQuery(ctx, byID(page, size, "desc"))
 		res.queries++
+		res.lastPage = page
 		if err != nil {
 			return res, err
 		}
@@ -148,13 +166,15 @@ func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (sc
 				res.newest = r
 			}
 			if old(r, above) {
-				res.base, res.complete = r, true
-				return res.done(held, s.keep), nil
+				res.base, res.complete, res.minID = r, true, minID
+				return res.done(held, heldPage, s.keep), nil
 			}
 			held = append(held, r)
+			heldPage = append(heldPage, page)
 			above++
 			if len(held) >= 2*s.keep {
 				held = append(held[:0:0], held[len(held)-s.keep:]...)
+				heldPage = append(heldPage[:0:0], heldPage[len(heldPage)-s.keep:]...)
 				res.more = true
 			}
 		}
@@ -162,6 +182,9 @@ func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (sc
 		switch {
 		case n == 0:
 			res.complete = true
+		case !progress && page == first && from.below > 0:
+			// A resumed scan's first page may hold only records the cut
+			// scan read (calls since pushed them down): read on.
 		case !progress:
 			// The same page again (a PBX that answers past the end with its
 			// last page, or every page with the first): nothing more can be
@@ -176,7 +199,7 @@ func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (sc
 			if n < size {
 				res.complete = true
 			}
-		case n < size && page == 1:
+		case n < size && page == 1 && first == 1:
 			size, probing = n, true
 		case n < size:
 			res.complete = true
@@ -185,15 +208,20 @@ func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool) (sc
 			break
 		}
 	}
-	return res.done(held, s.keep), nil
+	res.minID = minID
+	return res.done(held, heldPage, s.keep), nil
 }
 
-// done sets fresh to the oldest keep of held (newest first), oldest first.
-func (res scanResult) done(held []pbx.CDR, keep int) scanResult {
+// done sets fresh to the oldest keep of held (newest first), oldest first,
+// and topPage to the page of the newest of them.
+func (res scanResult) done(held []pbx.CDR, pages []int, keep int) scanResult {
 	if len(held) > keep {
-		held, res.more = held[len(held)-keep:], true
+		held, pages, res.more = held[len(held)-keep:], pages[len(pages)-keep:], true
 	}
 	res.fresh = ascending(held)
+	if len(pages) > 0 {
+		res.topPage = pages[0]
+	}
 	return res
 }
 

@@ -128,7 +128,7 @@ func TestScan(t *testing.T) {
 			var got []string
 			s := &scanner{src: counted, size: &pageSize{}, keep: cmpOr(tc.keep, scanKeep), maxPages: cmpOr(tc.maxPages, maxScanPages),
 				anomaly: func(reason string, _ ...any) { got = append(got, reason) }}
-			res, err := s.scan(context.Background(), tc.old)
+			res, err := s.scan(context.Background(), tc.old, resume{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +159,7 @@ func TestScanKeepsNoHoleUnderArrivals(t *testing.T) {
 	srv, src := scanPBX(t, 350)
 	arrivals := &arrivingSource{cdrSource: src, srv: srv}
 	s := &scanner{src: arrivals, size: &pageSize{}, keep: scanKeep, maxPages: maxScanPages, anomaly: func(string, ...any) {}}
-	res, err := s.scan(context.Background(), func(r pbx.CDR, _ int) bool { return r.ID <= 10 })
+	res, err := s.scan(context.Background(), func(r pbx.CDR, _ int) bool { return r.ID <= 10 }, resume{})
 	if err != nil {
 		t.Fatal(err)
 	}
