@@ -88,13 +88,14 @@ func clusterURLs(nodes []*server.Server) string {
 }
 
 // TestFleetFailover is the fleet's fault run: a 3-node NATS cluster
-// (JetStream replicas 3), three bridge processes with the same
-// configuration, the simulator with 30 extensions and a steady flow of
-// calls (a quarter without notification). One bridge is killed with
+// (JetStream replicas 3), six bridge processes with the same
+// configuration (OpenAPI credentials and discovery, no secret), the
+// simulator with 30 extensions and a steady flow of calls (a quarter
+// without notification). One bridge is killed with
 // SIGKILL, one stopped with SIGTERM, and one NATS node stopped. Every
 // extension comes back, no extension ever has two live sockets or is
 // knocked out by a second login, and the stream holds every record exactly
-// once.
+// once, and the fleet never holds more than 2 OpenAPI tokens.
 func TestFleetFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fleet fault run")
@@ -106,9 +107,12 @@ func TestFleetFailover(t *testing.T) {
 	}
 	nodes := startCluster(t, 3)
 	urls := clusterURLs(nodes)
-	sim, secrets := startPBX(t, exts...)
+	sim, _ := startPBX(t, exts...)
 	caFile := writeCAFile(t, sim)
-	env, extYAML := extensionsYAML(exts, secrets)
+	// OpenAPI credentials and discovery only: every signature is minted,
+	// under the fleet's token budget.
+	accessID, accessKey := sim.OpenAPICredentials()
+	env := []string{"OPENAPI_KEY=" + accessKey}
 	config := func(replica string) string {
 		return fmt.Sprintf(`nats:
   url: %s
@@ -120,12 +124,17 @@ pbx:
   reconnect: {min: 50ms, max: 500ms}
   login_retry: {min: 100ms, max: 1s}
   rate_limit: {requests_per_second: 500, max_concurrent: 8}
+  openapi:
+    access_id: %q
+    access_key: ${OPENAPI_KEY}
+discovery:
+  enabled: true
+  interval: 2s
 fleet:
   enabled: true
   replica: %s
   lease_ttl: %s
-extensions:
-%sjetstream:
+jetstream:
   replicas: 3
   ack_timeout: 2s
 catchup:
@@ -134,12 +143,12 @@ log:
   level: info
   format: json
 shutdown_timeout: 5s
-`, urls, sim.URL(), caFile, replica, ttl, extYAML)
+`, urls, sim.URL(), caFile, accessID, replica, ttl)
 	}
 	watcher := connect(t, urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	rec := record(t, watcher, "pbx.>")
 	procs := map[string]*process{}
-	for _, r := range []string{"r1", "r2", "r3"} {
+	for _, r := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
 		procs[r] = startProcess(t, config(r), env...)
 	}
 	t.Cleanup(func() {
@@ -162,11 +171,11 @@ shutdown_timeout: 5s
 	}
 	waitFor(t, "every extension owned, in fair shares", 30*time.Second, func() bool {
 		st := status()
-		if len(st.Unowned) != 0 || len(st.Replicas) != 3 {
+		if len(st.Unowned) != 0 || len(st.Replicas) != 6 {
 			return false
 		}
 		for _, r := range st.Replicas {
-			if len(r.Extensions) != 10 {
+			if len(r.Extensions) != 5 {
 				return false
 			}
 		}
@@ -256,7 +265,21 @@ shutdown_timeout: 5s
 			t.Errorf("%s was knocked out by a second login %d times", e, n)
 		}
 	}
-	if st := status(); len(st.Replicas) != 1 || len(st.Unowned) != 0 || len(st.Replicas[0].Extensions) != 30 {
-		t.Errorf("fleet after the faults: %+v, want r3 owning all 30", st)
+	st := status()
+	ownedNow := 0
+	for _, r := range st.Replicas {
+		ownedNow += len(r.Extensions)
+	}
+	if len(st.Replicas) != 4 || len(st.Unowned) != 0 || ownedNow != 30 {
+		t.Errorf("fleet after the faults: %+v, want r3 to r6 owning all 30", st)
+	}
+	// The token budget: six replicas, a SIGKILL (whose token may linger
+	// until it expires), and never more than 2 tokens nor a refusal at the
+	// PBX's cap of 8.
+	if n := sim.MaxLiveOpenAPITokens(); n > 2 {
+		t.Errorf("%d OpenAPI tokens alive at once, want at most 2", n)
+	}
+	if n := sim.TokenCapRefusals(); n != 0 {
+		t.Errorf("the PBX refused %d token requests at its cap", n)
 	}
 }
