@@ -155,10 +155,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	case b.cfg.Discovery.Enabled:
 		loops.Go(func() { b.discover(ctx) })
 	}
+	// The fleet loop outlives ctx: it renews the leases until every
+	// extension has logged out (drain, below), else another replica could
+	// log in beside one still logged in.
+	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFleet()
+	var fleetLoop sync.WaitGroup
 	if f != nil {
-		loops.Go(func() { f.run(ctx) })
+		fleetLoop.Go(func() { f.run(fleetCtx) })
 	}
 	<-ctx.Done()
+	if f != nil {
+		f.draining.Store(true) // no lease taken or handed over from now on
+	}
 	loops.Wait()
 	b.set.close()
 	served := len(b.set.list())
@@ -183,8 +192,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// rate (a budget for a PBX that carries calls) would let only about
 	// rate x ShutdownTimeout of them through; its concurrency still holds.
 	b.limiter.unthrottle()
+	released := 0
+	if f != nil {
+		released = f.drain()
+	}
 	stopSupervisors()
 	b.set.running.Wait()
+	stopFleet()
+	fleetLoop.Wait()
 	if n := b.logoutFailures.Load(); n > 0 {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
@@ -193,7 +208,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		f.tokens.close()
 	}
 	if f != nil {
-		f.shutdown()
+		f.shutdown(released)
 	}
 	if b.openapi != nil {
 		// Its own deadline: the logouts may have used up the shutdown's.

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,7 +91,7 @@ func (c *Config) setDefaults() {
 		c.RetryMax = c.RetryMin
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = defaultShutdownTimeout
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 64
@@ -156,6 +157,15 @@ func (c *Config) Validate() error {
 		}
 		if f.LeaseTTL != 0 && f.LeaseTTL < 3*time.Second {
 			errs = append(errs, fmt.Errorf("fleet.lease_ttl: at least 3s (default 15s), got %s", f.LeaseTTL))
+		} else if err := leaseCoversLogout(f.LeaseTTL, c.ShutdownTimeout); err != nil {
+			errs = append(errs, err)
+		}
+		ttl := cmp.Or(f.LeaseTTL, defaultLeaseTTL)
+		if f.ReleaseOfflineAfter < 0 || f.ReleaseOfflineAfter > 0 && f.ReleaseOfflineAfter < ttl {
+			errs = append(errs, fmt.Errorf("fleet.release_offline_after: at least fleet.lease_ttl (%s: a login needs a chance), got %s", ttl, f.ReleaseOfflineAfter))
+		}
+		if f.OfflineCooldown < 0 {
+			errs = append(errs, fmt.Errorf("fleet.offline_cooldown: must not be negative, got %s", f.OfflineCooldown))
 		}
 		if f.LeaseBucket != "" && !validName(f.LeaseBucket) {
 			errs = append(errs, fmt.Errorf("fleet.lease_bucket: %q is not a valid bucket name", f.LeaseBucket))
@@ -273,7 +283,13 @@ func (f *FleetConfig) setDefaults() {
 		f.LeaseBucket = "pbx_bridge_leases"
 	}
 	if f.LeaseTTL <= 0 {
-		f.LeaseTTL = 15 * time.Second
+		f.LeaseTTL = defaultLeaseTTL
+	}
+	if f.ReleaseOfflineAfter <= 0 {
+		f.ReleaseOfflineAfter = time.Minute
+	}
+	if f.OfflineCooldown <= 0 {
+		f.OfflineCooldown = 10 * time.Minute
 	}
 }
 
@@ -368,4 +384,41 @@ func validName(s string) bool {
 		}
 	}
 	return s != "" && len(s) <= 64
+}
+
+// The defaults of the two durations whose relation leaseCoversLogout checks.
+const (
+	defaultShutdownTimeout = 10 * time.Second
+	defaultLeaseTTL        = 15 * time.Second
+)
+
+// logoutTimeout bounds one logout: ShutdownTimeout, and in a fleet half of
+// it (the half that follows the requests' at shutdown), which a lease must
+// cover after fencing (leaseCoversLogout).
+func (c Config) logoutTimeout() time.Duration {
+	if c.Fleet.Enabled {
+		return c.ShutdownTimeout / 2
+	}
+	return c.ShutdownTimeout
+}
+
+// leaseCoversLogout refuses a lease TTL too short for a logout. A replica
+// renews each lease until its extension has logged out; but if the
+// renewals fail (NATS away), the lease is fenced half a TTL after its last
+// renewal and lapses at the TTL, and a logout under way by then must end
+// within the other half: a logout takes up to half of shutdown_timeout, so
+// lease_ttl must be at least shutdown_timeout. Zero values are the
+// defaults.
+func leaseCoversLogout(ttl, shutdown time.Duration) error {
+	if ttl == 0 {
+		ttl = defaultLeaseTTL
+	}
+	if shutdown <= 0 {
+		shutdown = defaultShutdownTimeout
+	}
+	if ttl < shutdown {
+		return fmt.Errorf("fleet.lease_ttl: %s cannot cover a logout: a logout takes up to half of shutdown_timeout (%s) and must end in the half of the lease that follows fencing; "+
+			"set fleet.lease_ttl to at least shutdown_timeout, or lower shutdown_timeout", ttl, shutdown)
+	}
+	return nil
 }

@@ -57,6 +57,7 @@ type extension struct {
 	cred     Credential
 	state    string
 	since    time.Time
+	down     time.Time // when it was last online (or started), unless online now
 	reason   string
 	sess     *pbx.Session
 	info     pbx.Extension
@@ -74,7 +75,19 @@ func newExtension(b *Bridge, c Credential) *extension {
 		cursorKey: cursorKey(b.host, c.Username),
 		state:     stateConnecting,
 		since:     b.cfg.now(),
+		down:      b.cfg.now(),
 	}
+}
+
+// downFor is how long the extension has not been online while trying to
+// be (connecting, reconnecting, offline); 0 when online or stopped.
+func (x *extension) downFor() time.Duration {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.state == stateOnline || x.state == stateStopped {
+		return 0
+	}
+	return x.b.cfg.now().Sub(x.down)
 }
 
 // pbxConfig is the session configuration of a login with secret.
@@ -377,6 +390,9 @@ func (x *extension) setState(ctx context.Context, st, reason string, code int) {
 	if prev != st {
 		x.since = now
 	}
+	if prev == stateOnline && st != stateOnline {
+		x.down = now
+	}
 	info := x.info
 	x.mu.Unlock()
 	x.b.metrics.setState(x.number, st)
@@ -416,7 +432,10 @@ func (x *extension) shutdown(sess *pbx.Session) {
 	ctx, cancel := x.finalCtx()
 	defer cancel()
 	x.detach()
-	if err := x.logoutCtx(ctx, sess); err != nil && x.stopReason() == "shutdown" {
+	lctx, lcancel := context.WithTimeout(ctx, x.b.cfg.logoutTimeout())
+	err := x.logoutCtx(lctx, sess)
+	lcancel()
+	if err != nil && x.stopReason() == "shutdown" {
 		x.b.logoutFailures.Add(1)
 	}
 	x.setState(ctx, stateStopped, x.stopReason(), 0)
@@ -435,7 +454,7 @@ func (x *extension) finalCtx() (context.Context, context.CancelFunc) {
 // logout logs the session out, bounded; the PBX may have dropped the token
 // already, so a failure is only logged.
 func (x *extension) logout(sess *pbx.Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), x.b.cfg.logoutTimeout())
 	defer cancel()
 	x.logoutCtx(ctx, sess)
 }

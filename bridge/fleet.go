@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,14 @@ type FleetConfig struct {
 	// LeaseTTL is how long a lease lives without renewal (default 15s): a
 	// dead replica's extensions are taken over after about this long.
 	LeaseTTL time.Duration
+	// ReleaseOfflineAfter: a lease whose extension has not been online for
+	// this long (its logins fail on this replica: the PBX unreachable or
+	// refusing it, its OpenAPI client in back-off) is handed to another
+	// live replica (default 1m, at least LeaseTTL), unless none is.
+	ReleaseOfflineAfter time.Duration
+	// OfflineCooldown is how long this replica then leaves the extension
+	// to the others (default 10m).
+	OfflineCooldown time.Duration
 }
 
 // forwardedHeader marks a request handed from one replica to the owner of
@@ -65,6 +74,10 @@ type replicaValue struct {
 	Inbox   string    `json:"inbox"` // where requests for its extensions reach it
 	Owned   []string  `json:"owned"`
 	At      time.Time `json:"at"`
+	// Declining counts the extensions this replica leaves to the others
+	// after failing to bring them online (OfflineCooldown): the others then
+	// share the extensions among themselves as if it were not there.
+	Declining int `json:"declining,omitempty"`
 }
 
 // lease is one lease this replica holds.
@@ -73,7 +86,20 @@ type lease struct {
 	rev      uint64
 	renewed  time.Time // last successful write, by the local clock
 	acquired time.Time
+	// releasing: the extension is being handed over. Its lease is still
+	// renewed (and fenced) until the logout has ended, and only then
+	// deleted, so that the next owner never logs in beside it.
+	releasing bool
 }
+
+// The lease TTL's fractions, in one place: renewals every third, a write's
+// timeout a sixth (two can fail before fencing), fencing at half (before
+// the lease can lapse even with clocks running at rates within a factor
+// of two), the fence checked every tenth.
+func (f *fleet) renewEvery() time.Duration { return f.ttl / 3 }
+func (f *fleet) opTimeout() time.Duration  { return f.ttl / 6 }
+func (f *fleet) fenceAfter() time.Duration { return f.ttl / 2 }
+func (f *fleet) fenceCheck() time.Duration { return f.ttl / 10 }
 
 type fleet struct {
 	b       *Bridge
@@ -84,6 +110,10 @@ type fleet struct {
 	log     *slog.Logger
 	kick    chan struct{} // a lease lapsed or was released: look now
 	sub     *nats.Subscription
+	// draining: the bridge is shutting down; leases are renewed until
+	// each extension is logged out, but none is taken or handed over.
+	draining atomic.Bool
+	handing  sync.WaitGroup // hand-offs under way (handOver)
 
 	mu       sync.Mutex
 	held     map[string]*lease       // by extension number
@@ -103,6 +133,10 @@ type fleet struct {
 	tokens   *tokenGate
 	lists    chan discoveredList
 	lastList *discoveredList
+
+	// cooling: extensions this replica released after they stayed offline,
+	// and until when it leaves them to the others (under mu).
+	cooling map[string]time.Time
 }
 
 // leaseKey names the lease of ext on this bridge's PBX.
@@ -142,7 +176,7 @@ func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
 		log:   b.cfg.Logger.With("replica", fc.Replica),
 		kick:  make(chan struct{}, 1),
 		held:  map[string]*lease{}, owners: map[string]string{}, replicas: map[string]replicaValue{},
-		seen: map[string]time.Time{}, lists: make(chan discoveredList, 1),
+		seen: map[string]time.Time{}, lists: make(chan discoveredList, 1), cooling: map[string]time.Time{},
 	}
 	f.sub, err = b.nc.Subscribe(f.inbox, f.serveForwarded)
 	if err != nil {
@@ -158,7 +192,7 @@ func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
 func (f *fleet) run(ctx context.Context) {
 	go f.watch(ctx)
 	go f.fence(ctx)
-	t := time.NewTicker(f.ttl / 3)
+	t := time.NewTicker(f.renewEvery())
 	defer t.Stop()
 	// The first tick only says this replica is here: replicas started
 	// together then see each other before they take leases, rather than
@@ -184,12 +218,13 @@ func (f *fleet) run(ctx context.Context) {
 // tick renews, fences, heartbeats and balances once.
 func (f *fleet) tick(ctx context.Context) {
 	f.renew(ctx)
+	f.releaseOffline()
 	f.heartbeat(ctx)
 	f.checkWatch()
 	f.mu.Lock()
 	synced := f.synced
 	f.mu.Unlock()
-	if synced {
+	if synced && !f.draining.Load() {
 		f.balance(ctx)
 	}
 	f.b.metrics.setLeases(f.heldCount())
@@ -236,7 +271,7 @@ func (f *fleet) renew(ctx context.Context) {
 
 func (f *fleet) renewOne(ctx context.Context, ext string, l lease, value []byte) {
 	start := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, f.ttl/6)
+	rctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	rev, err := f.kv.Update(rctx, l.key, value, l.rev)
 	cancel()
 	switch {
@@ -259,7 +294,7 @@ func (f *fleet) renewOne(ctx context.Context, ext string, l lease, value []byte)
 // (at the TTL), and the session must be closed before. It runs apart from
 // the renewals, which may be stuck waiting for NATS.
 func (f *fleet) fence(ctx context.Context) {
-	t := time.NewTicker(f.ttl / 10)
+	t := time.NewTicker(f.fenceCheck())
 	defer t.Stop()
 	for {
 		select {
@@ -270,7 +305,7 @@ func (f *fleet) fence(ctx context.Context) {
 		f.mu.Lock()
 		var stale []string
 		for ext, l := range f.held {
-			if time.Since(l.renewed) > f.ttl/2 {
+			if time.Since(l.renewed) > f.fenceAfter() {
 				stale = append(stale, ext)
 			}
 		}
@@ -320,30 +355,13 @@ func (f *fleet) heartbeat(ctx context.Context) {
 	if f.b.nc.Status() != nats.CONNECTED {
 		return
 	}
-	v, _ := json.Marshal(replicaValue{Replica: f.replica, Inbox: f.inbox, Owned: sortedStrings(owned), At: time.Now().UTC()})
-	hctx, cancel := context.WithTimeout(ctx, f.ttl/6)
+	v, _ := json.Marshal(replicaValue{Replica: f.replica, Inbox: f.inbox, Owned: sortedStrings(owned), At: time.Now().UTC(),
+		Declining: f.declining()})
+	hctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
 	if _, err := f.kv.Put(hctx, replicaKey(f.replica), v); err != nil && ctx.Err() == nil {
 		f.log.Warn("fleet: heartbeat failed", "err", err)
 	}
-}
-
-// fairShare is how many extensions this replica should hold: the
-// candidates over the live replicas, rounded up.
-func (f *fleet) fairShare() int {
-	n := len(f.b.set.candidates())
-	f.mu.Lock()
-	live := 0
-	for key := range f.replicas {
-		if f.alive(key) {
-			live++
-		}
-	}
-	if !f.alive(replicaKey(f.replica)) {
-		live++
-	}
-	f.mu.Unlock()
-	return (n + live - 1) / live
 }
 
 // balance takes unowned leases up to the fair share, and hands over what
@@ -353,7 +371,12 @@ func (f *fleet) fairShare() int {
 func (f *fleet) balance(ctx context.Context) {
 	fair := f.fairShare()
 	f.mu.Lock()
-	have := len(f.held)
+	have := 0
+	for _, l := range f.held {
+		if !l.releasing {
+			have++
+		}
+	}
 	f.mu.Unlock()
 	switch {
 	case have > fair:
@@ -364,14 +387,14 @@ func (f *fleet) balance(ctx context.Context) {
 	// Leases held for extensions no longer wanted (removed meanwhile).
 	f.mu.Lock()
 	var stale []string
-	for ext := range f.held {
-		if !f.b.set.wanted(ext) {
+	for ext, l := range f.held {
+		if !l.releasing && !f.b.set.wanted(ext) {
 			stale = append(stale, ext)
 		}
 	}
 	f.mu.Unlock()
 	for _, ext := range stale {
-		f.release(ext)
+		f.handOver(ext, "removed")
 	}
 }
 
@@ -389,10 +412,10 @@ func (f *fleet) acquire(ctx context.Context, n int) {
 		_, mine := f.held[ext]
 		owner := f.owners[key]
 		f.mu.Unlock()
-		if mine || owner != "" {
+		if mine || owner != "" || f.cool(ext) {
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, f.ttl/6)
+		actx, cancel := context.WithTimeout(ctx, f.opTimeout())
 		rev, err := f.kv.Create(actx, key, f.value())
 		cancel()
 		if err != nil {
@@ -400,13 +423,18 @@ func (f *fleet) acquire(ctx context.Context, n int) {
 		}
 		now := time.Now()
 		f.mu.Lock()
+		if f.draining.Load() { // too late: drain has taken stock
+			f.mu.Unlock()
+			f.deleteLease(ext, key, rev)
+			return
+		}
 		f.held[ext] = &lease{key: key, rev: rev, renewed: now, acquired: now}
 		f.owners[key] = f.replica
 		f.mu.Unlock()
 		f.b.metrics.leaseAcquired()
 		f.log.Info("fleet: lease taken", "ext", ext)
 		if !f.b.set.run(ext) {
-			f.release(ext)
+			f.handOver(ext, "released")
 			continue
 		}
 		n--
@@ -423,7 +451,9 @@ func (f *fleet) shed(ctx context.Context, n int) {
 	}
 	var all []held
 	for ext, l := range f.held {
-		all = append(all, held{ext, l.acquired})
+		if !l.releasing {
+			all = append(all, held{ext, l.acquired})
+		}
 	}
 	f.mu.Unlock()
 	if len(all) == 0 {
@@ -437,44 +467,88 @@ func (f *fleet) shed(ctx context.Context, n int) {
 		}
 		f.log.Info("fleet: handing an extension over towards the fair share", "ext", h.ext)
 		f.b.metrics.handOff()
-		f.release(h.ext)
+		f.handOver(h.ext, "released")
 	}
 }
 
-// release stops ext's session (if it runs) and then deletes its lease at
-// its revision, so that another replica takes it over at once.
-func (f *fleet) release(ext string) {
-	f.b.set.halt(ext, "released")
+// handOver releases ext in the background: the logout may take up to
+// half of ShutdownTimeout (logoutTimeout), and the renewals and fencing of every other
+// lease must not wait behind it. The lease is renewed until the logout
+// has ended.
+func (f *fleet) handOver(ext, reason string) {
+	f.mu.Lock()
+	l := f.held[ext]
+	if l == nil || l.releasing || f.draining.Load() { // drain releases every lease itself
+		f.mu.Unlock()
+		return
+	}
+	l.releasing = true
+	f.handing.Add(1) // under mu: never beside drain's Wait
+	f.mu.Unlock()
+	go func() {
+		defer f.handing.Done()
+		f.release(ext, reason)
+	}()
+}
+
+// release stops ext's session (if it runs), its lease renewed meanwhile,
+// and then deletes the lease at its revision, so that another replica
+// takes it over at once.
+func (f *fleet) release(ext, reason string) {
+	f.mu.Lock()
+	if l := f.held[ext]; l != nil {
+		l.releasing = true
+	}
+	f.mu.Unlock()
+	f.b.set.halt(ext, reason)
 	f.mu.Lock()
 	l := f.held[ext]
 	delete(f.held, ext)
 	f.mu.Unlock()
 	if l == nil {
-		return
+		return // lost meanwhile (a refused renewal, or fencing)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.ttl/3)
+	f.deleteLease(ext, l.key, l.rev)
+	f.poke()
+}
+
+// deleteLease deletes a lease at its revision, so that another replica
+// may take it at once.
+func (f *fleet) deleteLease(ext, key string, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.renewEvery())
 	defer cancel()
-	if err := f.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+	if err := f.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
 		f.log.Warn("fleet: lease not released; it lapses by its TTL", "ext", ext, "err", err)
 	}
 }
 
-// shutdown releases every lease and this replica's heartbeat: called after
-// the supervisors have stopped, so that the others take over in about the
-// login time, not the TTL.
-func (f *fleet) shutdown() {
+// drain logs every held extension out, all at once, each lease renewed
+// until its own logout has ended, and then releases the lease: called at
+// shutdown while run still renews, so that no other replica logs in
+// before this one has logged out, and that they take over in about the
+// login time, not the TTL. It waits for hand-offs under way.
+func (f *fleet) drain() int {
 	_ = f.sub.Unsubscribe()
 	f.mu.Lock()
+	f.draining.Store(true) // under mu: no lease is taken or handed over after the stock below
 	var exts []string
 	for ext := range f.held {
 		exts = append(exts, ext)
 	}
 	f.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, ext := range exts {
-		f.release(ext)
+		wg.Go(func() { f.release(ext, "shutdown") })
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.ttl/3)
+	wg.Wait()
+	f.handing.Wait()
+	return len(exts)
+}
+
+// shutdown deletes this replica's heartbeat, once run has ended.
+func (f *fleet) shutdown(released int) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.renewEvery())
 	defer cancel()
 	_ = f.kv.Delete(ctx, replicaKey(f.replica))
-	f.log.Info("fleet: leases released", "extensions", len(exts))
+	f.log.Info("fleet: leases released", "extensions", released)
 }

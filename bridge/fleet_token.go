@@ -253,10 +253,3 @@ func (b *Bridge) sign(ctx context.Context, ext string) (string, error) {
 	})
 	return sign, err
 }
-
-// The lease TTL's fractions, for the token lock and the leader lease (and
-// the extension leases' code, which spells them out): renew every third,
-// give a KV operation a sixth, fence at a half.
-func (f *fleet) renewEvery() time.Duration { return f.ttl / 3 }
-func (f *fleet) opTimeout() time.Duration  { return f.ttl / 6 }
-func (f *fleet) fenceAfter() time.Duration { return f.ttl / 2 }

@@ -118,6 +118,9 @@ type fileConfig struct {
 		Replica     string   `yaml:"replica"`
 		LeaseBucket string   `yaml:"lease_bucket"`
 		LeaseTTL    duration `yaml:"lease_ttl"`
+		// ReleaseOfflineAfter and OfflineCooldown: see bridge.FleetConfig.
+		ReleaseOfflineAfter duration `yaml:"release_offline_after"`
+		OfflineCooldown     duration `yaml:"offline_cooldown"`
 	} `yaml:"fleet"`
 	Extensions []struct {
 		Username string `yaml:"username"`
@@ -341,6 +344,9 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 			Replica:     fc.Fleet.Replica,
 			LeaseBucket: fc.Fleet.LeaseBucket,
 			LeaseTTL:    time.Duration(fc.Fleet.LeaseTTL),
+
+			ReleaseOfflineAfter: time.Duration(fc.Fleet.ReleaseOfflineAfter),
+			OfflineCooldown:     time.Duration(fc.Fleet.OfflineCooldown),
 		},
 		Discovery: bridge.DiscoveryConfig{
 			Enabled:  fc.Discovery.Enabled,

@@ -85,6 +85,8 @@ func TestConfigErrors(t *testing.T) {
 		{"verification off with a CA", strings.Replace(minimal, "pbx:\n", "pbx:\n  ca_file: config_test.go\n  insecure_skip_verify: true\n", 1), []string{"pbx.insecure_skip_verify", "CAFile"}},
 		{"fleet without jetstream", minimal + "fleet: {enabled: true}\njetstream: {enabled: false}\n", []string{"fleet.enabled", "JetStream"}},
 		{"fleet ttl", minimal + "fleet: {enabled: true, lease_ttl: 1s}\n", []string{"fleet.lease_ttl"}},
+		{"fleet offline release too soon", minimal + "fleet: {enabled: true, release_offline_after: 5s}\n", []string{"fleet.release_offline_after"}},
+		{"fleet ttl below a logout", minimal + "fleet: {enabled: true, lease_ttl: 5s}\n", []string{"fleet.lease_ttl", "shutdown_timeout (10s)"}},
 		{"no extensions", "pbx: {url: https://pbx}\n", []string{"at least one extension"}},
 	}
 	checkConfigErrors(t, cases)

@@ -30,9 +30,10 @@ func TestStatusCommand(t *testing.T) {
 	}
 	defer sim.Close()
 	cfg := bridge.Config{
-		PBX:    pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
-		Fleet:  bridge.FleetConfig{Enabled: true, Replica: "replica-one", LeaseTTL: 3 * time.Second},
-		Logger: slog.New(slog.DiscardHandler),
+		PBX:             pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
+		Fleet:           bridge.FleetConfig{Enabled: true, Replica: "replica-one", LeaseTTL: 3 * time.Second},
+		ShutdownTimeout: 3 * time.Second,
+		Logger:          slog.New(slog.DiscardHandler),
 	}
 	for _, e := range []string{"1001", "1002"} {
 		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: e, Secret: sim.AddExtension(pbxtest.Extension{Number: e}).Secret})

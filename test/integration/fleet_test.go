@@ -17,6 +17,8 @@ import (
 // fleetConfig makes cfg one replica of a fleet with a short lease.
 func fleetConfig(cfg bridge.Config, replica string) bridge.Config {
 	cfg.Fleet = bridge.FleetConfig{Enabled: true, Replica: replica, LeaseTTL: 3 * time.Second}
+	// A lease must cover a logout: shutdown_timeout at most the TTL.
+	cfg.ShutdownTimeout = cfg.Fleet.LeaseTTL
 	return cfg
 }
 
