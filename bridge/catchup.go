@@ -90,6 +90,7 @@ func (x *extension) catchUp(ctx context.Context, src cdrSource, loginTime time.T
 			}
 		}
 		n, err := x.publishRecords(ctx, res.fresh)
+		x.co.published(res.fresh[:n])
 		published += n
 		if err != nil {
 			return published, err

@@ -62,6 +62,8 @@ type extension struct {
 	sess     *pbx.Session
 	info     pbx.Extension
 	terminal *pbx.Error // the runtime error that stopped it, if any
+
+	co coalescer // the supervisor goroutine's only
 }
 
 func newExtension(b *Bridge, c Credential) *extension {
@@ -280,7 +282,9 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		// Catch-up needs only the HTTP API, not the socket: a poll or an
 		// overflow while the socket is down is served too.
 		if pending && !waiting {
+			x.co.begin()
 			n, err := x.catchUp(ctx, sess, sess.LoginTime())
+			x.co.end()
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return true
@@ -334,6 +338,10 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		x.setState(ctx, stateReconnecting, reason, 0)
 	case *pbx.CDRChanged:
 		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.cdrChanged(info, ev, now) })
+		if x.co.notified(ev.PersonalCDR.Timestamp) {
+			x.log.Debug("notification for a record the last catch-up published: no query", "timestamp", ev.PersonalCDR.Timestamp)
+			return false, false
+		}
 		return true, false
 	case *pbx.Notice:
 		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.notify(info, ev, now) })

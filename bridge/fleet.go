@@ -90,6 +90,7 @@ type lease struct {
 	// renewed (and fenced) until the logout has ended, and only then
 	// deleted, so that the next owner never logs in beside it.
 	releasing bool
+	renewing  int // renewals under way (under fleet.mu; fleet.idle says when none is)
 }
 
 // The lease TTL's fractions, in one place: renewals every third, a write's
@@ -114,6 +115,7 @@ type fleet struct {
 	// each extension is logged out, but none is taken or handed over.
 	draining atomic.Bool
 	handing  sync.WaitGroup // hand-offs under way (handOver)
+	idle     *sync.Cond     // on mu: a lease's renewals under way ended
 
 	mu       sync.Mutex
 	held     map[string]*lease       // by extension number
@@ -178,6 +180,7 @@ func (b *Bridge) startFleet(_ context.Context) (*fleet, error) {
 		held:  map[string]*lease{}, owners: map[string]string{}, replicas: map[string]replicaValue{},
 		seen: map[string]time.Time{}, lists: make(chan discoveredList, 1), cooling: map[string]time.Time{},
 	}
+	f.idle = sync.NewCond(&f.mu)
 	f.sub, err = b.nc.Subscribe(f.inbox, f.serveForwarded)
 	if err != nil {
 		return nil, fmt.Errorf("fleet inbox: %w", err)
@@ -250,42 +253,58 @@ func (f *fleet) renew(ctx context.Context) {
 	if f.b.nc.Status() != nats.CONNECTED {
 		return
 	}
+	type job struct {
+		ext     string
+		l       *lease
+		rev     uint64
+		renewed time.Time
+	}
 	f.mu.Lock()
-	held := make(map[string]lease, len(f.held))
+	jobs := make([]job, 0, len(f.held))
 	for ext, l := range f.held {
-		held[ext] = *l
+		l.renewing++
+		jobs = append(jobs, job{ext, l, l.rev, l.renewed})
 	}
 	f.mu.Unlock()
 	value := f.value()
 	slots := make(chan struct{}, renewers)
 	var wg sync.WaitGroup
-	for ext, l := range held {
+	for _, j := range jobs {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			f.renewOne(ctx, ext, l, value)
+			f.renewOne(ctx, j.ext, j.l, j.rev, j.renewed, value)
 		})
 	}
 	wg.Wait()
 }
 
-func (f *fleet) renewOne(ctx context.Context, ext string, l lease, value []byte) {
+// renewOne writes l again at rev. It counts in l.renewing, so that a
+// release waits for it and deletes the lease at the revision it wrote.
+func (f *fleet) renewOne(ctx context.Context, ext string, l *lease, rev uint64, renewed time.Time, value []byte) {
+	defer func() {
+		f.mu.Lock()
+		if l.renewing--; l.renewing == 0 {
+			f.idle.Broadcast()
+		}
+		f.mu.Unlock()
+	}()
 	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	rev, err := f.kv.Update(rctx, l.key, value, l.rev)
+	next, err := f.kv.Update(rctx, l.key, value, rev)
 	cancel()
 	switch {
 	case err == nil:
 		f.b.metrics.leaseRenewed(time.Since(start))
 		f.mu.Lock()
-		if cur := f.held[ext]; cur != nil && cur.rev == l.rev {
-			cur.rev, cur.renewed = rev, time.Now()
+		if l.rev == rev {
+			l.rev, l.renewed = next, time.Now()
 		}
 		f.mu.Unlock()
 	case refused(err):
 		f.lose(ext, "lease_lost", "the lease was taken or lapsed", err)
 	case ctx.Err() == nil:
-		f.log.Warn("fleet: lease renewal failed; trying again", "ext", ext, "err", err, "since_renewed", time.Since(l.renewed))
+		f.log.Warn("fleet: lease renewal failed; trying again", "ext", ext, "err", err, "since_renewed", time.Since(renewed))
 	}
 }
 
@@ -504,12 +523,17 @@ func (f *fleet) release(ext, reason string) {
 	f.mu.Lock()
 	l := f.held[ext]
 	delete(f.held, ext)
+	for l != nil && l.renewing > 0 {
+		f.idle.Wait() // a renewal under way: delete at the revision it writes
+	}
 	f.mu.Unlock()
 	if l == nil {
 		return // lost meanwhile (a refused renewal, or fencing)
 	}
 	f.deleteLease(ext, l.key, l.rev)
-	f.poke()
+	if !f.draining.Load() {
+		f.poke() // below the share now: look for work (not while shutting down)
+	}
 }
 
 // deleteLease deletes a lease at its revision, so that another replica

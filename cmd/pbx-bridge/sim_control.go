@@ -87,22 +87,54 @@ func (c *simControl) secrets(w http.ResponseWriter, _ *http.Request) {
 
 // callsRequest makes N calls of one extension: with NotifyLast, all but the
 // last are silent (a gap the bridge only learns of by the last one's
-// notification); every MissedEvery-th is a missed call.
+// notification); every MissedEvery-th is a missed call. With DuringQueryMS,
+// every searchpersonal is answered that many milliseconds late while the
+// calls are made, and each call after the first waits until a query has
+// arrived after the previous one: its notification comes while the
+// catch-up of the previous call is under way.
 type callsRequest struct {
-	Ext         string `json:"ext"`
-	N           int    `json:"n"`
-	NotifyLast  bool   `json:"notify_last"`
-	MissedEvery int    `json:"missed_every"`
+	Ext           string `json:"ext"`
+	N             int    `json:"n"`
+	NotifyLast    bool   `json:"notify_last"`
+	MissedEvery   int    `json:"missed_every"`
+	DuringQueryMS int    `json:"during_query_ms,omitempty"`
+}
+
+const searchPath = "/api/v1.0/cdr/searchpersonal"
+
+// awaitQuery waits until the PBX has received more than n searchpersonal
+// queries, for at most 5 s.
+func (c *simControl) awaitQuery(ctx context.Context, n int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for c.sim.Requests(searchPath) <= n {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return errors.New("no searchpersonal query came after the call within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 func (c *simControl) calls(w http.ResponseWriter, r *http.Request) {
 	var req callsRequest
-	if err := decodeBody(r, &req); err != nil || req.N < 1 || req.N > maxPush {
-		reply(w, nil, fmt.Errorf("want {ext, n (1..%d), notify_last, missed_every}: %v", maxPush, err))
+	if err := decodeBody(r, &req); err != nil || req.N < 1 || req.N > maxPush || req.DuringQueryMS < 0 || req.DuringQueryMS > 10_000 {
+		reply(w, nil, fmt.Errorf("want {ext, n (1..%d), notify_last, missed_every, during_query_ms (0..10000)}: %v", maxPush, err))
 		return
 	}
+	if req.DuringQueryMS > 0 {
+		c.sim.SlowEndpoint(searchPath, time.Duration(req.DuringQueryMS)*time.Millisecond)
+		defer c.sim.SlowEndpoint(searchPath, 0)
+	}
 	var first, last int
+	queries := c.sim.Requests(searchPath)
 	for i := 0; i < req.N; i++ {
+		if req.DuringQueryMS > 0 && i > 0 {
+			if err := c.awaitQuery(r.Context(), queries); err != nil {
+				reply(w, nil, err)
+				return
+			}
+			queries = c.sim.Requests(searchPath)
+		}
 		call := pbxtest.Call{Kind: pbxtest.Incoming, TalkDuration: 1 + i%120, Peer: fmt.Sprintf("5550%04d", i%10000)}
 		if req.MissedEvery > 0 && i%req.MissedEvery == 0 {
 			call.Kind, call.TalkDuration = pbxtest.Missed, 0

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/schema"
@@ -90,42 +93,19 @@ func TestSlowHandOffKeepsOtherLeases(t *testing.T) {
 // leaseWrite is one change of a lease key seen by a watch.
 type leaseWrite struct {
 	at      time.Time
+	ext     string
 	op      jetstream.KeyValueOp
 	replica string
 }
 
-// TestShutdownRenewsUntilLoggedOut: a replica shutting down keeps
-// renewing a lease until its extension has logged out, and releases it
-// only then, so that no other replica logs in beside a login not yet
-// ended. The old shutdown stopped renewing before the first logout.
-func TestShutdownRenewsUntilLoggedOut(t *testing.T) {
-	const ext = "5200"
-	ns := startNATS(t, t.TempDir(), -1)
-	sim, secrets := startPBX(t, ext)
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", logs.String())
-		}
-	})
-	watcher := connect(t, ns.ClientURL())
-	rec := record(t, watcher, "pbx.>")
-	base := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "a")
-	base.Fleet.LeaseTTL, base.ShutdownTimeout = 4*time.Second, 4*time.Second
-	a := runBridge(t, connect(t, ns.ClientURL()), base)
-	rec.await("pbx."+ext+".session.online", 1, 20*time.Second)
-	cfgB := base
-	cfgB.Fleet.Replica = "b"
-	runBridge(t, connect(t, ns.ClientURL()), cfgB)
-	waitFor(t, "b seen by a", 10*time.Second, func() bool { return len(fleetStatus(t, watcher).Replicas) == 2 })
-
-	// Watch the lease from now on.
-	js, err := jetstream.New(watcher)
+// watchLeases records every change of the lease keys from now on.
+func watchLeases(t *testing.T, nc *nats.Conn) func() []leaseWrite {
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	kv, err := js.KeyValue(ctx, "pbx_bridge_leases")
 	if err != nil {
 		t.Fatal(err)
@@ -144,44 +124,95 @@ func TestShutdownRenewsUntilLoggedOut(t *testing.T) {
 			var v struct{ Replica string }
 			_ = json.Unmarshal(e.Value(), &v)
 			mu.Lock()
-			writes = append(writes, leaseWrite{time.Now(), e.Operation(), v.Replica})
+			writes = append(writes, leaseWrite{time.Now(), e.Key()[strings.LastIndexByte(e.Key(), '.')+1:], e.Operation(), v.Replica})
 			mu.Unlock()
 		}
 	}()
+	return func() []leaseWrite {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(writes)
+	}
+}
 
-	// The logout takes 1.8 s, more than a renewal period (4/3 s).
+// TestShutdownRenewsUntilLoggedOut: a replica shutting down keeps
+// renewing each lease until its extension has logged out, and then
+// deletes it (rather than letting it lapse), so that no other replica logs
+// in beside a login not yet ended and the others take over at once. The
+// old shutdown stopped renewing before the first logout.
+func TestShutdownRenewsUntilLoggedOut(t *testing.T) {
+	exts := []string{"5200", "5201", "5202", "5203", "5204"}
+	ns := startNATS(t, t.TempDir(), -1)
+	sim, secrets := startPBX(t, exts...)
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	watcher := connect(t, ns.ClientURL())
+	rec := record(t, watcher, "pbx.>")
+	base := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "a")
+	base.Fleet.LeaseTTL, base.ShutdownTimeout = 4*time.Second, 4*time.Second
+	a := runBridge(t, connect(t, ns.ClientURL()), base)
+	for _, e := range exts {
+		rec.await("pbx."+e+".session.online", 1, 20*time.Second)
+	}
+	cfgB := base
+	cfgB.Fleet.Replica = "b"
+	b := runBridge(t, connect(t, ns.ClientURL()), cfgB)
+	waitFor(t, "3 on a, 2 on b", 20*time.Second, func() bool { return len(a.Served()) == 3 && len(b.Served()) == 2 })
+	mine := a.Served()
+	for _, e := range b.Served() {
+		rec.await("pbx."+e+".session.online", 2, 10*time.Second)
+	}
+	writes := watchLeases(t, watcher)
+
+	// Each logout takes 1.8 s, more than a renewal period (4/3 s).
 	sim.SlowEndpoint(logoutPath, 1800*time.Millisecond)
 	logoutsBefore := sim.Requests(logoutPath)
 	a.cancel() // Run returns in the background; the cleanup waits for it
 	var logoutStarted time.Time
-	waitFor(t, "a's logout under way", 10*time.Second, func() bool {
+	waitFor(t, "a's logouts under way", 10*time.Second, func() bool {
 		logoutStarted = time.Now()
-		return sim.Requests(logoutPath) > logoutsBefore
+		return sim.Requests(logoutPath) >= logoutsBefore+len(mine)
 	})
-	waitFor(t, "a logged out", 10*time.Second, func() bool { return sim.Logouts(ext) == 1 })
-	loggedOut := time.Now()
-	rec.await("pbx."+ext+".session.online", 2, 15*time.Second)
-
-	mu.Lock()
-	defer mu.Unlock()
-	renewedDuringLogout, releasedAt := false, time.Time{}
-	for _, wr := range writes {
-		switch {
-		case wr.op == jetstream.KeyValuePut && wr.replica == "a" && wr.at.After(logoutStarted):
-			renewedDuringLogout = true
-		case wr.op != jetstream.KeyValuePut && releasedAt.IsZero():
-			releasedAt = wr.at
+	loggedOut := map[string]time.Time{}
+	waitFor(t, "a logged out", 10*time.Second, func() bool {
+		for _, e := range mine {
+			if _, ok := loggedOut[e]; !ok && sim.Logouts(e) == 1 {
+				loggedOut[e] = time.Now()
+			}
 		}
+		return len(loggedOut) == len(mine)
+	})
+	for _, e := range mine {
+		rec.await("pbx."+e+".session.online", 2, 15*time.Second)
 	}
-	if !renewedDuringLogout {
-		t.Errorf("a did not renew its lease while logging out (writes %+v)", writes)
-	}
-	// The poll of Logouts lags the logout itself by at most its period.
-	if releasedAt.IsZero() || releasedAt.Before(loggedOut.Add(-100*time.Millisecond)) {
-		t.Errorf("lease released at %v, before the logout ended at %v", releasedAt, loggedOut)
-	}
-	if n := sim.KnockOuts(ext); n != 0 {
-		t.Errorf("%s knocked out %d times", ext, n)
+	for _, e := range mine {
+		renewed, released := false, leaseWrite{}
+		for _, wr := range writes() {
+			switch {
+			case wr.ext != e:
+			case wr.op == jetstream.KeyValuePut && wr.replica == "a" && wr.at.After(logoutStarted):
+				renewed = true
+			case wr.op != jetstream.KeyValuePut && released.at.IsZero():
+				released = wr
+			}
+		}
+		if !renewed {
+			t.Errorf("%s: a did not renew its lease while logging out", e)
+		}
+		// The poll of Logouts lags the logout itself by at most its period.
+		if released.at.IsZero() || released.at.Before(loggedOut[e].Add(-100*time.Millisecond)) {
+			t.Errorf("%s: lease released at %v, before the logout ended at %v", e, released.at, loggedOut[e])
+		}
+		if released.op != jetstream.KeyValueDelete {
+			t.Errorf("%s: the lease ended with %v, want a delete by a (not a lapse)", e, released.op)
+		}
+		if n := sim.KnockOuts(e); n != 0 {
+			t.Errorf("%s knocked out %d times", e, n)
+		}
 	}
 	sim.SlowEndpoint(logoutPath, 0)
 }
