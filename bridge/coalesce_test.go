@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
@@ -33,13 +34,48 @@ func TestCoalescerCountsMatches(t *testing.T) {
 		t.Error("a notification without a timestamp matched")
 	}
 	// The next catch-up forgets the previous one's records.
+	c.notified(150)
 	c.begin()
 	c.end()
+	c.notified(190)
 	c.begin()
-	c.published([]pbx.CDR{{ID: 4, Timestamp: 200}})
+	c.published([]pbx.CDR{{ID: 4, Timestamp: 190}, {ID: 5, Timestamp: 200}})
 	c.end()
 	if c.notified(105) || !c.notified(200) {
 		t.Error("a catch-up's records outlived the next one")
+	}
+}
+
+// TestCoalescerOnlyAfterNotifications: records that came without a
+// notification (a first start's history, a reconnect's gap, the poll)
+// answer no later notification: one of the same second would otherwise
+// wait for the next poll.
+func TestCoalescerOnlyAfterNotifications(t *testing.T) {
+	var c coalescer
+	c.gapped() // the socket opened
+	c.begin()
+	c.published([]pbx.CDR{{ID: 1, Timestamp: 100}, {ID: 2, Timestamp: 100}})
+	c.end()
+	if c.notified(100) {
+		t.Error("a record of a gap's catch-up answered a notification")
+	}
+	// Asked for by a notification and by the poll alike: the same.
+	c.notified(300)
+	c.gapped()
+	c.begin()
+	c.published([]pbx.CDR{{ID: 3, Timestamp: 300}, {ID: 4, Timestamp: 300}})
+	c.end()
+	if c.notified(300) {
+		t.Error("a record of a catch-up the poll asked for answered a notification")
+	}
+	// A notification's catch-up covers, for coalesceWindow only.
+	c.notified(400)
+	c.begin()
+	c.published([]pbx.CDR{{ID: 5, Timestamp: 400}, {ID: 6, Timestamp: 401}})
+	c.end()
+	c.until = time.Now().Add(-time.Millisecond)
+	if c.notified(401) {
+		t.Error("a record answered a notification after the window")
 	}
 }
 

@@ -259,6 +259,7 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		case <-poll.C:
 			poll.Reset(jitter(x.b.cfg.CatchupInterval))
 			pending = true
+			x.co.gapped()
 		case ev, ok := <-events:
 			if !ok {
 				return false
@@ -329,6 +330,7 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		if ev.Up {
 			// Every (re)open is a gap: the first follows a login (or a
 			// restart), the others a lost socket.
+			x.co.gapped()
 			return true, true
 		}
 		reason := ""
@@ -347,6 +349,7 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.notify(info, ev, now) })
 	case *pbx.Overflow:
 		x.log.Warn("consumer too slow: notifications dropped; catching up", "dropped", ev.Dropped)
+		x.co.gapped()
 		return true, false
 	}
 	return false, false
