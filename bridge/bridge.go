@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
@@ -26,7 +27,7 @@ type Bridge struct {
 	nc       *nats.Conn
 	subjects subjects
 	pub      publisher
-	cursors  cursorStore
+	cursors  catchup.Store
 	limiter  *pbxLimiter
 	metrics  *metrics
 	host     string
@@ -39,7 +40,7 @@ type Bridge struct {
 
 	// pageSize is the CDR page size the PBX really serves, learned by
 	// catch-up and shared by every extension.
-	pageSize pageSize
+	pageSize catchup.PageSize
 	// logoutFailures counts the extensions that could not be logged out
 	// at shutdown.
 	logoutFailures atomic.Int64
@@ -123,7 +124,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 	if b.cfg.JetStream.Disabled {
 		b.pub = &corePublisher{nc: b.nc, metrics: b.metrics}
-		b.cursors = &memCursors{}
+		b.cursors = &catchup.MemStore{}
 	} else if err := b.setupJetStreamRetrying(ctx); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
@@ -104,7 +105,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Fleet.setDefaults()
 	if c.CatchupMaxPages <= 0 {
-		c.CatchupMaxPages = maxScanPages
+		c.CatchupMaxPages = catchup.MaxScanPages
 	}
 	if c.CatchupInterval <= 0 {
 		c.CatchupInterval = 5 * time.Minute
@@ -422,3 +423,7 @@ func leaseCoversLogout(ttl, shutdown time.Duration) error {
 	}
 	return nil
 }
+
+// FirstStart says what an extension publishes when it has no cursor yet
+// (catchup.FirstStart).
+type FirstStart = catchup.FirstStart

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
+	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -31,16 +33,13 @@ const (
 // to NATS, and recovers from whatever ends a session, until a runtime error
 // that must not be retried or the bridge's shutdown.
 type extension struct {
-	b         *Bridge
-	number    string // the extension number, cred.Username
-	log       *slog.Logger
-	f         eventFactory
-	cursorKey string
-	// cursor is the newest record published, once read from the store,
-	// and cursorRev its revision there; used by the supervisor's goroutine
-	// only.
-	cursor    *cursor
-	cursorRev uint64
+	b      *Bridge
+	number string // the extension number, cred.Username
+	log    *slog.Logger
+	f      eventFactory
+	// cu catches the extension up and keeps its cursor; used by the
+	// supervisor's goroutine only.
+	cu *catchup.Catcher
 
 	// minted is the signature minted for it through the OpenAPI, when no
 	// secret is configured; used by the supervisor's goroutine only.
@@ -62,24 +61,40 @@ type extension struct {
 	sess     *pbx.Session
 	info     pbx.Extension
 	terminal *pbx.Error // the runtime error that stopped it, if any
-
-	co coalescer // the supervisor goroutine's only
 }
 
+// newExtension makes the supervisor of c; the bridge's cursor store is set
+// by then (Run starts the supervisors after it).
 func newExtension(b *Bridge, c Credential) *extension {
-	return &extension{
-		b:         b,
-		number:    c.Username,
-		cred:      c,
-		done:      make(chan struct{}),
-		log:       b.cfg.Logger.With("ext", c.Username),
-		f:         newEventFactory(b.subjects, b.host, c.Username),
-		cursorKey: cursorKey(b.host, c.Username),
-		state:     stateConnecting,
-		since:     b.cfg.now(),
-		down:      b.cfg.now(),
+	x := &extension{
+		b:      b,
+		number: c.Username,
+		cred:   c,
+		done:   make(chan struct{}),
+		log:    b.cfg.Logger.With("ext", c.Username),
+		f:      newEventFactory(b.subjects, b.host, c.Username),
+		state:  stateConnecting,
+		since:  b.cfg.now(),
+		down:   b.cfg.now(),
 	}
+	x.cu = &catchup.Catcher{
+		Ext: c.Username, Key: kvkey.Ext(b.host, c.Username), Store: b.cursors, Publish: x.publishRecords,
+		PageSize: &b.pageSize, MaxPages: b.cfg.CatchupMaxPages, FirstStart: b.cfg.FirstStart,
+		Now: b.cfg.now, Log: x.log, Metrics: catchupMetrics{b.metrics, c.Username},
+	}
+	return x
 }
+
+// catchupMetrics tells the bridge's metrics what one extension's catch-up
+// did.
+type catchupMetrics struct {
+	m   *metrics
+	ext string
+}
+
+func (c catchupMetrics) CaughtUp(records int, lag time.Duration) { c.m.catchup(c.ext, records, lag) }
+func (c catchupMetrics) CursorReset()                            { c.m.cursorReset(c.ext) }
+func (c catchupMetrics) Anomaly(reason string)                   { c.m.catchupAnomaly(reason) }
 
 // downFor is how long the extension has not been online while trying to
 // be (connecting, reconnecting, offline); 0 when online or stopped.
@@ -259,7 +274,7 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		case <-poll.C:
 			poll.Reset(jitter(x.b.cfg.CatchupInterval))
 			pending = true
-			x.co.gapped()
+			x.cu.Gapped()
 		case ev, ok := <-events:
 			if !ok {
 				return false
@@ -283,9 +298,7 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		// Catch-up needs only the HTTP API, not the socket: a poll or an
 		// overflow while the socket is down is served too.
 		if pending && !waiting {
-			x.co.begin()
-			n, err := x.catchUp(ctx, sess, sess.LoginTime())
-			x.co.end()
+			n, err := x.cu.Run(ctx, sess, sess.LoginTime())
 			switch {
 			case err != nil && ctx.Err() != nil:
 				return true
@@ -330,7 +343,7 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		if ev.Up {
 			// Every (re)open is a gap: the first follows a login (or a
 			// restart), the others a lost socket.
-			x.co.gapped()
+			x.cu.Gapped()
 			return true, true
 		}
 		reason := ""
@@ -340,7 +353,7 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		x.setState(ctx, stateReconnecting, reason, 0)
 	case *pbx.CDRChanged:
 		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.cdrChanged(info, ev, now) })
-		if x.co.notified(ev.PersonalCDR.Timestamp) {
+		if x.cu.Notified(ev.PersonalCDR.Timestamp) {
 			x.log.Debug("notification for a record the last catch-up published: no query", "timestamp", ev.PersonalCDR.Timestamp)
 			return false, false
 		}
@@ -349,7 +362,7 @@ func (x *extension) handle(ctx context.Context, ev pbx.Event) (catchup, up bool)
 		x.publish(ctx, func(now time.Time) (outEvent, error) { return x.f.notify(info, ev, now) })
 	case *pbx.Overflow:
 		x.log.Warn("consumer too slow: notifications dropped; catching up", "dropped", ev.Dropped)
-		x.co.gapped()
+		x.cu.Gapped()
 		return true, false
 	}
 	return false, false

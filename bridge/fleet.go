@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 )
 
 // A fleet is several bridges with the same configuration on one NATS
@@ -142,9 +143,9 @@ type fleet struct {
 }
 
 // leaseKey names the lease of ext on this bridge's PBX.
-func (f *fleet) leaseKey(ext string) string { return "lease." + cursorKey(f.b.host, ext) }
+func (f *fleet) leaseKey(ext string) string { return "lease." + kvkey.Ext(f.b.host, ext) }
 
-func replicaKey(replica string) string { return "replica." + keyToken(replica) }
+func replicaKey(replica string) string { return "replica." + kvkey.Token(replica) }
 
 // openLeaseBucket makes (or updates) the lease bucket: its TTL is the
 // lease, and its limit markers tell watchers of every lapse.

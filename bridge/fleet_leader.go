@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 )
 
 // The OpenAPI leader. In a fleet one replica, the holder of the leader
@@ -35,8 +36,8 @@ type discoveredList struct {
 	Numbers  []string `json:"numbers"`
 }
 
-func (f *fleet) leaderKey() string { return "openapi.leader." + hostKey(f.b.host) }
-func (f *fleet) listKey() string   { return "discovery." + hostKey(f.b.host) }
+func (f *fleet) leaderKey() string { return "openapi.leader." + kvkey.Host(f.b.host) }
+func (f *fleet) listKey() string   { return "discovery." + kvkey.Host(f.b.host) }
 
 // leader is the leader lease's state, used by lead's goroutine only.
 type leader struct {

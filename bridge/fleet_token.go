@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 )
 
 // The token budget of a fleet. The PBX lets one pair of OpenAPI
@@ -63,7 +64,7 @@ type tokenHold struct {
 }
 
 func newTokenGate(base context.Context, b *Bridge, f *fleet) *tokenGate {
-	return &tokenGate{b: b, f: f, key: "openapi.token." + hostKey(b.host), base: base}
+	return &tokenGate{b: b, f: f, key: "openapi.token." + kvkey.Host(b.host), base: base}
 }
 
 // use runs fn while this replica holds the token lock, taking it first if

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
 )
 
 // configError is a JetStream setup problem that retrying will not fix.
@@ -17,7 +18,7 @@ func (e *configError) Unwrap() error { return e.err }
 
 // setupJetStream makes (or, with CheckOnly, checks) the event streams and
 // opens the cursor bucket.
-func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, cursorStore, error) {
+func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, catchup.Store, error) {
 	jc := b.cfg.JetStream
 	js, err := jetstream.New(b.nc)
 	if err != nil {
@@ -43,7 +44,7 @@ func (b *Bridge) setupJetStream(ctx context.Context) (jetstream.JetStream, curso
 	if err != nil {
 		return nil, nil, fmt.Errorf("jetstream cursor bucket %s: %w", jc.CursorBucket, err)
 	}
-	return js, kvCursors{kv: kv, stream: jc.Stream, js: js, subjects: b.subjects}, nil
+	return js, catchup.KVStore{KV: kv, Stream: jc.Stream, JS: js, CDRCreated: b.subjects.cdrCreated}, nil
 }
 
 // streamSpec is one of the bridge's two streams: the records (bounded by

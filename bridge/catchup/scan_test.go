@@ -1,4 +1,4 @@
-package bridge
+package catchup
 
 import (
 	"context"
@@ -21,18 +21,18 @@ func (s clientSource) CDRQuery(ctx context.Context, q pbx.CDRQuery) (*pbx.CDRRes
 
 // countingSource counts the queries a scan makes.
 type countingSource struct {
-	cdrSource
+	Source
 	n int
 }
 
 func (s *countingSource) CDRQuery(ctx context.Context, q pbx.CDRQuery) (*pbx.CDRResult, error) {
 	s.n++
-	return s.cdrSource.CDRQuery(ctx, q)
+	return s.Source.CDRQuery(ctx, q)
 }
 
 // scanPBX starts a simulator with one extension holding n records (ids 1..n)
 // and returns it with a logged-in source.
-func scanPBX(t *testing.T, n int) (*pbxtest.Server, cdrSource) {
+func scanPBX(t *testing.T, n int) (*pbxtest.Server, Source) {
 	t.Helper()
 	srv, err := pbxtest.NewServer(pbxtest.Options{})
 	if err != nil {
@@ -124,9 +124,9 @@ func TestScan(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(srv)
 			}
-			counted := &countingSource{cdrSource: src}
+			counted := &countingSource{Source: src}
 			var got []string
-			s := &scanner{src: counted, size: &pageSize{}, keep: cmpOr(tc.keep, scanKeep), maxPages: cmpOr(tc.maxPages, maxScanPages),
+			s := &scanner{src: counted, size: &PageSize{}, keep: cmpOr(tc.keep, scanKeep), maxPages: cmpOr(tc.maxPages, MaxScanPages),
 				anomaly: func(reason string, _ ...any) { got = append(got, reason) }}
 			res, err := s.scan(context.Background(), tc.old, resume{})
 			if err != nil {
@@ -157,8 +157,8 @@ func TestScan(t *testing.T) {
 // skips one.
 func TestScanKeepsNoHoleUnderArrivals(t *testing.T) {
 	srv, src := scanPBX(t, 350)
-	arrivals := &arrivingSource{cdrSource: src, srv: srv}
-	s := &scanner{src: arrivals, size: &pageSize{}, keep: scanKeep, maxPages: maxScanPages, anomaly: func(string, ...any) {}}
+	arrivals := &arrivingSource{Source: src, srv: srv}
+	s := &scanner{src: arrivals, size: &PageSize{}, keep: scanKeep, maxPages: MaxScanPages, anomaly: func(string, ...any) {}}
 	res, err := s.scan(context.Background(), func(r pbx.CDR, _ int) bool { return r.ID <= 10 }, resume{})
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func TestScanKeepsNoHoleUnderArrivals(t *testing.T) {
 // arrivingSource makes a call of 30 records' worth before every page
 // after the first.
 type arrivingSource struct {
-	cdrSource
+	Source
 	srv   *pbxtest.Server
 	pages int
 }
@@ -193,11 +193,11 @@ func (s *arrivingSource) CDRQuery(ctx context.Context, q pbx.CDRQuery) (*pbx.CDR
 			}
 		}
 	}
-	return s.cdrSource.CDRQuery(ctx, q)
+	return s.Source.CDRQuery(ctx, q)
 }
 
 func TestPageSizeOnlyShrinks(t *testing.T) {
-	var p pageSize
+	var p PageSize
 	if got := p.get(); got != pbx.MaxCDRSize {
 		t.Fatalf("unlearned size %d, want %d", got, pbx.MaxCDRSize)
 	}

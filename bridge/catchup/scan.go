@@ -1,4 +1,4 @@
-package bridge
+package catchup
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 // simulator: its totals, page sizes and pages may lie, so every loop over
 // what it returns is bounded by what it actually returned.
 const (
-	// maxScanPages bounds the pages one scan reads, whatever the PBX claims:
-	// 2,000 pages of 100 are 200,000 records, far more than one extension's
-	// gap, and at the default 20 requests/s a scan that long takes 100 s.
-	maxScanPages = 2000
+	// MaxScanPages bounds the pages one scan reads, whatever the PBX claims
+	// (the default of Catcher.MaxPages): 2,000 pages of 100 are 200,000
+	// records, far more than one extension's gap, and at the default 20
+	// requests/s a scan that long takes 100 s.
+	MaxScanPages = 2000
 	// scanKeep bounds the records one scan holds in memory (about 10-15 MB).
 	// A larger gap is published in rounds, oldest first, scanning again
 	// after each.
@@ -36,17 +37,17 @@ const (
 	anomalyPageLimit    = "page_limit"    // the scan reached maxScanPages
 )
 
-// cdrSource is what a scan needs of a session.
-type cdrSource interface {
+// Source is what a scan needs of a session.
+type Source interface {
 	CDRQuery(ctx context.Context, q pbx.CDRQuery) (*pbx.CDRResult, error)
 }
 
-// pageSize is the number of records a page of one PBX really holds: what
+// PageSize is the number of records a page of one PBX really holds: what
 // catch-up asks for (the SDK's maximum) until the PBX is seen serving fewer.
 // It is learned once per PBX and shared by its extensions; it only shrinks.
-type pageSize struct{ n atomic.Int64 }
+type PageSize struct{ n atomic.Int64 }
 
-func (p *pageSize) get() int {
+func (p *PageSize) get() int {
 	if n := p.n.Load(); n > 0 {
 		return int(n)
 	}
@@ -54,7 +55,7 @@ func (p *pageSize) get() int {
 }
 
 // learn records that the PBX serves at most n records a page.
-func (p *pageSize) learn(n int) {
+func (p *PageSize) learn(n int) {
 	for {
 		cur := p.n.Load()
 		if n < 1 || (cur > 0 && cur <= int64(n)) || p.n.CompareAndSwap(cur, int64(n)) {
@@ -72,8 +73,8 @@ func byID(page, size int, order string) pbx.CDRQuery {
 // page, and a record created meanwhile pushes records to later pages, where
 // the scan recognises them as seen (an id not below the smallest so far).
 type scanner struct {
-	src      cdrSource
-	size     *pageSize
+	src      Source
+	size     *PageSize
 	keep     int
 	maxPages int
 	// anomaly is told each misbehaviour of the PBX (once per scan and
