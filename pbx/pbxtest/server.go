@@ -88,6 +88,7 @@ type Server struct {
 	mu          sync.Mutex
 	closed      bool
 	oa          *openAPIState // the OpenAPI (openapi.go); nil until first used
+	ls          *liveState    // the event socket and live calls (events.go); nil until first used
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
