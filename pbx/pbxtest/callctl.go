@@ -149,12 +149,11 @@ func (s *Server) callDial(req callRequest) any {
 		if p, set := b["dial_permission"]; set && s.exts[p] == nil {
 			return errNoChannel
 		}
-		c, err := s.dialCall(ls, b["caller"], b["callee"], b["auto_answer"] == "yes")
+		c, err := s.dialCall(ls, b["caller"], b["callee"], b["auto_answer"] == "yes", tx)
 		if err != nil {
 			return err
 		}
 		id = c.id
-		ls.publish(c, tx)
 		return nil
 	})
 	return callAnswer(id, err)

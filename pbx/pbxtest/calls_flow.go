@@ -110,7 +110,7 @@ func (s *Server) storeLiveCDRs(c *liveCall, talk int) {
 
 // dialCall is call/dial: the caller's phone rings first (RING); once it
 // answers (at once with autoAnswer) the callee is rung. s.mu must be held.
-func (s *Server) dialCall(ls *liveState, caller, callee string, autoAnswer bool) (*liveCall, error) {
+func (s *Server) dialCall(ls *liveState, caller, callee string, autoAnswer bool, tx *liveTx) (*liveCall, error) {
 	if s.exts[caller] == nil {
 		return nil, errNoChannel
 	}
@@ -125,8 +125,10 @@ func (s *Server) dialCall(ls *liveState, caller, callee string, autoAnswer bool)
 	m := s.member(ls, caller, true, callee)
 	m.status = statusRing
 	c.members, c.pendingCallee = []*liveMember{m}, callee
+	ls.publish(c, tx)
 	if autoAnswer {
 		s.ringCallee(ls, c)
+		ls.publish(c, tx)
 	}
 	return c, nil
 }
