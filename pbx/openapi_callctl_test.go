@@ -187,8 +187,12 @@ func TestCallControlValidates(t *testing.T) {
 		func() error { return o.Hangup(ctx, "") },
 		func() error { return o.Hold(ctx, `PJSIP/1001"-1`) },
 		func() error { return o.Unhold(ctx, string(make([]byte, 200))) },
-		func() error { return o.Transfer(ctx, pbx.TransferRequest{Type: "warm", ChannelID: "PJSIP/1-1", Number: "1", DialPermission: "1"}) },
-		func() error { return o.Transfer(ctx, pbx.TransferRequest{Type: pbx.TransferBlind, ChannelID: "PJSIP/1-1", Number: "1003"}) },
+		func() error {
+			return o.Transfer(ctx, pbx.TransferRequest{Type: "warm", ChannelID: "PJSIP/1-1", Number: "1", DialPermission: "1"})
+		},
+		func() error {
+			return o.Transfer(ctx, pbx.TransferRequest{Type: pbx.TransferBlind, ChannelID: "PJSIP/1-1", Number: "1003"})
+		},
 		func() error {
 			return o.Transfer(ctx, pbx.TransferRequest{Type: pbx.TransferBlind, ChannelID: "PJSIP/1-1", Number: "1", DialPermission: "1", AttendedOperate: pbx.AttendedAbort})
 		},
