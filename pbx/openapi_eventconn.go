@@ -22,7 +22,10 @@ type connResult struct {
 	up    bool          // the subscription was answered
 	lived time.Duration // how long it was up
 	stale string        // the token a dial was refused with (HTTP 401/403)
-	err   error
+	// renewed: the client holds another token than the socket's (a
+	// renewal, here or by another caller): the next socket opens at once.
+	renewed bool
+	err     error
 }
 
 // serveConn runs one socket: token, dial, subscribe, then events until it
@@ -67,9 +70,10 @@ func (s *EventStream) serveConn(ctx context.Context, d *dispatcher, stale string
 		s.renewals.Add(1)
 	}
 	s.log.Info("pbx openapi: event socket up", "topics", len(s.cfg.Topics), "reconnect", reconnect, "renewed", renewed)
-	d.state(EventStreamState{Up: true, Reconnect: reconnect, Renewed: renewed})
-
+	// Heartbeats first: handing the state over may wait for a slow
+	// consumer, and the PBX must not see the socket idle meanwhile.
 	bg := s.startBackground(ctx, c, token, renewAt)
+	d.state(EventStreamState{Up: true, Reconnect: reconnect, Renewed: renewed})
 	err = s.readLoop(c, d)
 	bg.halt()
 	res := connResult{up: true, lived: time.Since(opened), err: err}
@@ -77,6 +81,9 @@ func (s *EventStream) serveConn(ctx context.Context, d *dispatcher, stale string
 		res.err = nil
 		return res
 	}
+	// A PBX may close a socket whose token the renewal revoked before the
+	// renewal is done: that socket ended for the renewal too.
+	res.renewed = bg.renewed.Load() || s.o.heldToken() != token
 	if bg.renewed.Load() {
 		res.err = ErrEventTokenRenewal
 	}
@@ -102,6 +109,16 @@ func (o *OpenAPI) socketToken(ctx context.Context, stale string) (string, time.T
 		}
 	}
 	return tok, renewAt, nil
+}
+
+// heldToken returns the access token the client holds now, "" for none.
+func (o *OpenAPI) heldToken() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.tok == nil {
+		return ""
+	}
+	return o.tok.access
 }
 
 // dial opens the event socket with token. The handshake is bounded in time
@@ -257,8 +274,8 @@ type connBackground struct {
 	renewed atomic.Bool // the renewal closed the socket
 }
 
-func (s *EventStream) startBackground(ctx context.Context, c *conn, token string, renewAt time.Time) *connBackground {
-	ctx, cancel := context.WithCancel(ctx)
+func (s *EventStream) startBackground(parent context.Context, c *conn, token string, renewAt time.Time) *connBackground {
+	ctx, cancel := context.WithCancel(parent)
 	bg := &connBackground{cancel: cancel}
 	bg.wg.Add(2)
 	go func() {
@@ -267,7 +284,7 @@ func (s *EventStream) startBackground(ctx context.Context, c *conn, token string
 	}()
 	go func() {
 		defer bg.wg.Done()
-		s.renewToken(ctx, c, token, renewAt, &bg.renewed)
+		s.renewToken(ctx, parent, c, token, renewAt, &bg.renewed)
 	}()
 	return bg
 }
@@ -301,8 +318,11 @@ func (s *EventStream) keepalive(ctx context.Context, c *conn) {
 // renewToken waits until the token is due for renewal, renews it, and
 // closes the socket (gracefully) once a new token is there, so that the
 // next one opens with it. While renewal fails, the socket stays and the
-// renewal is tried again when the client allows.
-func (s *EventStream) renewToken(ctx context.Context, c *conn, token string, renewAt time.Time, renewed *atomic.Bool) {
+// renewal is tried again when the client allows. A renewal under way
+// finishes (with the stream's context, not the socket's) even when the
+// socket ends meanwhile: a PBX may close the socket as soon as the renewal
+// revokes its token, and the next socket needs the new one.
+func (s *EventStream) renewToken(ctx, stream context.Context, c *conn, token string, renewAt time.Time, renewed *atomic.Bool) {
 	for {
 		t := time.NewTimer(max(0, renewAt.Sub(s.o.cfg.Now())))
 		select {
@@ -311,14 +331,17 @@ func (s *EventStream) renewToken(ctx context.Context, c *conn, token string, ren
 			return
 		case <-t.C:
 		}
-		tok, next, err := s.o.socketToken(ctx, "")
-		if ctx.Err() != nil {
+		tok, next, err := s.o.socketToken(stream, "")
+		if stream.Err() != nil {
 			return
 		}
 		if err == nil && tok != token {
 			renewed.Store(true)
 			c.closeGracefully()
 			c.ws.Close()
+			return
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {

@@ -241,7 +241,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 		if errors.Is(res.err, ErrOpenAPIClosed) {
 			return res.err
 		}
-		stale, renewing = res.stale, errors.Is(res.err, ErrEventTokenRenewal)
+		stale, renewing = res.stale, res.renewed
 		if res.up {
 			wasUp = true
 			if res.lived >= s.cfg.ReconnectMin {

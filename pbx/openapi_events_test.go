@@ -129,11 +129,20 @@ func TestEventStreamEchoesGeneratedCalls(t *testing.T) {
 	})
 }
 
+// The token is renewed, and the socket replaced, before the token expires;
+// also with a PBX that ends the old token (and so its socket) on refresh.
 func TestEventStreamRenewsTokenBeforeExpiry(t *testing.T) {
+	for _, revokes := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refresh revokes old %v", revokes), func(t *testing.T) { testRenewal(t, revokes) })
+	}
+}
+
+func testRenewal(t *testing.T, refreshRevokesOld bool) {
 	srv := newPBX(t, pbxtest.Options{})
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	srv.AddExtension(pbxtest.Extension{Number: "1002"})
 	srv.SetTokenLifetime(2*time.Second, 0) // renewed at 1.6 s
+	srv.SetRefreshRevokesOld(refreshRevokesOld)
 	var r eventRecorder
 	_, s := newStream(t, srv, &r, streamConfig(&r, liveTopics...))
 	checkFor(t, func() error {
@@ -149,7 +158,7 @@ func TestEventStreamRenewsTokenBeforeExpiry(t *testing.T) {
 	}
 	awaitCallStates(t, &r, id, "1001:ALERT 1002:RING")
 
-	if n := srv.EventSocketsEndedByToken(); n != 0 {
+	if n := srv.EventSocketsExpired(); n != 0 {
 		t.Errorf("%d sockets outlived their token: the renewal came too late", n)
 	}
 	if n := srv.MaxLiveOpenAPITokens(); n > 2 {

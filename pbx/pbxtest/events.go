@@ -25,8 +25,9 @@ import (
 // topic_list is a protocol violation). A socket with no traffic either way
 // for the idle timeout (60 s, SetEventIdleTimeout) is closed, as the PBX
 // does. The reference leaves open what becomes of a socket whose token
-// ends; here it is closed (1008) when the token expires or is revoked, the
-// strict reading, which a client survives only by renewing in time.
+// ends; here it is closed (1008) when the token expires, or at its next
+// frame from the client once the token is revoked: the strict reading,
+// which a client survives only by renewing in time.
 
 // DefaultEventIdleTimeout is how long an event socket may be silent both
 // ways before the PBX closes it.
@@ -64,7 +65,8 @@ type liveState struct {
 	maxSocks        int
 	topicLists      [][]int
 	heartbeats      int
-	endedByToken    int
+	expired         int // sockets closed because their token expired
+	revoked         int // sockets closed because their token was revoked
 	stallHeartbeats bool
 	idle            time.Duration
 	quirks          EventQuirks
@@ -225,13 +227,19 @@ func (c *eventSocket) watch() {
 }
 
 // tokenLive reports whether the socket's token is still valid, and if not
-// closes the socket (counted in EventSocketsEndedByToken).
+// closes the socket (counted in EventSocketsExpired or
+// EventSocketsRevoked).
 func (s *Server) tokenLive(c *eventSocket) bool {
 	s.mu.Lock()
 	oa := s.openAPI()
-	live := oa.access[c.pair.access] == c.pair && time.Now().Before(c.pair.accessExp)
-	if !live && !c.gone {
-		s.live().endedByToken++
+	expired := !time.Now().Before(c.pair.accessExp)
+	live := !expired && oa.access[c.pair.access] == c.pair
+	switch {
+	case live || c.gone:
+	case expired:
+		s.live().expired++
+	default:
+		s.live().revoked++
 	}
 	s.mu.Unlock()
 	if !live {
@@ -406,13 +414,23 @@ func (s *Server) EventHeartbeats() int {
 	return s.live().heartbeats
 }
 
-// EventSocketsEndedByToken returns how many event sockets were closed
-// because their access token expired or was revoked: a client that renews
+// EventSocketsExpired returns how many event sockets were closed because
+// their access token expired while they were open: a client that renews
 // in time never has one.
-func (s *Server) EventSocketsEndedByToken() int {
+func (s *Server) EventSocketsExpired() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.live().endedByToken
+	return s.live().expired
+}
+
+// EventSocketsRevoked returns how many event sockets were closed because
+// their access token was revoked (del_token, a refresh_token with
+// SetRefreshRevokesOld, RevokeOpenAPITokens), which the PBX notices at the
+// socket's next frame from the client.
+func (s *Server) EventSocketsRevoked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live().revoked
 }
 
 // SerialNumber returns the sn the PBX puts in every event frame.

@@ -125,8 +125,16 @@ func TestEventSocketEnds(t *testing.T) {
 	p.SetEventIdleTimeout(time.Minute)
 	p.SetTokenLifetime(500*time.Millisecond, 0)
 	s = p.events(30011)
-	if code := s.closeCode(); code != websocket.ClosePolicyViolation || p.EventSocketsEndedByToken() != 1 {
-		t.Errorf("token expired: close code %d, %d ended by token; want 1008 and 1", code, p.EventSocketsEndedByToken())
+	if code := s.closeCode(); code != websocket.ClosePolicyViolation || p.EventSocketsExpired() != 1 {
+		t.Errorf("token expired: close code %d, %d expired; want 1008 and 1", code, p.EventSocketsExpired())
+	}
+
+	p.SetTokenLifetime(time.Minute, 0)
+	s = p.events(30011)
+	p.RevokeOpenAPITokens()
+	s.text("heartbeat")
+	if code := s.closeCode(); code != websocket.ClosePolicyViolation || p.EventSocketsRevoked() != 1 {
+		t.Errorf("token revoked: close code %d, %d revoked; want 1008 and 1", code, p.EventSocketsRevoked())
 	}
 }
 
