@@ -214,13 +214,15 @@ func (s *EventStream) Stats() EventStreamStats {
 // the current token and the topic_list again, after a delay (exponential
 // from ReconnectMin to ReconnectMax; none after a token renewal). A dial
 // refused with HTTP 401 or 403 renews the token before the next one. It
-// returns nil when ctx ends, and ErrOpenAPIClosed once the client is
-// closed; OnEvent and OnState are not called after it returns.
+// returns nil when ctx ends, and ErrOpenAPIClosed when the client's Close
+// ends it; OnEvent and OnState are not called after it returns.
 func (s *EventStream) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrEventStreamRunning
 	}
 	defer s.running.Store(false)
+	ctx, cancel := s.withClient(ctx)
+	defer cancel()
 	d := s.startDispatch(ctx)
 	defer d.stop()
 	delays := newReconnectDelays(Config{ReconnectMin: s.cfg.ReconnectMin, ReconnectMax: s.cfg.ReconnectMax})
@@ -232,14 +234,11 @@ func (s *EventStream) Run(ctx context.Context) error {
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !renewing && !s.sleep(ctx, delays.next()) {
-			return nil
+			return s.endErr()
 		}
 		res = s.serveConn(ctx, d, stale, wasUp, renewing)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(res.err, ErrOpenAPIClosed) {
-			return res.err
+		if ctx.Err() != nil || errors.Is(res.err, ErrOpenAPIClosed) {
+			return s.endErr()
 		}
 		stale, renewing = res.stale, res.renewed
 		if res.up {
@@ -280,13 +279,35 @@ func (s *EventStream) Serve(ctx context.Context) error {
 		return ErrEventStreamRunning
 	}
 	defer s.running.Store(false)
+	ctx, cancel := s.withClient(ctx)
+	defer cancel()
 	d := s.startDispatch(ctx)
 	defer d.stop()
 	res := s.serveConn(ctx, d, "", false, false)
 	if ctx.Err() != nil {
-		return nil
+		return s.endErr()
 	}
 	return res.err
+}
+
+// withClient returns ctx ended also by the client's Close, which revokes
+// the token the socket was opened with.
+func (s *EventStream) withClient(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.o.base, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// endErr is what Run and Serve return once their context ended: nil, or
+// ErrOpenAPIClosed if the client's Close ended it.
+func (s *EventStream) endErr() error {
+	if s.o.base.Err() != nil {
+		return ErrOpenAPIClosed
+	}
+	return nil
 }
 
 // sleep waits d or until ctx ends; false if ctx ended.

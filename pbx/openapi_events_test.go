@@ -319,3 +319,42 @@ func TestEventStreamReconnectsAndNeverLeaksTheToken(t *testing.T) {
 		}
 	}
 }
+
+// Closing the client (which revokes the token) ends Run.
+func TestEventStreamEndsWithClientClose(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	o, err := pbx.NewOpenAPI(realClockConfig(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r eventRecorder
+	s, err := o.NewEventStream(streamConfig(&r, pbx.EventCallState))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	checkFor(t, func() error {
+		if r.ups() == 0 {
+			return errors.New("not up yet")
+		}
+		return nil
+	})
+	if err := o.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, pbx.ErrOpenAPIClosed) {
+			t.Errorf("Run = %v, want ErrOpenAPIClosed", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run outlived the client's Close")
+	}
+	checkFor(t, func() error {
+		if n := srv.EventSockets(); n != 0 {
+			return fmt.Errorf("%d event sockets still open", n)
+		}
+		return nil
+	})
+}
