@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The reasons an event-socket frame (or a part of one) is dropped, beside
@@ -326,9 +327,19 @@ func (r *fieldReader) str(name string) string {
 	if !ok || isNull(raw) {
 		return ""
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if raw[0] != '"' {
 		r.fail(name, "a "+jsonKind(raw)+", not a string")
+		return ""
+	}
+	// raw comes from a document already parsed: without a backslash (and
+	// with valid UTF-8, which Unmarshal would replace), its content is the
+	// string.
+	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return strings.TrimSpace(string(raw[1 : len(raw)-1]))
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		r.fail(name, "not a valid string")
 		return ""
 	}
 	return strings.TrimSpace(s)

@@ -233,3 +233,14 @@ func FuzzDecodeEventFrame(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDecodeEventFrame(b *testing.B) {
+	frame := []byte(exampleCallState)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := pbx.DecodeEventFrame(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}

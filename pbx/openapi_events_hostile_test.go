@@ -203,3 +203,30 @@ func TestNewEventStreamValidates(t *testing.T) {
 		}
 	}
 }
+
+// The simulator's other events reach the client decoded, 30035's msg an
+// object as in the reference's example.
+func TestEventStreamOtherEvents(t *testing.T) {
+	srv := newPBX(t, pbxtest.Options{})
+	var r eventRecorder
+	newStream(t, srv, &r, streamConfig(&r, pbx.EventRegistration, pbx.EventPresence, pbx.EventSystemWarning))
+	srv.NotifyRegistration("1001", "Sip", "Registered", "192.0.2.7")
+	srv.SetPresence("1001", "do_not_disturb")
+	srv.NotifySystemEvent(30035, "sip_trunk_disconnect", "telephony", "warn", "Trunk SIM-TRUNK unreachable")
+	srv.NotifySystemEvent(30034, "not subscribed", "system", "info", "")
+	checkFor(t, func() error {
+		events, _ := r.snapshot()
+		var got []string
+		for _, ev := range events {
+			got = append(got, fmt.Sprintf("%d %+v", ev.Type, ev.Data))
+		}
+		want := []string{
+			"30007 &{Extension:1001 Kind:Sip Status:Registered RegisteredIP:192.0.2.7}",
+			"30009 &{Extension:1001 Status:do_not_disturb}",
+		}
+		if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || !strings.HasPrefix(got[2], "30035 &{EventName:sip_trunk_disconnect EventType:telephony EventLevel:warn") {
+			return fmt.Errorf("events %q", got)
+		}
+		return nil
+	})
+}
