@@ -150,33 +150,50 @@ func eventMsg(raw json.RawMessage) (json.RawMessage, error) {
 	return nil, fmt.Errorf("msg is a %s, not an object or a string", jsonKind(raw))
 }
 
-// cleanMsg removes every top-level pin_code field (in any case, however
-// escaped) and replaces the values of credential fields. doc is a valid
-// JSON object.
+// cleanMsg removes every pin_code field, at any depth, in any case,
+// however escaped, and replaces the values of credential fields. doc is a
+// valid JSON object.
 func cleanMsg(doc json.RawMessage) json.RawMessage {
 	lower := bytes.ToLower(doc)
 	if bytes.Contains(lower, []byte("pin")) || bytes.Contains(lower, []byte(`\u`)) {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(doc, &m) == nil {
-			removed := false
-			for k := range m {
-				if strings.EqualFold(k, "pin_code") {
-					delete(m, k)
-					removed = true
-				}
-			}
-			if removed {
-				var b bytes.Buffer
-				enc := json.NewEncoder(&b)
-				enc.SetEscapeHTML(false)
-				if enc.Encode(m) == nil {
-					doc = bytes.TrimSpace(b.Bytes())
-				}
+		d := json.NewDecoder(bytes.NewReader(doc))
+		d.UseNumber() // numbers stay as written
+		var v any
+		if d.Decode(&v) == nil && dropPinCodes(v) {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			if enc.Encode(v) == nil {
+				doc = bytes.TrimSpace(b.Bytes())
 			}
 		}
 	}
 	clean, _ := redactValid(doc)
 	return clean
+}
+
+// dropPinCodes deletes the pin_code fields of v's objects, at any depth,
+// and reports whether it deleted any.
+func dropPinCodes(v any) bool {
+	dropped := false
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.EqualFold(k, "pin_code") {
+				delete(x, k)
+				dropped = true
+			} else if dropPinCodes(e) {
+				dropped = true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if dropPinCodes(e) {
+				dropped = true
+			}
+		}
+	}
+	return dropped
 }
 
 // decodeEventData decodes the msg of the types this package knows; nil for
