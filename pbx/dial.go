@@ -62,6 +62,12 @@ func (c *handshakeConn) open() { c.opened.Store(true) }
 // bytes, certificates included; and with NetDialTLSContext set it would
 // dial a proxy with TLS, so the proxy is handled here too.
 func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshakeConn, error) {
+	return dialSocketTLS(ctx, s.client.tls, network, addr)
+}
+
+// dialSocketTLS is dialTLS with the TLS settings base: the OpenAPI event
+// socket dials the same way.
+func dialSocketTLS(ctx context.Context, base *tls.Config, network, addr string) (*handshakeConn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -80,7 +86,7 @@ func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshake
 	if err != nil {
 		return nil, err
 	}
-	cfg := s.client.tls.Clone()
+	cfg := base.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}

@@ -166,6 +166,16 @@
 // it, whatever its size, total or repetitions; a scan must be bounded by
 // what the PBX actually returned.
 //
+// # Live calls (OpenAPI)
+//
+// With OpenAPI credentials, OpenAPI.NewEventStream receives the PBX's
+// OpenAPI events (30011 call states with their whole member lists, 30012
+// CDRs, 30007-30009, 30015, 30034-30036; DecodeEventFrame says how strictly)
+// on the client's shared access token, and Dial, Hangup, Hold, Unhold,
+// Transfer and QueryCalls control calls; CallControlStatus maps their errors
+// to HTTP statuses. As with a Session, every down and every reconnecting up
+// of the stream is a gap.
+//
 // # Where the reference leaves room
 //
 // The other choices made where the SDK's behaviour is not pinned down are

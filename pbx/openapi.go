@@ -2,6 +2,7 @@ package pbx
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -129,6 +130,7 @@ type OpenAPI struct {
 	origin    *url.URL
 	http      *http.Client
 	transport *http.Transport // the one NewOpenAPI built, nil if cfg.HTTPClient
+	tls       *tls.Config     // for the event socket (openapi_events.go)
 	log       *slog.Logger
 	red       redactor
 
@@ -160,12 +162,17 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 	o.red.add(url.QueryEscape(cfg.AccessKey))
 	if cfg.HTTPClient != nil {
 		o.http = cfg.HTTPClient
+		// The event socket dials with the HTTP client's TLS settings.
+		if o.tls, err = (Config{HTTPClient: cfg.HTTPClient}).tlsConfig(); err != nil {
+			return nil, err
+		}
 	} else {
 		tc, err := Config{CAFile: cfg.CAFile, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}.tlsConfig()
 		if err != nil {
 			return nil, err
 		}
 		o.http, o.transport = newHTTPClient(tc)
+		o.tls = tc
 	}
 	o.base, o.cancel = context.WithCancel(context.Background())
 	return o, nil

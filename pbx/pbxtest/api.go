@@ -32,7 +32,7 @@ type route struct {
 
 // apiRoutes maps the API paths, as the SDK calls them, to their handlers.
 func (s *Server) apiRoutes() map[string]route {
-	return map[string]route{
+	routes := map[string]route{
 		"/api/v1.0/pbx/getproduct":              {http.MethodGet, answer(s.getProduct)},
 		"/api/v1.0/login":                       {http.MethodPost, answer(s.login)},
 		"/api/v1.0/extension/getpersonalglobal": {http.MethodGet, s.authed(s.getPersonalGlobal)},
@@ -50,6 +50,11 @@ func (s *Server) apiRoutes() map[string]route {
 		"/openapi/v1.0/sign/create":    {http.MethodPost, s.openAPIEndpoint(true, s.signCreate, "username", "sign_type", "expire_time")},
 		"/openapi/v1.0/extension/list": {http.MethodGet, s.openAPIEndpoint(true, s.extensionList)},
 	}
+	// The event socket and call control (callctl.go).
+	for path, rt := range s.callRoutes() {
+		routes[path] = rt
+	}
+	return routes
 }
 
 // serveHTTP counts the request, then applies routing, method and the

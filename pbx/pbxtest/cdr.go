@@ -45,6 +45,8 @@ type Call struct {
 	Time         time.Time // when the call was made or received; default now
 	Disposition  string    // ANSWERED, NO ANSWER, BUSY, FAILED or VOICEMAIL; default NO ANSWER for missed calls, ANSWERED otherwise
 	Silent       bool      // store the record but send no 20049 notification, as a lossy socket would
+
+	live bool // the record of a live call (calls.go), whose OpenAPI events went out already
 }
 
 // CDR is one record of searchpersonal's personal_cdr_list, in the shape of
@@ -199,6 +201,9 @@ func (s *Server) Call(ext string, c Call) (CDR, error) {
 				"number": c.Peer, "talk_duration": style.int(int64(c.TalkDuration)),
 			},
 		}))
+	}
+	if !c.live {
+		s.echoCall(ext, c)
 	}
 	return rec.render(time.Now()), nil
 }

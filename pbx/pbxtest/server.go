@@ -32,6 +32,12 @@
 // NotifySIPRegistration for a body full of credentials. Observation methods
 // (Logins, KnockOuts, TopicLists, LiveSockets, ...) let tests assert on what
 // the client did.
+//
+// The OpenAPI (openapi.go) mints tokens and signatures and lists
+// extensions; its event socket (events.go) pushes the events of live calls
+// (StartCall, AnswerCall, Hold, Hangup, ... or the call control endpoints of
+// callctl.go; Server.Call's finished calls too), with EventQuirks for the
+// ways a firmware may differ.
 package pbxtest
 
 import (
@@ -88,6 +94,7 @@ type Server struct {
 	mu          sync.Mutex
 	closed      bool
 	oa          *openAPIState // the OpenAPI (openapi.go); nil until first used
+	ls          *liveState    // the event socket and live calls (events.go); nil until first used
 	exts        map[string]*extension
 	nextExtID   int
 	nextCDRID   int
