@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
+	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
@@ -32,8 +33,8 @@ type Bridge struct {
 	metrics  *metrics
 	host     string
 	set      extensionSet
-	openapi  *pbx.OpenAPI          // nil without OpenAPI credentials
-	fleet    atomic.Pointer[fleet] // set by Run, unless Fleet.Enabled is false
+	openapi  *pbx.OpenAPI                // nil without OpenAPI credentials
+	fleet    atomic.Pointer[fleet.Fleet] // set by Run, unless Fleet.Enabled is false
 	leases   jetstream.KeyValue
 
 	js jetstream.JetStream // nil with JetStream disabled
@@ -129,7 +130,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return err
 	}
 	if b.cfg.Fleet.Enabled {
-		f, err := b.startFleet(ctx)
+		f, err := b.startFleet()
 		if err != nil {
 			return err
 		}
@@ -144,15 +145,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	supCtx, stopSupervisors := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSupervisors()
 	f := b.fleet.Load()
-	if f != nil && b.openapi != nil {
-		f.tokens = newTokenGate(supCtx, b, f)
-	}
 	b.set.startAll(supCtx)
 	var loops sync.WaitGroup
 	switch {
 	case b.cfg.Discovery.Enabled && f != nil:
-		loops.Go(func() { f.lead(ctx) })
-		loops.Go(func() { f.followLists(ctx) })
+		loops.Go(func() { f.Lead(ctx) })
+		loops.Go(func() { f.FollowLists(ctx) })
 	case b.cfg.Discovery.Enabled:
 		loops.Go(func() { b.discover(ctx) })
 	}
@@ -163,11 +161,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer stopFleet()
 	var fleetLoop sync.WaitGroup
 	if f != nil {
-		fleetLoop.Go(func() { f.run(fleetCtx) })
+		fleetLoop.Go(func() { f.Run(fleetCtx) })
 	}
 	<-ctx.Done()
 	if f != nil {
-		f.draining.Store(true) // no lease taken or handed over from now on
+		f.StopTaking()
 	}
 	loops.Wait()
 	b.set.close()
@@ -195,7 +193,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.limiter.unthrottle()
 	released := 0
 	if f != nil {
-		released = f.drain()
+		released = f.Drain()
 	}
 	stopSupervisors()
 	b.set.running.Wait()
@@ -205,15 +203,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
 	}
-	if f != nil && f.tokens != nil {
-		f.tokens.close()
-	}
 	if f != nil {
-		f.shutdown(released)
+		f.CloseTokens()
+		f.Shutdown(released)
 	}
 	if b.openapi != nil {
 		// Its own deadline: the logouts may have used up the shutdown's.
-		rctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), fleet.RevokeTimeout)
 		if err := b.openapi.Close(rctx); err != nil {
 			b.cfg.Logger.Warn("OpenAPI token not revoked at shutdown", "err", err)
 		}
@@ -238,7 +234,7 @@ func (b *Bridge) setupJetStreamRetrying(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		js, cursors, err := b.setupJetStream(actx)
 		if err == nil && b.cfg.Fleet.Enabled {
-			b.leases, err = openLeaseBucket(actx, js, b.cfg)
+			b.leases, err = fleet.OpenBucket(actx, js, b.cfg.Fleet, b.cfg.JetStream.Replicas)
 		}
 		cancel()
 		if err == nil {

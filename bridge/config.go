@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
+	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
@@ -103,7 +104,7 @@ func (c *Config) setDefaults() {
 	if c.Discovery.Interval <= 0 {
 		c.Discovery.Interval = 5 * time.Minute
 	}
-	c.Fleet.setDefaults()
+	fleetDefaults(&c.Fleet)
 	if c.CatchupMaxPages <= 0 {
 		c.CatchupMaxPages = catchup.MaxScanPages
 	}
@@ -272,7 +273,8 @@ type DiscoveryConfig struct {
 	Include, Exclude []string
 }
 
-func (f *FleetConfig) setDefaults() {
+// fleetDefaults sets the fleet keys left zero to their defaults.
+func fleetDefaults(f *FleetConfig) {
 	if f.Replica == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -295,7 +297,7 @@ func (f *FleetConfig) setDefaults() {
 }
 
 // replicaName is the replica's name in a fleet, "" outside one.
-func (f FleetConfig) replicaName() string {
+func replicaName(f FleetConfig) string {
 	if !f.Enabled {
 		return ""
 	}
@@ -427,3 +429,6 @@ func leaseCoversLogout(ttl, shutdown time.Duration) error {
 // FirstStart says what an extension publishes when it has no cursor yet
 // (catchup.FirstStart).
 type FirstStart = catchup.FirstStart
+
+// FleetConfig makes the bridge one replica of a fleet (fleet.Config).
+type FleetConfig = fleet.Config

@@ -93,7 +93,7 @@ func (b *Bridge) discoverOnce(ctx context.Context) error {
 		numbers = append(numbers, e.Number)
 	}
 	if f := b.fleet.Load(); f != nil {
-		return f.publishList(ctx, numbers, complete)
+		return f.PublishList(ctx, numbers, complete)
 	}
 	return b.applyDiscovered(numbers, complete)
 }

@@ -528,7 +528,7 @@ func (x *extension) infoReply() schema.Info {
 		PBX:       x.f.host,
 		State:     x.state,
 		Since:     x.since,
-		Replica:   x.b.cfg.Fleet.replicaName(),
+		Replica:   replicaName(x.b.cfg.Fleet),
 	}
 }
 

@@ -252,7 +252,7 @@ func (b *Bridge) remove(username string, why int) error {
 	s.mu.Unlock()
 	s.halt(username, "removed")
 	if b.fleet.Load() != nil {
-		b.fleet.Load().release(username, "removed")
+		b.fleet.Load().Release(username, "removed")
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -88,7 +89,7 @@ func (b *Bridge) startService() (micro.Service, error) {
 	if b.fleet.Load() != nil {
 		// Any replica answers: each sees the whole fleet in the lease bucket.
 		err := svc.AddEndpoint("fleet_status", micro.HandlerFunc(func(req micro.Request) {
-			b.answer("fleet_status", schema.TypeFleetStatus, microReplier{req}, b.fleet.Load().status(), nil)
+			b.answer("fleet_status", schema.TypeFleetStatus, microReplier{req}, b.fleet.Load().Status(), nil)
 		}), micro.WithEndpointSubject(b.subjects.fleetStatus()),
 			micro.WithEndpointMetadata(map[string]string{"schema": schema.TypeFleetStatus}))
 		if err != nil {
@@ -150,9 +151,9 @@ func (b *Bridge) serveRequest(name, schemaType string, handle handler, subject s
 	var call func(context.Context) (any, error)
 	x, err := b.lookup(subject)
 	var away *elsewhere
-	if errors.As(err, &away) && b.fleet.Load() != nil && nats.Header(h).Get(forwardedHeader) == "" {
-		if err = b.fleet.Load().forward(subject, data, h, reply, away.ext); err == nil {
-			return
+	if f := b.fleet.Load(); errors.As(err, &away) && f != nil && nats.Header(h).Get(fleet.ForwardedHeader) == "" {
+		if f.Forward(subject, data, h, reply, away.ext) == nil {
+			return // the owner answers; otherwise the extension is changing hands
 		}
 	}
 	if err == nil {
@@ -274,6 +275,13 @@ func (b *Bridge) lookup(subject string) (*extension, error) {
 type elsewhere struct{ ext string }
 
 func (e *elsewhere) Error() string { return "extension " + e.ext + " is served by another replica" }
+
+// changingHands is the answer for an extension of the fleet that no live
+// replica serves at the moment.
+func changingHands(ext string) *apiError {
+	return &apiError{code: codeUnavailable, retryAfter: time.Second,
+		msg: "extension " + ext + " is changing hands between replicas; retry in a second"}
+}
 
 // cdrQueryRequest is the SDK's cdrQuery parameters; pointers tell an omitted
 // field (the SDK's default) from a zero.

@@ -1,4 +1,4 @@
-package bridge
+package fleet
 
 import (
 	"context"
@@ -37,39 +37,79 @@ import (
 // rather than one hold (and one get_token) each.
 const tokenLinger = time.Second
 
-// revokeTimeout bounds the revocation of a token, at the end of a hold and
+// RevokeTimeout bounds the revocation of a token, at the end of a hold and
 // at shutdown; it is its own deadline, not what the logouts left of the
 // shutdown timeout.
-const revokeTimeout = 5 * time.Second
+const RevokeTimeout = 5 * time.Second
+
+// Revoker is the OpenAPI client whose token the lock rations: the token is
+// revoked at the end of each hold.
+type Revoker interface {
+	Release(ctx context.Context) error
+}
+
+// ErrStopped is a use of the token lock once the fleet's tokens are closed.
+var ErrStopped = errors.New("fleet: shutting down")
 
 // tokenGate serialises a fleet's OpenAPI use through the token lock.
 type tokenGate struct {
-	b   *Bridge
-	f   *fleet
-	key string
+	f      *Fleet
+	client Revoker
+	key    string
+	stop   chan struct{} // closed by close: no hold is taken after
 
 	mu        sync.Mutex
+	stopped   bool
 	hold      *tokenHold
 	acquiring chan struct{} // closed when the acquisition under way ends
-	base      context.Context
 }
 
 // tokenHold is one tenure of the lock.
 type tokenHold struct {
-	ctx    context.Context // ends when the lock is lost or released
-	cancel context.CancelFunc
-	rev    uint64
-	users  int
-	done   chan struct{} // closed when the renewals have stopped
+	lost  chan struct{} // closed when the lock is lost or released
+	end   sync.Once
+	rev   uint64
+	users int
+	done  chan struct{} // closed when the renewals have stopped
 }
 
-func newTokenGate(base context.Context, b *Bridge, f *fleet) *tokenGate {
-	return &tokenGate{b: b, f: f, key: "openapi.token." + kvkey.Host(b.host), base: base}
+// finish ends the hold (idempotent).
+func (h *tokenHold) finish() { h.end.Do(func() { close(h.lost) }) }
+
+// over reports whether the hold has ended.
+func (h *tokenHold) over() bool {
+	select {
+	case <-h.lost:
+		return true
+	default:
+		return false
+	}
 }
 
-// use runs fn while this replica holds the token lock, taking it first if
-// need be (waiting for another replica's hold to end). fn's context ends
-// when ctx does, or when the lock is lost (fencing).
+func newTokenGate(f *Fleet, client Revoker) *tokenGate {
+	return &tokenGate{f: f, client: client, key: "openapi.token." + kvkey.Host(f.pbxHost), stop: make(chan struct{})}
+}
+
+// WithToken runs fn while this replica holds the fleet's token lock,
+// taking it first if need be (waiting for another replica's hold to end);
+// fn's context ends when ctx does, or when the lock is lost (fencing).
+// Without a token lock (no OpenAPI credentials) fn runs at once.
+func (f *Fleet) WithToken(ctx context.Context, fn func(context.Context) error) error {
+	if f.tokens == nil {
+		return fn(ctx)
+	}
+	return f.tokens.use(ctx, fn)
+}
+
+// CloseTokens ends the token lock's hold at shutdown, revoking its token;
+// no hold is taken after.
+func (f *Fleet) CloseTokens() {
+	if f.tokens != nil {
+		f.tokens.close()
+	}
+}
+
+// use runs fn under a hold (see WithToken).
 func (g *tokenGate) use(ctx context.Context, fn func(context.Context) error) error {
 	h, err := g.join(ctx)
 	if err != nil {
@@ -78,8 +118,13 @@ func (g *tokenGate) use(ctx context.Context, fn func(context.Context) error) err
 	defer g.leave(h)
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(h.ctx, cancel)
-	defer stop()
+	go func() {
+		select {
+		case <-h.lost:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
 	return fn(fctx)
 }
 
@@ -88,7 +133,11 @@ func (g *tokenGate) use(ctx context.Context, fn func(context.Context) error) err
 func (g *tokenGate) join(ctx context.Context) (*tokenHold, error) {
 	for {
 		g.mu.Lock()
-		if h := g.hold; h != nil && h.ctx.Err() == nil {
+		if g.stopped {
+			g.mu.Unlock()
+			return nil, ErrStopped
+		}
+		if h := g.hold; h != nil && !h.over() {
 			h.users++
 			g.mu.Unlock()
 			return h, nil
@@ -103,14 +152,14 @@ func (g *tokenGate) join(ctx context.Context) (*tokenHold, error) {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-g.base.Done():
+		case <-g.stop:
 			return nil, ErrStopped
 		}
 	}
 }
 
 // acquire takes the lock, trying again every fraction of a second while
-// another replica holds it, until it has it or the bridge stops.
+// another replica holds it, until it has it or the gate is closed.
 func (g *tokenGate) acquire(done chan struct{}) {
 	defer func() {
 		g.mu.Lock()
@@ -118,23 +167,34 @@ func (g *tokenGate) acquire(done chan struct{}) {
 		g.mu.Unlock()
 		close(done)
 	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-g.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	waiting := time.Now()
-	for g.base.Err() == nil {
-		actx, cancel := context.WithTimeout(g.base, g.f.opTimeout())
+	for ctx.Err() == nil {
+		actx, acancel := context.WithTimeout(ctx, g.f.opTimeout())
 		rev, err := g.f.kv.Create(actx, g.key, g.f.value())
-		cancel()
+		acancel()
 		if err == nil {
-			ctx, cancel := context.WithCancel(g.base)
-			h := &tokenHold{ctx: ctx, cancel: cancel, rev: rev, done: make(chan struct{})}
+			h := &tokenHold{lost: make(chan struct{}), rev: rev, done: make(chan struct{})}
 			g.mu.Lock()
-			g.hold = h
+			stopped := g.stopped
+			if !stopped {
+				g.hold = h
+			}
+			h.users++ // a hold nobody joins is released after the linger like any other
 			g.mu.Unlock()
 			go g.renew(h)
-			// A hold nobody joins (its waiters gave up) is released after
-			// the linger like any other.
-			g.mu.Lock()
-			h.users++
-			g.mu.Unlock()
+			if stopped {
+				g.release(h)
+				return
+			}
 			g.leave(h)
 			return
 		}
@@ -144,7 +204,7 @@ func (g *tokenGate) acquire(done chan struct{}) {
 			g.f.log.Info("fleet: waiting for another replica's OpenAPI token lock", "waited", time.Since(waiting).Round(time.Second))
 			waiting = time.Now()
 		}
-		sleep(g.base, 200*time.Millisecond+rand.N(300*time.Millisecond))
+		sleep(ctx, 200*time.Millisecond+rand.N(300*time.Millisecond))
 	}
 }
 
@@ -157,22 +217,28 @@ func (g *tokenGate) renew(h *tokenHold) {
 	renewed := time.Now()
 	for {
 		select {
-		case <-h.ctx.Done():
+		case <-h.lost:
 			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(h.ctx, g.f.opTimeout())
-		rev, err := g.f.kv.Update(rctx, g.key, g.f.value(), h.rev)
+		g.mu.Lock()
+		rev := h.rev
+		g.mu.Unlock()
+		rctx, cancel := context.WithTimeout(context.Background(), g.f.opTimeout())
+		next, err := g.f.kv.Update(rctx, g.key, g.f.value(), rev)
 		cancel()
 		switch {
 		case err == nil:
 			g.mu.Lock()
-			h.rev = rev
+			h.rev = next
 			g.mu.Unlock()
 			renewed = time.Now()
 		case refused(err) || time.Since(renewed) > g.f.fenceAfter():
 			g.f.log.Warn("fleet: the OpenAPI token lock was lost; its token is revoked", "err", err)
-			h.cancel()
+			g.mu.Lock()
+			h.rev = 0 // lost: not ours to delete
+			g.mu.Unlock()
+			h.finish()
 			return
 		}
 	}
@@ -204,53 +270,37 @@ func (g *tokenGate) leave(h *tokenHold) {
 // release revokes the token the hold used and deletes the lock at its
 // revision (a lost lock is not deleted: it is another's now).
 func (g *tokenGate) release(h *tokenHold) {
-	lost := h.ctx.Err() != nil
-	h.cancel()
+	h.finish()
 	<-h.done
-	ctx, cancel := context.WithTimeout(context.Background(), revokeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), RevokeTimeout)
 	defer cancel()
-	if err := g.b.openapi.Release(ctx); err != nil {
+	if err := g.client.Release(ctx); err != nil {
 		g.f.log.Warn("fleet: the OpenAPI token was not revoked; it expires by itself", "err", err)
-	}
-	if lost {
-		return
 	}
 	g.mu.Lock()
 	rev := h.rev
+	h.rev = 0 // released once
 	g.mu.Unlock()
+	if rev == 0 {
+		return
+	}
 	if err := g.f.kv.Delete(ctx, g.key, jetstream.LastRevision(rev)); err != nil {
 		g.f.log.Warn("fleet: the OpenAPI token lock was not released; it lapses by its TTL", "err", err)
 	}
 }
 
-// close ends the hold at shutdown, revoking its token.
+// close ends the hold at shutdown, revoking its token; no hold is taken
+// after.
 func (g *tokenGate) close() {
 	g.mu.Lock()
+	if !g.stopped {
+		g.stopped = true
+		close(g.stop)
+	}
 	h := g.hold
 	g.hold = nil
 	g.mu.Unlock()
 	if h != nil {
 		g.release(h)
 	}
-}
-
-// withOpenAPI runs fn with the bridge's OpenAPI client: directly on a lone
-// bridge (which keeps one token, refreshed), under the token lock in a
-// fleet.
-func (b *Bridge) withOpenAPI(ctx context.Context, fn func(context.Context) error) error {
-	if f := b.fleet.Load(); f != nil && f.tokens != nil {
-		return f.tokens.use(ctx, fn)
-	}
-	return fn(ctx)
-}
-
-// sign mints ext's login signature (see withOpenAPI).
-func (b *Bridge) sign(ctx context.Context, ext string) (string, error) {
-	var sign string
-	err := b.withOpenAPI(ctx, func(ctx context.Context) error {
-		var err error
-		sign, err = b.openapi.Sign(ctx, ext)
-		return err
-	})
-	return sign, err
 }

@@ -1,9 +1,9 @@
-package bridge
+package fleet
 
 import (
+	"errors"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -16,7 +16,7 @@ import (
 
 // ownerOf returns the live replica holding ext's lease and its inbox, or
 // "" when nobody does (the extension is changing hands).
-func (f *fleet) ownerOf(ext string) (replica, inbox string) {
+func (f *Fleet) ownerOf(ext string) (replica, inbox string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	replica = f.owners[f.leaseKey(ext)]
@@ -30,25 +30,29 @@ func (f *fleet) ownerOf(ext string) (replica, inbox string) {
 	return replica, hb.Inbox
 }
 
-// forward hands a request to the replica that owns ext, which answers the
-// requester directly. It fails (and the request is answered 503, retry)
-// when nobody owns it now, or this replica does but has not started it.
-func (f *fleet) forward(subject string, data []byte, h micro.Headers, reply, ext string) error {
+// ErrNoOwner is a request for an extension no other live replica owns at
+// the moment: it is changing hands (answered 503, retry).
+var ErrNoOwner = errors.New("fleet: no other live replica owns the extension now")
+
+// Forward hands a request to the replica that owns ext, which answers the
+// requester directly. It fails with ErrNoOwner when nobody owns it now, or
+// this replica does but has not started it.
+func (f *Fleet) Forward(subject string, data []byte, h micro.Headers, reply, ext string) error {
 	owner, inbox := f.ownerOf(ext)
 	if owner == "" || owner == f.replica {
-		return &elsewhere{ext: ext}
+		return ErrNoOwner
 	}
 	m := nats.NewMsg(inbox)
 	m.Data, m.Reply = data, reply
 	for k, v := range h {
 		m.Header[k] = v
 	}
-	m.Header.Set(forwardedHeader, f.replica)
+	m.Header.Set(ForwardedHeader, f.replica)
 	m.Header.Set(subjectHeader, subject)
-	if err := f.b.nc.PublishMsg(m); err != nil {
-		return &elsewhere{ext: ext}
+	if err := f.nc.PublishMsg(m); err != nil {
+		return ErrNoOwner
 	}
-	f.b.metrics.forwarded()
+	f.metrics.Forwarded()
 	return nil
 }
 
@@ -56,31 +60,18 @@ func (f *fleet) forward(subject string, data []byte, h micro.Headers, reply, ext
 const subjectHeader = "Pbx-Fleet-Subject"
 
 // serveForwarded answers a request another replica handed over.
-func (f *fleet) serveForwarded(m *nats.Msg) {
-	subject := m.Header.Get(subjectHeader)
-	ep, ok := f.b.endpointOf(subject)
-	if !ok {
-		return
-	}
-	to := directReplier{nc: f.b.nc, subject: m.Reply}
-	f.b.serveRequest(ep.name, ep.schema, ep.handle, subject, m.Data, micro.Headers(m.Header), to, m.Reply)
+func (f *Fleet) serveForwarded(m *nats.Msg) {
+	f.host.Forwarded(m.Header.Get(subjectHeader), m)
 }
 
-// changingHands is the answer for an extension of the fleet that no live
-// replica serves at the moment.
-func changingHands(ext string) *apiError {
-	return &apiError{code: codeUnavailable, retryAfter: time.Second,
-		msg: "extension " + ext + " is changing hands between replicas; retry in a second"}
-}
-
-// status is the fleet as this replica sees it: every live replica and the
+// Status is the fleet as this replica sees it: every live replica and the
 // extensions it owns, and the extensions nobody owns at the moment.
-func (f *fleet) status() schema.FleetStatus {
+func (f *Fleet) Status() schema.FleetStatus {
 	st := schema.FleetStatus{Replica: f.replica}
 	f.mu.Lock()
 	byReplica := map[string][]string{}
 	owned := map[string]bool{}
-	for _, ext := range f.b.set.candidates() {
+	for _, ext := range f.host.Candidates() {
 		if r := f.owners[f.leaseKey(ext)]; r != "" {
 			byReplica[r] = append(byReplica[r], ext)
 			owned[ext] = true

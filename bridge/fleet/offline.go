@@ -1,4 +1,4 @@
-package bridge
+package fleet
 
 import "time"
 
@@ -15,11 +15,11 @@ import "time"
 
 // releaseOffline hands over every held extension that has not been online
 // for ReleaseOfflineAfter, unless no other replica could take it.
-func (f *fleet) releaseOffline() {
+func (f *Fleet) releaseOffline() {
 	if f.draining.Load() {
 		return
 	}
-	after, cooldown := f.b.cfg.Fleet.ReleaseOfflineAfter, f.b.cfg.Fleet.OfflineCooldown
+	after, cooldown := f.cfg.ReleaseOfflineAfter, f.cfg.OfflineCooldown
 	f.mu.Lock()
 	var exts []string
 	for ext, l := range f.held {
@@ -35,10 +35,8 @@ func (f *fleet) releaseOffline() {
 	}
 	var stale []down
 	for _, ext := range exts {
-		if x := f.b.set.get(ext); x != nil {
-			if d := x.downFor(); d > after {
-				stale = append(stale, down{ext, d})
-			}
+		if d := f.host.DownFor(ext); d > after {
+			stale = append(stale, down{ext, d})
 		}
 	}
 	if len(stale) == 0 {
@@ -58,14 +56,14 @@ func (f *fleet) releaseOffline() {
 	for _, s := range stale {
 		f.log.Warn("fleet: extension not online here for too long; handing it to another replica",
 			"ext", s.ext, "offline_for", s.d.Round(time.Second), "cooldown", cooldown)
-		f.b.metrics.handOff()
+		f.metrics.HandOff()
 		f.handOver(s.ext, "offline")
 	}
 }
 
 // healthyOthersLocked counts the other live replicas that decline nothing.
 // f.mu must be held.
-func (f *fleet) healthyOthersLocked() int {
+func (f *Fleet) healthyOthersLocked() int {
 	n := 0
 	for key, r := range f.replicas {
 		if key != replicaKey(f.replica) && f.alive(key) && r.Declining == 0 {
@@ -76,7 +74,7 @@ func (f *fleet) healthyOthersLocked() int {
 }
 
 // cool reports whether this replica leaves ext to the others now.
-func (f *fleet) cool(ext string) bool {
+func (f *Fleet) cool(ext string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	until, ok := f.cooling[ext]
@@ -85,7 +83,7 @@ func (f *fleet) cool(ext string) bool {
 
 // declining counts the extensions this replica leaves to the others now,
 // forgetting the cool-downs that ended.
-func (f *fleet) declining() int {
+func (f *Fleet) declining() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -100,8 +98,8 @@ func (f *fleet) declining() int {
 // fairShare is how many extensions this replica should hold: the
 // candidates over the live replicas, rounded up. A replica that declines
 // none counts only the replicas that decline none either (see above).
-func (f *fleet) fairShare() int {
-	n := len(f.b.set.candidates())
+func (f *Fleet) fairShare() int {
+	n := len(f.host.Candidates())
 	declining := f.declining()
 	f.mu.Lock()
 	live := 1 // this replica

@@ -1,4 +1,4 @@
-package bridge
+package fleet
 
 import (
 	"context"
@@ -36,8 +36,8 @@ type discoveredList struct {
 	Numbers  []string `json:"numbers"`
 }
 
-func (f *fleet) leaderKey() string { return "openapi.leader." + kvkey.Host(f.b.host) }
-func (f *fleet) listKey() string   { return "discovery." + kvkey.Host(f.b.host) }
+func (f *Fleet) leaderKey() string { return "openapi.leader." + kvkey.Host(f.pbxHost) }
+func (f *Fleet) listKey() string   { return "discovery." + kvkey.Host(f.pbxHost) }
 
 // leader is the leader lease's state, used by lead's goroutine only.
 type leader struct {
@@ -47,9 +47,9 @@ type leader struct {
 	loops   sync.WaitGroup
 }
 
-// lead takes the leader lease whenever nobody holds it, and while it holds
+// Lead takes the leader lease whenever nobody holds it, and while it holds
 // it runs discovery, until ctx ends; then it hands the lease over.
-func (f *fleet) lead(ctx context.Context) {
+func (f *Fleet) Lead(ctx context.Context) {
 	var l leader
 	end := func() {
 		if l.stop != nil {
@@ -84,7 +84,7 @@ func (f *fleet) lead(ctx context.Context) {
 }
 
 // takeLead takes the leader lease if nobody holds it, and starts discovery.
-func (f *fleet) takeLead(ctx context.Context, l *leader) {
+func (f *Fleet) takeLead(ctx context.Context, l *leader) {
 	actx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	rev, err := f.kv.Create(actx, f.leaderKey(), f.value())
 	cancel()
@@ -98,12 +98,12 @@ func (f *fleet) takeLead(ctx context.Context, l *leader) {
 	lctx, stop := context.WithCancel(ctx)
 	l.stop = stop
 	f.log.Info("fleet: this replica is the OpenAPI leader: it reads the extension list for the fleet")
-	l.loops.Go(func() { f.b.discover(lctx) })
+	l.loops.Go(func() { f.host.Discover(lctx) })
 }
 
 // keepLead renews the leader lease and writes the list again; false when
 // the lease is lost (refused, or not renewed for half the TTL).
-func (f *fleet) keepLead(ctx context.Context, l *leader) bool {
+func (f *Fleet) keepLead(ctx context.Context, l *leader) bool {
 	rctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	rev, err := f.kv.Update(rctx, f.leaderKey(), f.value(), l.rev)
 	cancel()
@@ -129,9 +129,9 @@ func (f *fleet) keepLead(ctx context.Context, l *leader) bool {
 	return true
 }
 
-// publishList is what the leader's discovery does with a reading: it
+// PublishList is what the leader's discovery does with a reading: it
 // keeps it in the bucket, for every replica to follow.
-func (f *fleet) publishList(ctx context.Context, numbers []string, complete bool) error {
+func (f *Fleet) PublishList(ctx context.Context, numbers []string, complete bool) error {
 	list := discoveredList{Leader: f.replica, At: time.Now().UTC(), Complete: complete, Numbers: numbers}
 	f.mu.Lock()
 	f.lastList = &list
@@ -139,7 +139,7 @@ func (f *fleet) publishList(ctx context.Context, numbers []string, complete bool
 	return f.putList(ctx, list)
 }
 
-func (f *fleet) putList(ctx context.Context, list discoveredList) error {
+func (f *Fleet) putList(ctx context.Context, list discoveredList) error {
 	v, err := json.Marshal(list)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (f *fleet) putList(ctx context.Context, list discoveredList) error {
 
 // listArrived takes the list key from the watch (f.mu held): the newest
 // list replaces one not applied yet.
-func (f *fleet) listArrived(e jetstream.KeyValueEntry) {
+func (f *Fleet) listArrived(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut {
 		return // lapsed: the set stays as it is until a new list
 	}
@@ -168,9 +168,9 @@ func (f *fleet) listArrived(e jetstream.KeyValueEntry) {
 	f.lists <- list
 }
 
-// followLists applies each new list read by the leader, until ctx ends.
+// FollowLists applies each new list read by the leader, until ctx ends.
 // A rewrite of the same reading is not applied again.
-func (f *fleet) followLists(ctx context.Context) {
+func (f *Fleet) FollowLists(ctx context.Context) {
 	var applied time.Time
 	for {
 		select {
@@ -181,7 +181,7 @@ func (f *fleet) followLists(ctx context.Context) {
 				continue
 			}
 			applied = list.At
-			if err := f.b.applyDiscovered(list.Numbers, list.Complete); err != nil && ctx.Err() == nil {
+			if err := f.host.ApplyList(list.Numbers, list.Complete); err != nil && ctx.Err() == nil {
 				f.log.Warn("fleet: applying the extension list failed", "err", err)
 			}
 		}

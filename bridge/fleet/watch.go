@@ -1,4 +1,4 @@
-package bridge
+package fleet
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 // watch mirrors the bucket: who owns which lease, which replicas are
 // alive. It restarts after the watch fails (a NATS outage).
-func (f *fleet) watch(ctx context.Context) {
+func (f *Fleet) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
 		w, err := f.kv.WatchAll(wctx)
@@ -43,7 +43,7 @@ func (f *fleet) watch(ctx context.Context) {
 // checkWatch restarts a watch that stopped delivering: this replica's own
 // heartbeat, written every third of the TTL, has not come back through
 // it for a whole TTL.
-func (f *fleet) checkWatch() {
+func (f *Fleet) checkWatch() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	last := f.seen[replicaKey(f.replica)]
@@ -58,7 +58,7 @@ func (f *fleet) checkWatch() {
 }
 
 // apply takes one watch update into the mirror.
-func (f *fleet) apply(e jetstream.KeyValueEntry) {
+func (f *Fleet) apply(e jetstream.KeyValueEntry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e == nil {
@@ -97,7 +97,7 @@ func (f *fleet) apply(e jetstream.KeyValueEntry) {
 	}
 }
 
-func (f *fleet) poke() {
+func (f *Fleet) poke() {
 	select {
 	case f.kick <- struct{}{}:
 	default:
@@ -109,7 +109,7 @@ func (f *fleet) poke() {
 // third). A replica that died keeps its key until the TTL; counting it
 // live until then would keep the others below its share and its
 // extensions down. f.mu must be held.
-func (f *fleet) alive(key string) bool {
+func (f *Fleet) alive(key string) bool {
 	seen, ok := f.seen[key]
 	return ok && time.Since(seen) < f.ttl*3/4
 }
