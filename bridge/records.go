@@ -110,7 +110,7 @@ func (f eventFactory) recordID(kind string, r pbx.CDR) string {
 }
 
 func (f eventFactory) cdrCreated(ext pbx.Extension, r pbx.CDR, _ time.Time) (outEvent, error) {
-	data := schema.CDRCreated{Extension: f.ref(ext), PBX: f.host, Record: toSchemaCDR(r)}
+	data := schema.CDRCreated{Extension: f.ref(ext), PBX: f.host, Record: r}
 	return f.build(f.subjects.cdrCreated(f.username), schema.TypeCDRCreated, f.recordID("cdr.created", r), recordTime(r), data)
 }
 
@@ -127,7 +127,7 @@ func (f eventFactory) callMissed(ext pbx.Extension, r pbx.CDR, _ time.Time) (out
 		Timestamp:    r.Timestamp,
 		Disposition:  r.Disposition,
 		CallType:     r.CallType,
-		Record:       toSchemaCDR(r),
+		Record:       r,
 	}
 	return f.build(f.subjects.callMissed(f.username), schema.TypeCallMissed, f.recordID("call.missed", r), recordTime(r), data)
 }
@@ -136,18 +136,3 @@ func (f eventFactory) callMissed(ext pbx.Extension, r pbx.CDR, _ time.Time) (out
 // event is byte-for-byte the same.
 func recordTime(r pbx.CDR) time.Time { return time.Unix(r.Timestamp, 0).UTC() }
 
-func toSchemaCDR(r pbx.CDR) schema.CDR {
-	e := r.Extension
-	return schema.CDR{
-		ID: r.ID, Date: r.Date, Time: r.Time, Timestamp: r.Timestamp, Number: r.Number, NumberType: r.NumberType,
-		Extension: schema.CDRExtension{
-			ExtID: e.ExtID, ExtNum: e.ExtNum, CallerIDName: e.CallerIDName, Photo: e.Photo, Status: e.Status,
-			PresenceStatus: e.PresenceStatus, PresenceInformation: e.PresenceInformation, FirstName: e.FirstName,
-			LastName: e.LastName, EmailAddr: e.EmailAddr, MobileNumber: e.MobileNumber, EnbVM: e.EnbVM,
-			VMTotalCount: e.VMTotalCount, VMUnreadCount: e.VMUnreadCount, Visable: e.Visable, IMID: e.IMID,
-			OrgListInfo: e.OrgListInfo, IsFavorite: e.IsFavorite, Title: e.Title,
-		},
-		Status: int(r.Status), TalkDuration: r.TalkDuration, CallType: r.CallType, UniqueID: r.UniqueID,
-		Disposition: r.Disposition, DContext: r.DContext, CallerID: r.CallerID, CLID: r.CLID,
-	}
-}

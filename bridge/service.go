@@ -368,12 +368,11 @@ func (b *Bridge) cdrQuery(x *extension, body []byte) (any, func(context.Context)
 		if err != nil {
 			return nil, pbxFailure(err)
 		}
-		out := schema.CDRQueryResult{ErrCode: res.ErrCode, ErrMsg: res.ErrMsg, TotalNumber: res.TotalNumber,
-			Records: make([]schema.CDR, len(res.Records))}
-		for i, r := range res.Records {
-			out.Records[i] = toSchemaCDR(r)
+		records := res.Records
+		if records == nil {
+			records = []schema.CDR{} // the schema wants a list
 		}
-		return out, nil
+		return schema.CDRQueryResult{ErrCode: res.ErrCode, ErrMsg: res.ErrMsg, TotalNumber: res.TotalNumber, Records: records}, nil
 	}, nil
 }
 

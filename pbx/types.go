@@ -1,6 +1,10 @@
 package pbx
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/pbx-bridge/pbx-bridge/schema"
+)
 
 // Product is the answer of pbx/getproduct.
 type Product struct {
@@ -33,14 +37,14 @@ type Extension struct {
 }
 
 // CDRStatus is the SDK's call status filter and a record's status.
-type CDRStatus int
+type CDRStatus = schema.CDRStatus
 
 // The SDK's status values.
 const (
-	StatusAll      CDRStatus = 0
-	StatusIncoming CDRStatus = 1
-	StatusMissed   CDRStatus = 2
-	StatusOutgoing CDRStatus = 3
+	StatusAll      = schema.CDRStatusAll
+	StatusIncoming = schema.CDRStatusIncoming
+	StatusMissed   = schema.CDRStatusMissed
+	StatusOutgoing = schema.CDRStatusOutgoing
 )
 
 // CDRQuery holds the SDK's cdrQuery parameters. Zero values take the SDK's
@@ -63,54 +67,12 @@ const (
 	MaxCDRSize        = 100
 )
 
+// CDR is one record of cdr/searchpersonal, with every field of the SDK's
+// page: the one call record type (schema.CDR).
+type CDR = schema.CDR
+
 // CDRExtension is the extension block inside a CDR record.
-type CDRExtension struct {
-	ExtID               int    `json:"ext_id"`
-	ExtNum              string `json:"ext_num"`
-	CallerIDName        string `json:"caller_id_name"`
-	Photo               string `json:"photo"`
-	Status              int    `json:"status"`
-	PresenceStatus      string `json:"presence_status"`
-	PresenceInformation string `json:"presence_information"`
-	FirstName           string `json:"first_name"`
-	LastName            string `json:"last_name"`
-	EmailAddr           string `json:"email_addr"`
-	MobileNumber        string `json:"mobile_number"`
-	EnbVM               int    `json:"enb_vm"`
-	VMTotalCount        int    `json:"vm_total_count"`
-	VMUnreadCount       int    `json:"vm_unread_count"`
-	Visable             int    `json:"visable"`
-	IMID                string `json:"im_id"`
-	OrgListInfo         string `json:"org_list_info"`
-	IsFavorite          int    `json:"is_favorite"`
-	Title               string `json:"title"`
-}
-
-// CDR is one record of cdr/searchpersonal, with every field of the SDK's page.
-type CDR struct {
-	ID           int          `json:"id"`
-	Date         string       `json:"date"`
-	Time         string       `json:"time"`
-	Timestamp    int64        `json:"timestamp"`
-	Number       string       `json:"number"`
-	NumberType   string       `json:"number_type"`
-	Extension    CDRExtension `json:"extension"`
-	Status       CDRStatus    `json:"status"`
-	TalkDuration int          `json:"talk_duration"`
-	CallType     string       `json:"call_type"`
-	UniqueID     string       `json:"uniqueid"`
-	Disposition  string       `json:"disposition"` // ANSWERED, NO ANSWER, BUSY, FAILED, VOICEMAIL
-	DContext     string       `json:"dcontext"`
-	CallerID     string       `json:"caller_id"`
-	CLID         string       `json:"clid"`
-}
-
-// Missed reports whether the record is a missed call: status 2, or an
-// incoming call with disposition NO ANSWER. An outgoing call that nobody
-// answered is not one: its number is the callee, not someone to call back.
-func (c CDR) Missed() bool {
-	return c.Status == StatusMissed || c.Status == StatusIncoming && c.Disposition == "NO ANSWER"
-}
+type CDRExtension = schema.CDRExtension
 
 // CDRResult is the PBX's answer to a CDR query, as the SDK returns it.
 type CDRResult struct {

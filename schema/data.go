@@ -51,7 +51,9 @@ const (
 )
 
 // CDR is one CDR record with every field the PBX gives (the SDK's
-// personal_cdr_list item).
+// personal_cdr_list item). It is the one type of a call record: the PBX
+// client decodes it (pbx.CDR), the simulator serves it (pbxtest.CDR), and
+// the events carry it.
 type CDR struct {
 	ID           int          `json:"id"`
 	Date         string       `json:"date"`      // as the PBX renders it, e.g. "Today"
@@ -60,7 +62,7 @@ type CDR struct {
 	Number       string       `json:"number"`
 	NumberType   string       `json:"number_type"`
 	Extension    CDRExtension `json:"extension"`
-	Status       int          `json:"status"` // 1 incoming, 2 missed, 3 outgoing
+	Status       CDRStatus    `json:"status"` // 1 incoming, 2 missed, 3 outgoing
 	TalkDuration int          `json:"talk_duration"`
 	CallType     string       `json:"call_type"`
 	UniqueID     string       `json:"uniqueid"`
@@ -68,6 +70,24 @@ type CDR struct {
 	DContext     string       `json:"dcontext"`
 	CallerID     string       `json:"caller_id"`
 	CLID         string       `json:"clid"`
+}
+
+// CDRStatus is a record's status, and the SDK's status filter of a query.
+type CDRStatus int
+
+// The SDK's status values.
+const (
+	CDRStatusAll      CDRStatus = 0 // a query's filter only
+	CDRStatusIncoming CDRStatus = 1
+	CDRStatusMissed   CDRStatus = 2
+	CDRStatusOutgoing CDRStatus = 3
+)
+
+// Missed reports whether the record is a missed call: status 2, or an
+// incoming call with disposition NO ANSWER. An outgoing call that nobody
+// answered is not one: its number is the callee, not someone to call back.
+func (c CDR) Missed() bool {
+	return c.Status == CDRStatusMissed || c.Status == CDRStatusIncoming && c.Disposition == DispositionNoAnswer
 }
 
 // CDRExtension is the extension block inside a CDR record. The names are the

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
 // CallKind is the direction of a call as the extension saw it.
@@ -24,7 +26,7 @@ const (
 
 var (
 	kindNames  = [...]string{Incoming: "Incoming", Outgoing: "Outgoing", Missed: "Missed"}
-	kindStatus = [...]int{Incoming: 1, Outgoing: 3, Missed: 2}
+	kindStatus = [...]schema.CDRStatus{Incoming: schema.CDRStatusIncoming, Outgoing: schema.CDRStatusOutgoing, Missed: schema.CDRStatusMissed}
 )
 
 // String returns the kind's name, as in the constants.
@@ -49,48 +51,12 @@ type Call struct {
 	live bool // the record of a live call (calls.go), whose OpenAPI events went out already
 }
 
-// CDR is one record of searchpersonal's personal_cdr_list, in the shape of
-// the SDK's documentation.
-type CDR struct {
-	ID           int          `json:"id"`
-	Date         string       `json:"date"` // "Today", "Yesterday" or "01/02/2006", relative to when it is read
-	Time         string       `json:"time"` // "15:04:05", local time
-	Timestamp    int64        `json:"timestamp"`
-	Number       string       `json:"number"` // the other party
-	NumberType   string       `json:"number_type"`
-	Extension    CDRExtension `json:"extension"` // the other party when it is an extension of this PBX, else zero
-	Status       int          `json:"status"`    // 1 incoming, 2 missed, 3 outgoing
-	TalkDuration int          `json:"talk_duration"`
-	CallType     string       `json:"call_type"` // Internal, Inbound or Outbound
-	UniqueID     string       `json:"uniqueid"`  // "<timestamp>.<id>"
-	Disposition  string       `json:"disposition"`
-	DContext     string       `json:"dcontext"`
-	CallerID     string       `json:"caller_id"`
-	CLID         string       `json:"clid"`
-}
+// CDR is a record as the simulator serves it: the one call record type
+// (schema.CDR).
+type CDR = schema.CDR
 
 // CDRExtension describes the extension a CDR record's number belongs to.
-type CDRExtension struct {
-	ExtID               int    `json:"ext_id"`
-	ExtNum              string `json:"ext_num"`
-	CallerIDName        string `json:"caller_id_name"`
-	Photo               string `json:"photo"`
-	Status              int    `json:"status"`
-	PresenceStatus      string `json:"presence_status"`
-	PresenceInformation string `json:"presence_information"`
-	FirstName           string `json:"first_name"`
-	LastName            string `json:"last_name"`
-	EmailAddr           string `json:"email_addr"`
-	MobileNumber        string `json:"mobile_number"`
-	EnbVM               int    `json:"enb_vm"`
-	VMTotalCount        int    `json:"vm_total_count"`
-	VMUnreadCount       int    `json:"vm_unread_count"`
-	Visable             int    `json:"visable"`
-	IMID                string `json:"im_id"`
-	OrgListInfo         string `json:"org_list_info"`
-	IsFavorite          int    `json:"is_favorite"`
-	Title               string `json:"title"`
-}
+type CDRExtension = schema.CDRExtension
 
 // record is a stored CDR: its date and time are rendered when read, since a
 // real PBX says "Today" relative to the query, not to the call.
@@ -288,7 +254,7 @@ func (s *Server) searchPersonal(e *extension, _ string, r *http.Request) any {
 	hits := make([]*record, 0, len(e.cdrs))
 	for i := range e.cdrs {
 		rec := &e.cdrs[i]
-		if q.status != 0 && rec.cdr.Status != q.status {
+		if q.status != 0 && int(rec.cdr.Status) != q.status {
 			continue
 		}
 		if q.number != "" && !strings.Contains(rec.cdr.Number, q.number) && !strings.Contains(rec.cdr.CallerID, q.number) {
