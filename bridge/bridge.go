@@ -46,14 +46,14 @@ type Bridge struct {
 	// at shutdown.
 	logoutFailures atomic.Int64
 
-	inflight chan struct{}
-	reqMu    sync.Mutex     // guards closing and wg.Add against shutdown
-	closing  bool           // shutting down: no new request goroutines
-	wg       sync.WaitGroup // request goroutines
-	reqCtx   context.Context
-	// shutdownCtx (a context.Context) bounds the logouts and last events of
-	// the shutdown; stored before the supervisors are told to stop.
-	shutdownCtx atomic.Value
+	inflight   chan struct{}
+	reqMu      sync.Mutex     // guards closing and wg.Add against shutdown
+	closing    bool           // shutting down: no new request goroutines
+	wg         sync.WaitGroup // request goroutines
+	cancelReqs *signal        // fired when the requests under way take too long at shutdown
+	// shutdownBy bounds the logouts and last events of the shutdown; set
+	// before the supervisors are told to stop.
+	shutdownBy atomic.Pointer[time.Time]
 }
 
 // New checks the configuration and prepares a bridge; Run starts it.
@@ -83,13 +83,14 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("pbx url: %w", err)
 	}
 	b := &Bridge{
-		cfg:      cfg,
-		nc:       nc,
-		subjects: subjects{prefix: cfg.Prefix},
-		metrics:  newMetrics(),
-		host:     u.Host,
-		inflight: make(chan struct{}, cfg.MaxInflight),
-		limiter:  newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
+		cancelReqs: newSignal(),
+		cfg:        cfg,
+		nc:         nc,
+		subjects:   subjects{prefix: cfg.Prefix},
+		metrics:    newMetrics(),
+		host:       u.Host,
+		inflight:   make(chan struct{}, cfg.MaxInflight),
+		limiter:    newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
 	}
 	b.set = newExtensionSet(b, cfg.Fleet.Enabled)
 	if cfg.OpenAPI.AccessID != "" {
@@ -119,9 +120,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 // session.stopped. Draining the NATS connection is the caller's, who owns
 // it.
 func (b *Bridge) Run(ctx context.Context) error {
-	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReqs()
-	b.reqCtx = reqCtx
+	defer b.cancelReqs.fire()
 
 	if b.cfg.JetStream.Disabled {
 		b.pub = &corePublisher{nc: b.nc, metrics: b.metrics}
@@ -142,10 +141,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	// Supervisors outlive ctx until the requests under way have finished, so
 	// that no request finds its session logged out under it.
-	supCtx, stopSupervisors := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSupervisors()
+	stopSupervisors := newSignal()
+	defer stopSupervisors.fire()
 	f := b.fleet.Load()
-	b.set.startAll(supCtx)
+	b.set.startAll(stopSupervisors)
 	var loops sync.WaitGroup
 	switch {
 	case b.cfg.Discovery.Enabled && f != nil:
@@ -173,7 +172,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.cfg.Logger.Info("shutting down", "extensions", served, "timeout", b.cfg.ShutdownTimeout)
 	shutdown, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
 	defer cancel()
-	b.shutdownCtx.Store(shutdown)
+	deadline, _ := shutdown.Deadline()
+	b.shutdownBy.Store(&deadline)
 	b.reqMu.Lock()
 	b.closing = true
 	b.reqMu.Unlock()
@@ -184,7 +184,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	case <-requestsDone:
 	case <-time.After(b.cfg.ShutdownTimeout / 2):
 		b.cfg.Logger.Warn("requests still under way at shutdown: cancelling them")
-		cancelReqs()
+		b.cancelReqs.fire()
 		<-requestsDone
 	}
 	// Every extension logs out now, whatever their number: the limiter's
@@ -195,7 +195,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if f != nil {
 		released = f.Drain()
 	}
-	stopSupervisors()
+	stopSupervisors.fire()
 	b.set.running.Wait()
 	stopFleet()
 	fleetLoop.Wait()

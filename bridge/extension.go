@@ -469,8 +469,8 @@ func (x *extension) shutdown(sess *pbx.Session) {
 // shutdown's deadline, or ShutdownTimeout for an extension removed while
 // the bridge runs.
 func (x *extension) finalCtx() (context.Context, context.CancelFunc) {
-	if ctx, ok := x.b.shutdownCtx.Load().(context.Context); ok {
-		return ctx, func() {}
+	if by := x.b.shutdownBy.Load(); by != nil {
+		return context.WithDeadline(context.Background(), *by)
 	}
 	return context.WithTimeout(context.Background(), x.b.cfg.ShutdownTimeout)
 }

@@ -48,7 +48,7 @@ type extensionSet struct {
 	// the two never hold a login at once.
 	stopping map[string]chan struct{}
 	gated    bool
-	ctx      context.Context // the supervisors' context once Run started; nil before
+	stop     *signal // ends the supervisors; nil until Run starts them
 	closed   bool            // shutting down: nothing is added any more
 	running  sync.WaitGroup  // supervisors
 	owner    *Bridge
@@ -227,7 +227,7 @@ func (b *Bridge) add(c Credential, why int) error {
 			x.mu.Unlock()
 		}
 	}
-	if !s.gated && s.ctx != nil {
+	if !s.gated && s.stop != nil {
 		s.startLocked(c.Username)
 	}
 	return nil
@@ -279,11 +279,11 @@ func (s *extensionSet) startLocked(number string) bool {
 	switch {
 	case s.byNum[number] != nil:
 		return true
-	case cand == nil || s.ctx == nil || s.closed:
+	case cand == nil || s.stop == nil || s.closed:
 		return false
 	}
 	x := newExtension(s.owner, cand.cred)
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := s.stop.bind(context.Background())
 	x.cancel = cancel
 	s.byNum[number] = x
 	s.served(len(s.byNum))
@@ -322,10 +322,10 @@ func (s *extensionSet) halt(number, reason string) bool {
 
 // startAll starts every candidate (unless gated) and, from then on, each
 // one added.
-func (s *extensionSet) startAll(ctx context.Context) {
+func (s *extensionSet) startAll(stop *signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ctx = ctx
+	s.stop = stop
 	if s.gated {
 		return
 	}

@@ -176,7 +176,9 @@ func (b *Bridge) serveRequest(name, schemaType string, handle handler, subject s
 	to := directReplier{nc: b.nc, subject: reply}
 	go func() {
 		defer func() { <-b.inflight; b.wg.Done() }()
-		ctx, cancel := context.WithTimeout(b.reqCtx, b.cfg.RequestTimeout)
+		bound, cancelBound := b.cancelReqs.bind(context.Background())
+		defer cancelBound()
+		ctx, cancel := context.WithTimeout(bound, b.cfg.RequestTimeout)
 		defer cancel()
 		answer, err := call(ctx)
 		b.answer(name, schemaType, to, answer, err)
