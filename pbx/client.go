@@ -1,13 +1,11 @@
 package pbx
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -345,19 +343,6 @@ func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body a
 			c.unreachable()
 		}
 	}()
-	if c.cfg.Limiter != nil {
-		release, err := c.cfg.Limiter.Acquire(ctx)
-		if err != nil {
-			return &TransportError{Endpoint: path, SDK: ErrPBXNetwork, Err: fmt.Errorf("waiting for the request limiter: %w", err)}
-		}
-		defer release()
-	}
-	start := time.Now()
-	defer func() {
-		d := time.Since(start)
-		c.hookRequest(ep, d, err)
-		c.log.Debug("pbx request", "endpoint", ep, "duration", d, "err", err)
-	}()
 	netSDK := ErrPBXNetwork
 	if sdk == ErrGetProductFailed {
 		netSDK = ErrGetProductFailed
@@ -365,79 +350,31 @@ func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body a
 	transportErr := func(cause error) error {
 		return &TransportError{Endpoint: path, SDK: netSDK, Err: c.red.redactErr(cause)}
 	}
-
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
-	u := url.URL{Scheme: c.origin.Scheme, Host: c.origin.Host, Path: path, RawQuery: q.Encode()}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return transportErr(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return transportErr(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	r := apiRequest{method: method, path: path, query: q, body: body, endpoint: ep}
 	if auth {
 		token := c.Token()
 		if token == "" {
 			return fmt.Errorf("pbx %s: not logged in: %w", path, ErrPBXAPI)
 		}
-		req.Header.Set("Authorization", token)
+		r.header = http.Header{"Authorization": {token}}
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return transportErr(err)
+	e := engine{http: c.http, origin: c.origin, timeout: c.cfg.RequestTimeout, limiter: c.cfg.Limiter,
+		onRequest: c.cfg.Hooks.Request, log: c.log, logMsg: "pbx request"}
+	refused := func(f *apiRefusal) error {
+		return &APIError{Endpoint: path, HTTPStatus: f.status, ErrCode: f.code, ErrMsg: c.red.redact(f.msg), SDK: sdk}
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return transportErr(fmt.Errorf("reading the answer: %w", err))
+	data, h, err := e.exchange(ctx, r, transportErr, refused)
+	if header != nil && h != nil {
+		*header = h
 	}
-	if len(data) > maxResponseBytes {
-		return transportErr(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
-	}
-	if header != nil {
-		*header = resp.Header
-	}
-
-	var env envelope
-	envErr := json.Unmarshal(data, &env)
-	code, hasCode := jsonInt(env.ErrCode)
-	msg := errMsgText(env.ErrMsg)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
+	// A refusal in an HTTP success still brings its body: SearchPersonal
+	// decodes it (the SDK returns it).
+	if out != nil && data != nil {
+		if derr := c.decodeAnswer(ep, data, out); err == nil {
+			err = derr
 		}
-		// A refused token, or the PBX's own error answer, is the PBX
-		// speaking; any other status (a proxy's 502, a redirect) is the
-		// way to the PBX failing.
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || (envErr == nil && hasCode && code != 0) {
-			return &APIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: c.red.redact(msg), SDK: sdk}
-		}
-		return transportErr(fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
 	}
-	if envErr != nil {
-		return transportErr(fmt.Errorf("answer is not a JSON object: %w", envErr))
-	}
-	if !hasCode {
-		return transportErr(errors.New("answer has no numeric errcode"))
-	}
-	var decodeErr error
-	if out != nil {
-		decodeErr = c.decodeAnswer(ep, data, out)
-	}
-	if code != 0 {
-		return &APIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: c.red.redact(msg), SDK: sdk}
-	}
-	return decodeErr
+	return err
 }
 
 // errMsgText reads errmsg, a string normally; anything else is shown as JSON.
@@ -454,10 +391,4 @@ func errMsgText(raw json.RawMessage) string {
 		text = strings.ToValidUTF8(text[:200], "") + "..."
 	}
 	return text
-}
-
-func (c *Client) hookRequest(ep string, d time.Duration, err error) {
-	if c.cfg.Hooks.Request != nil {
-		c.cfg.Hooks.Request(ep, d, err)
-	}
 }

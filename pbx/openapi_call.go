@@ -1,18 +1,13 @@
 package pbx
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // do makes one OpenAPI request and returns the answer of a success (errcode
@@ -26,24 +21,6 @@ func (o *OpenAPI) do(ctx context.Context, method, ep, token string, q url.Values
 	transportErr := func(cause error) error {
 		return &TransportError{Endpoint: path, SDK: ErrPBXNetwork, Err: o.red.redactErr(cause)}
 	}
-	if o.cfg.Limiter != nil {
-		release, err := o.cfg.Limiter.Acquire(ctx)
-		if err != nil {
-			return nil, transportErr(fmt.Errorf("waiting for the request limiter: %w", err))
-		}
-		defer release()
-	}
-	start := time.Now()
-	defer func() {
-		d := time.Since(start)
-		if o.cfg.Hooks.Request != nil {
-			o.cfg.Hooks.Request(ep, d, err)
-		}
-		o.log.Debug("pbx openapi request", "endpoint", ep, "duration", d, "err", err)
-	}()
-
-	ctx, cancel := context.WithTimeout(ctx, o.cfg.RequestTimeout)
-	defer cancel()
 	v := url.Values{}
 	for k, vs := range q {
 		v[k] = vs
@@ -51,70 +28,16 @@ func (o *OpenAPI) do(ctx context.Context, method, ep, token string, q url.Values
 	if token != "" {
 		v.Set("access_token", token)
 	}
-	u := url.URL{Scheme: o.origin.Scheme, Host: o.origin.Host, Path: path, RawQuery: v.Encode()}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, transportErr(err)
-		}
-		rd = bytes.NewReader(b)
+	e := engine{http: o.http, origin: o.origin, timeout: o.cfg.RequestTimeout, limiter: o.cfg.Limiter,
+		onRequest: o.cfg.Hooks.Request, log: o.log, logMsg: "pbx openapi request", quotedCode: true}
+	r := apiRequest{method: method, path: path, query: v, body: body, endpoint: ep,
+		header: http.Header{"User-Agent": {o.cfg.UserAgent}}}
+	refused := func(f *apiRefusal) error {
+		return &OpenAPIError{Endpoint: path, HTTPStatus: f.status, ErrCode: f.code, ErrMsg: o.red.redact(f.msg), Kind: kind}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	data, _, err = e.exchange(ctx, r, transportErr, refused)
 	if err != nil {
-		return nil, transportErr(err)
-	}
-	req.Header.Set("User-Agent", o.cfg.UserAgent)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := o.http.Do(req)
-	if err != nil {
-		return nil, transportErr(err)
-	}
-	defer resp.Body.Close()
-	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return nil, transportErr(fmt.Errorf("reading the answer: %w", err))
-	}
-	if len(data) > maxResponseBytes {
-		return nil, transportErr(fmt.Errorf("answer larger than %d bytes", maxResponseBytes))
-	}
-
-	var env envelope
-	envErr := json.Unmarshal(data, &env)
-	code, hasCode := jsonInt(env.ErrCode)
-	if !hasCode {
-		// A firmware that quotes its numbers: "0" is as good as 0 here,
-		// since nothing else would be read as an errcode.
-		if n, ok := looseInt(string(bytes.Trim(env.ErrCode, `"`))); ok && len(env.ErrCode) > 0 {
-			code, hasCode = n, true
-		}
-	}
-	refused := func(msg string) error {
-		return &OpenAPIError{Endpoint: path, HTTPStatus: resp.StatusCode, ErrCode: code, ErrMsg: o.red.redact(msg), Kind: kind}
-	}
-	msg := errMsgText(env.ErrMsg)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		if msg == "" {
-			msg = http.StatusText(resp.StatusCode)
-		}
-		// A refusal, or the PBX's own error answer, is the PBX speaking;
-		// any other status (a proxy's 502, a redirect) is the way to the
-		// PBX failing.
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden || (envErr == nil && hasCode && code != 0) {
-			return nil, refused(msg)
-		}
-		return nil, transportErr(fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode)))
-	}
-	switch {
-	case envErr != nil:
-		return nil, transportErr(fmt.Errorf("answer is not a JSON object: %w", envErr))
-	case !hasCode:
-		return nil, transportErr(errors.New("answer has no numeric errcode"))
-	case code != 0:
-		return nil, refused(msg)
+		return nil, err
 	}
 	return data, nil
 }
