@@ -84,7 +84,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		cfg:      cfg,
 		nc:       nc,
 		subjects: subjects{prefix: cfg.Prefix},
-		metrics:  newMetrics(),
+		metrics:  newMetrics(cfg.Metrics.PerExtension),
 		host:     u.Host,
 		inflight: make(chan struct{}, cfg.MaxInflight),
 		limiter:  newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),

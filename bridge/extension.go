@@ -145,7 +145,7 @@ func (x *extension) stopReason() string {
 
 // run is the supervisor loop.
 func (x *extension) run(ctx context.Context) {
-	x.b.metrics.setState(x.number, stateConnecting)
+	x.b.metrics.setState(x.number, "", stateConnecting)
 	x.publish(ctx, func(now time.Time) (outEvent, error) {
 		return x.f.sessionState(pbx.Extension{}, stateConnecting, "", "", 0, now)
 	})
@@ -379,7 +379,7 @@ func (x *extension) setState(ctx context.Context, st, reason string, code int) {
 	}
 	info := x.info
 	x.mu.Unlock()
-	x.b.metrics.setState(x.number, st)
+	x.b.metrics.setState(x.number, prev, st)
 	x.log.Info("session state", "state", st, "previous", prev, "reason", reason)
 	if ctx.Err() != nil {
 		// Stopping: the last word still goes out, within the stop's

@@ -314,6 +314,10 @@ func (s *extensionSet) halt(number, reason string) bool {
 	x.stopReasonText.Store(reason)
 	x.cancel()
 	<-x.done
+	x.mu.Lock()
+	last := x.state
+	x.mu.Unlock()
+	s.owner.metrics.forget(number, last)
 	s.mu.Lock()
 	delete(s.stopping, number)
 	s.mu.Unlock()
