@@ -222,7 +222,6 @@ func (x *extension) run(ctx context.Context) {
 // catch-up has run, whether or not it succeeded: a PBX whose CDR list
 // misbehaves must not stop its requests from being answered.
 func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.BackOff) bool {
-	events := sess.Events()
 	retry := time.NewTimer(0)
 	<-retry.C
 	defer retry.Stop()
@@ -244,24 +243,19 @@ func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.Bac
 		case <-poll.C:
 			poll.Reset(jitter(x.b.cfg.CatchupInterval))
 			pending = true
-		case ev, ok := <-events:
-			if !ok {
-				return false
-			}
+		case <-sess.Ready():
+			// Take everything already waiting before querying the PBX.
 			for {
+				ev, open := sess.Next()
+				if ev == nil {
+					if !open {
+						return false
+					}
+					break
+				}
 				p, u := x.handle(ctx, ev)
 				pending = pending || p
 				up = up || u
-				// Take what else is already waiting before querying the PBX.
-				select {
-				case ev, ok = <-events:
-					if !ok {
-						return false
-					}
-					continue
-				default:
-				}
-				break
 			}
 		}
 		// Catch-up needs only the HTTP API, not the socket: a poll or an

@@ -92,10 +92,11 @@ type Config struct {
 	// MaxFrameBytes is the read limit on socket frames; a larger frame
 	// closes the socket (dropped as "too_large", then reconnect).
 	MaxFrameBytes int64
-	// EventBuffer is the capacity of the Events channel.
+	// EventBuffer is how many events may wait to be taken (Session.Next);
+	// the storage grows as they wait.
 	EventBuffer int
-	// DeliverTimeout is how long the socket reader waits for room in a full
-	// Events channel before it drops (see the package doc).
+	// DeliverTimeout is how long the socket reader waits for room when
+	// EventBuffer events wait, before it drops (see the package doc).
 	DeliverTimeout time.Duration
 
 	// Logger receives the package's logs, with the attribute "ext". Default
