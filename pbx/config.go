@@ -116,6 +116,10 @@ type Config struct {
 	// after the PBX was unreachable or switched over, asks for it. Nil:
 	// every Open asks, as the SDK's init does.
 	ProductCache *ProductCache
+
+	// tls, set by Shared, shares the TLS configurations between the
+	// sessions made from it.
+	tls *tlsShare
 }
 
 // Limiter bounds the requests sent to a PBX. Acquire blocks until a request
@@ -147,8 +151,8 @@ type Hooks struct {
 // Shared returns cfg made ready to be the template of many sessions of one
 // PBX (as a bridge's extensions are), filling what cfg does not set: the
 // CA file read once into RootCAs instead of once per session, one TLS
-// session cache, and one ProductCache. Each of these is then shared by
-// every session made from the result.
+// session cache, one ProductCache, and the TLS configurations built once.
+// Each of these is then shared by every session made from the result.
 func (cfg Config) Shared() (Config, error) {
 	if cfg.CAFile != "" && cfg.RootCAs == nil {
 		tc, err := cfg.tlsConfig()
@@ -162,6 +166,9 @@ func (cfg Config) Shared() (Config, error) {
 	}
 	if cfg.ProductCache == nil {
 		cfg.ProductCache = NewProductCache()
+	}
+	if cfg.tls == nil {
+		cfg.tls = &tlsShare{}
 	}
 	return cfg, nil
 }

@@ -62,10 +62,6 @@ func (c *handshakeConn) open() { c.opened.Store(true) }
 // bytes, certificates included; and with NetDialTLSContext set it would
 // dial a proxy with TLS, so the proxy is handled here too.
 func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshakeConn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
 	proxyURL, err := socketProxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
 	if err != nil {
 		return nil, fmt.Errorf("choosing a proxy: %w", err)
@@ -80,14 +76,7 @@ func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshake
 	if err != nil {
 		return nil, err
 	}
-	cfg := s.client.tls.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	// A config shared with an HTTP transport may offer h2; the upgrade is
-	// HTTP/1.1.
-	cfg.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(raw, cfg)
+	tc := tls.Client(raw, s.client.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err
