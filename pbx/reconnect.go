@@ -195,4 +195,3 @@ func tokenRejected(err error) error {
 	}
 	return fmt.Errorf("%w: %v", ErrTokenRejected, err)
 }
-
