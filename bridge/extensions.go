@@ -288,11 +288,8 @@ func (s *extensionSet) startLocked(number string) bool {
 	s.byNum[number] = x
 	s.served(len(s.byNum))
 	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		defer close(x.done)
-		x.run(ctx)
-	}()
+	x.running = &s.running
+	go x.run(ctx) // x.finish tells s.running and closes x.done
 	return true
 }
 

@@ -128,7 +128,8 @@ type Limiter interface {
 	Acquire(ctx context.Context) (release func(), err error)
 }
 
-// Hooks observe a session for metrics. Nil functions are skipped. They are
+// Hooks observe a session (for metrics, and EventsReady for a consumer).
+// Nil functions are skipped. They are
 // called from the session's goroutines and the callers' and must not block.
 type Hooks struct {
 	// Request follows every HTTP API call; endpoint is the path after
@@ -146,6 +147,11 @@ type Hooks struct {
 	// ("personal_cdr_list[3].id"). It is called for each one; the warnings
 	// logged beside it are sampled.
 	DecodeProblem func(endpoint, field string)
+	// EventsReady follows each event queued for Session.Next, and the end
+	// of the events, on the socket's goroutine: a consumer can take events
+	// without a goroutine of its own waiting on Session.Ready. It must not
+	// block (start a goroutine, or signal one).
+	EventsReady func()
 }
 
 // Shared returns cfg made ready to be the template of many sessions of one

@@ -92,7 +92,7 @@ func start(ctx context.Context, c *Client) (*Session, error) {
 		loginTime: c.LoginTime(),
 		topics:    Topics(product.Version, c.cfg.UserAgent),
 		rules:     runtimeRules{username: c.cfg.Username, plan: product.PlanMode(), userAgent: c.cfg.UserAgent},
-		events:    newEventQueue(c.cfg.EventBuffer, nil),
+		events:    newEventQueue(c.cfg.EventBuffer, c.cfg.Hooks.EventsReady),
 		done:      make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
