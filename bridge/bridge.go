@@ -16,6 +16,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
 	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
@@ -87,7 +88,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		cfg:        cfg,
 		nc:         nc,
 		subjects:   subjects{prefix: cfg.Prefix},
-		metrics:    newMetrics(),
+		metrics:    newMetrics(cfg.Metrics.PerExtension),
 		host:       u.Host,
 		inflight:   make(chan struct{}, cfg.MaxInflight),
 		limiter:    newPBXLimiter(cfg.PBXRate, cfg.PBXConcurrency),
@@ -121,19 +122,8 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 // it.
 func (b *Bridge) Run(ctx context.Context) error {
 	defer b.cancelReqs.fire()
-
-	if b.cfg.JetStream.Disabled {
-		b.pub = &corePublisher{nc: b.nc, metrics: b.metrics}
-		b.cursors = &catchup.MemStore{}
-	} else if err := b.setupJetStreamRetrying(ctx); err != nil {
+	if err := b.setupDelivery(ctx); err != nil {
 		return err
-	}
-	if b.cfg.Fleet.Enabled {
-		f, err := b.startFleet()
-		if err != nil {
-			return err
-		}
-		b.fleet.Store(f)
 	}
 	svc, err := b.startService()
 	if err != nil {
@@ -154,8 +144,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		loops.Go(func() { b.discover(ctx) })
 	}
 	// The fleet loop outlives ctx: it renews the leases until every
-	// extension has logged out (drain, below), else another replica could
-	// log in beside one still logged in.
+	// extension has logged out (Drain, in shutdown), else another replica
+	// could log in beside one still logged in.
 	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFleet()
 	var fleetLoop sync.WaitGroup
@@ -167,12 +157,47 @@ func (b *Bridge) Run(ctx context.Context) error {
 		f.StopTaking()
 	}
 	loops.Wait()
+	stopErr := b.shutdown(svc, func() {
+		stopSupervisors.fire()
+		b.set.running.Wait()
+		stopFleet()
+		fleetLoop.Wait()
+	})
+	if stopErr != nil {
+		return fmt.Errorf("stop micro service: %w", stopErr)
+	}
+	return nil
+}
+
+// setupDelivery opens what the events go through (JetStream, or core NATS),
+// the cursor store and, in a fleet, this replica's part of it.
+func (b *Bridge) setupDelivery(ctx context.Context) error {
+	if b.cfg.JetStream.Disabled {
+		b.pub = &corePublisher{nc: b.nc, metrics: b.metrics}
+		b.cursors = &catchup.MemStore{}
+	} else if err := b.setupJetStreamRetrying(ctx); err != nil {
+		return err
+	}
+	if b.cfg.Fleet.Enabled {
+		f, err := b.startFleet()
+		if err != nil {
+			return err
+		}
+		b.fleet.Store(f)
+	}
+	return nil
+}
+
+// shutdown stops the requests, logs every extension out (stopped: the
+// supervisors' and the fleet loop's end) and revokes what the OpenAPI
+// holds, within ShutdownTimeout (the revoke on its own deadline). It
+// returns the micro service's stop error.
+func (b *Bridge) shutdown(svc micro.Service, stopped func()) error {
+	f := b.fleet.Load()
 	b.set.close()
 	served := len(b.set.list())
 	b.cfg.Logger.Info("shutting down", "extensions", served, "timeout", b.cfg.ShutdownTimeout)
-	shutdown, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout)
-	defer cancel()
-	deadline, _ := shutdown.Deadline()
+	deadline := time.Now().Add(b.cfg.ShutdownTimeout)
 	b.shutdownBy.Store(&deadline)
 	b.reqMu.Lock()
 	b.closing = true
@@ -195,10 +220,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if f != nil {
 		released = f.Drain()
 	}
-	stopSupervisors.fire()
-	b.set.running.Wait()
-	stopFleet()
-	fleetLoop.Wait()
+	stopped()
 	if n := b.logoutFailures.Load(); n > 0 {
 		b.cfg.Logger.Warn("extensions not logged out at shutdown: the PBX keeps their logins until they expire",
 			"not_logged_out", n, "extensions", served, "timeout", b.cfg.ShutdownTimeout)
@@ -215,10 +237,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		cancel()
 	}
-	if stopErr != nil {
-		return fmt.Errorf("stop micro service: %w", stopErr)
-	}
-	return nil
+	return stopErr
 }
 
 // setupJetStreamRetrying sets up the stream and the cursor bucket, retrying

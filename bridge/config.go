@@ -1,13 +1,10 @@
 package bridge
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -42,6 +39,8 @@ type Config struct {
 	// Fleet makes the bridge one of several replicas sharing the
 	// extensions through leases.
 	Fleet FleetConfig
+	// Metrics configures the Prometheus metrics; see MetricsConfig.
+	Metrics MetricsConfig
 	// RequestTimeout bounds one request/reply call to the PBX (default 15s).
 	RequestTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between attempts to (re)start a
@@ -78,7 +77,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Prefix == "" {
-		c.Prefix = "pbx"
+		c.Prefix = DefaultPrefix
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 15 * time.Second
@@ -93,7 +92,7 @@ func (c *Config) setDefaults() {
 		c.RetryMax = c.RetryMin
 	}
 	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = defaultShutdownTimeout
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 64
@@ -141,7 +140,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	prefix := c.Prefix
 	if prefix == "" {
-		prefix = "pbx"
+		prefix = DefaultPrefix
 	}
 	if err := ValidPrefix(prefix); err != nil {
 		errs = append(errs, fmt.Errorf("subject_prefix: %w", err))
@@ -153,29 +152,7 @@ func (c *Config) Validate() error {
 	if len(c.Extensions) == 0 && !c.Discovery.Enabled {
 		errs = append(errs, errors.New("extensions: at least one extension is required (or discovery.enabled with pbx.openapi credentials)"))
 	}
-	if f := c.Fleet; f.Enabled {
-		if c.JetStream.Disabled {
-			errs = append(errs, errors.New("fleet.enabled: needs JetStream (jetstream.enabled): the leases live in a KV bucket"))
-		}
-		if f.LeaseTTL != 0 && f.LeaseTTL < 3*time.Second {
-			errs = append(errs, fmt.Errorf("fleet.lease_ttl: at least 3s (default 15s), got %s", f.LeaseTTL))
-		} else if err := leaseCoversLogout(f.LeaseTTL, c.ShutdownTimeout); err != nil {
-			errs = append(errs, err)
-		}
-		ttl := cmp.Or(f.LeaseTTL, defaultLeaseTTL)
-		if f.ReleaseOfflineAfter < 0 || f.ReleaseOfflineAfter > 0 && f.ReleaseOfflineAfter < ttl {
-			errs = append(errs, fmt.Errorf("fleet.release_offline_after: at least fleet.lease_ttl (%s: a login needs a chance), got %s", ttl, f.ReleaseOfflineAfter))
-		}
-		if f.OfflineCooldown < 0 {
-			errs = append(errs, fmt.Errorf("fleet.offline_cooldown: must not be negative, got %s", f.OfflineCooldown))
-		}
-		if f.LeaseBucket != "" && !validName(f.LeaseBucket) {
-			errs = append(errs, fmt.Errorf("fleet.lease_bucket: %q is not a valid bucket name", f.LeaseBucket))
-		}
-		if f.LeaseBucket != "" && f.LeaseBucket == c.JetStream.CursorBucket {
-			errs = append(errs, fmt.Errorf("fleet.lease_bucket: %q is also jetstream.cursor_bucket: cursors must not expire", f.LeaseBucket))
-		}
-	}
+	errs = append(errs, c.validateFleet()...)
 	if c.Discovery.Enabled && !minting {
 		errs = append(errs, errors.New("discovery.enabled: needs pbx.openapi.access_id and access_key to list the PBX's extensions"))
 	}
@@ -260,6 +237,17 @@ type OpenAPIConfig struct {
 	AccessKey string
 }
 
+// MetricsConfig configures the Prometheus metrics.
+type MetricsConfig struct {
+	// PerExtension labels the series about one extension (session state,
+	// catch-up records and lag, reconnects, cursor resets) by extension
+	// ("ext"). Off by default: that is 7 series or more per extension,
+	// about 2.5 KiB of heap each; without it the same names carry the
+	// bridge's totals (the state: how many extensions are in it; the lag:
+	// the largest).
+	PerExtension bool
+}
+
 // DiscoveryConfig makes the bridge serve every extension of the PBX's
 // OpenAPI extension list that matches, besides the configured ones, and
 // follow the list as it changes.
@@ -271,37 +259,6 @@ type DiscoveryConfig struct {
 	// path.Match reads them; an empty Include includes every number, and
 	// Exclude wins over Include.
 	Include, Exclude []string
-}
-
-// fleetDefaults sets the fleet keys left zero to their defaults.
-func fleetDefaults(f *FleetConfig) {
-	if f.Replica == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "pbx-bridge"
-		}
-		f.Replica = host + "-" + strconv.Itoa(os.Getpid())
-	}
-	if f.LeaseBucket == "" {
-		f.LeaseBucket = "pbx_bridge_leases"
-	}
-	if f.LeaseTTL <= 0 {
-		f.LeaseTTL = defaultLeaseTTL
-	}
-	if f.ReleaseOfflineAfter <= 0 {
-		f.ReleaseOfflineAfter = time.Minute
-	}
-	if f.OfflineCooldown <= 0 {
-		f.OfflineCooldown = 10 * time.Minute
-	}
-}
-
-// replicaName is the replica's name in a fleet, "" outside one.
-func replicaName(f FleetConfig) string {
-	if !f.Enabled {
-		return ""
-	}
-	return f.Replica
 }
 
 // JetStreamConfig configures durable delivery.
@@ -389,42 +346,18 @@ func validName(s string) bool {
 	return s != "" && len(s) <= 64
 }
 
-// The defaults of the two durations whose relation leaseCoversLogout checks.
+// Defaults that the command line shares (the others are set where the
+// Config's other defaults are: setDefaults).
 const (
-	defaultShutdownTimeout = 10 * time.Second
-	defaultLeaseTTL        = 15 * time.Second
+	// DefaultPrefix is the subject prefix.
+	DefaultPrefix = "pbx"
+	// DefaultShutdownTimeout bounds the shutdown (and the command's NATS
+	// drain after it).
+	DefaultShutdownTimeout = 10 * time.Second
+	// defaultLeaseTTL is the fleet's lease; leaseCoversLogout checks it
+	// against the shutdown's.
+	defaultLeaseTTL = 15 * time.Second
 )
-
-// logoutTimeout bounds one logout: ShutdownTimeout, and in a fleet half of
-// it (the half that follows the requests' at shutdown), which a lease must
-// cover after fencing (leaseCoversLogout).
-func (c Config) logoutTimeout() time.Duration {
-	if c.Fleet.Enabled {
-		return c.ShutdownTimeout / 2
-	}
-	return c.ShutdownTimeout
-}
-
-// leaseCoversLogout refuses a lease TTL too short for a logout. A replica
-// renews each lease until its extension has logged out; but if the
-// renewals fail (NATS away), the lease is fenced half a TTL after its last
-// renewal and lapses at the TTL, and a logout under way by then must end
-// within the other half: a logout takes up to half of shutdown_timeout, so
-// lease_ttl must be at least shutdown_timeout. Zero values are the
-// defaults.
-func leaseCoversLogout(ttl, shutdown time.Duration) error {
-	if ttl == 0 {
-		ttl = defaultLeaseTTL
-	}
-	if shutdown <= 0 {
-		shutdown = defaultShutdownTimeout
-	}
-	if ttl < shutdown {
-		return fmt.Errorf("fleet.lease_ttl: %s cannot cover a logout: a logout takes up to half of shutdown_timeout (%s) and must end in the half of the lease that follows fencing; "+
-			"set fleet.lease_ttl to at least shutdown_timeout, or lower shutdown_timeout", ttl, shutdown)
-	}
-	return nil
-}
 
 // FirstStart says what an extension publishes when it has no cursor yet
 // (catchup.FirstStart).

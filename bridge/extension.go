@@ -38,11 +38,11 @@ type extension struct {
 	log    *slog.Logger
 	f      eventFactory
 	// cu catches the extension up and keeps its cursor; used by the
-	// supervisor's goroutine only.
+	// supervisor only (one goroutine at a time, supervisor.go).
 	cu *catchup.Catcher
 
 	// minted is the signature minted for it through the OpenAPI, when no
-	// secret is configured; used by the supervisor's goroutine only.
+	// secret is configured; used by the supervisor only.
 	minted string
 
 	// Set by the extension set: cancel ends the supervisor, done is closed
@@ -51,6 +51,11 @@ type extension struct {
 	cancel         context.CancelFunc
 	done           chan struct{}
 	stopReasonText atomic.Value
+	// running is the set's count of supervisors, told when this one ends.
+	running *sync.WaitGroup
+	// serving is the session being served, for the session's EventsReady
+	// hook; nil between sessions.
+	serving atomic.Pointer[serving]
 
 	mu       sync.Mutex
 	cred     Credential
@@ -119,6 +124,11 @@ func (x *extension) pbxConfig(secret string) pbx.Config {
 		FrameDropped:  m.frameDropped,
 		Reconnect:     func() { m.reconnect(ext) },
 		DecodeProblem: m.decodeProblem,
+		EventsReady: func() {
+			if sv := x.serving.Load(); sv != nil {
+				sv.kick()
+			}
+		},
 	}
 	return c
 }
@@ -171,158 +181,6 @@ func (x *extension) stopReason() string {
 		return r
 	}
 	return "shutdown"
-}
-
-// run is the supervisor loop.
-func (x *extension) run(ctx context.Context) {
-	x.b.metrics.setState(x.number, stateConnecting)
-	x.publish(ctx, func(now time.Time) (outEvent, error) {
-		return x.f.sessionState(pbx.Extension{}, stateConnecting, "", "", 0, now)
-	})
-	bo := x.retryBackoff()
-	for {
-		sess, err := x.open(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				x.setState(ctx, stateStopped, x.stopReason(), 0)
-				return
-			}
-			if e, ok := pbx.CodeOf(err); ok && isRuntime(e) && !errors.Is(err, pbx.ErrReLogin) {
-				x.stop(ctx, e, err)
-				return
-			}
-			x.log.Warn("login failed; retrying", "err", err)
-			x.setState(ctx, stateOffline, err.Error(), codeOf(err))
-			if !sleep(ctx, bo.NextBackOff()) {
-				x.setState(ctx, stateStopped, x.stopReason(), 0)
-				return
-			}
-			continue
-		}
-		x.attach(sess)
-		x.log.Info("logged in", "ext_id", sess.Extension().ID, "pbx_version", sess.Product().Version)
-		if x.serve(ctx, sess, bo) {
-			x.shutdown(sess)
-			return
-		}
-		err = sess.Err()
-		x.detach()
-		_ = sess.Close()
-		e, _ := pbx.CodeOf(err)
-		switch {
-		case errors.Is(err, pbx.ErrReLogin):
-			x.publish(ctx, func(now time.Time) (outEvent, error) {
-				return x.f.runtimeError(x.extInfo(), e, err.Error(), "relogin", now)
-			})
-			x.logout(sess)
-		case errors.Is(err, pbx.ErrTokenRejected):
-			// Not a PBX runtime error: the token expired or was revoked (by
-			// the socket or the HTTP API). The session is closed above, before
-			// the next login: a second login of a live session would knock
-			// it out (10000). Log out what can be: a PBX whose API refused the
-			// token may still hold the login.
-			x.logout(sess)
-		case e != nil && isRuntime(e):
-			x.logout(sess)
-			x.stop(ctx, e, err)
-			return
-		default:
-			x.log.Warn("session ended unexpectedly; logging in again", "err", err)
-			x.logout(sess)
-		}
-		x.log.Info("logging in again", "reason", err)
-		x.b.metrics.reconnect(x.number)
-		x.setState(ctx, stateReconnecting, err.Error(), codeOf(err))
-		if !sleep(ctx, bo.NextBackOff()) {
-			x.setState(ctx, stateStopped, x.stopReason(), 0)
-			return
-		}
-	}
-}
-
-// serve maps the session's events until it ends (false) or ctx ends (true).
-//
-// Catch-up runs in this loop, between events, so that records are published
-// in order. A burst of 20049 notifications waiting in the session's buffer
-// is mapped first and then answered by one catch-up, not one each. After a
-// failed catch-up the next waits for its backoff, whatever triggers it
-// meanwhile, so that a PBX that keeps failing (or lying) is not scanned
-// once per notification and the PBX-wide limiter stays free for the
-// others. The extension goes online once the socket is up and the first
-// catch-up has run, whether or not it succeeded: a PBX whose CDR list
-// misbehaves must not stop its requests from being answered.
-func (x *extension) serve(ctx context.Context, sess *pbx.Session, bo backoff.BackOff) bool {
-	events := sess.Events()
-	retry := time.NewTimer(0)
-	<-retry.C
-	defer retry.Stop()
-	// A record made without a 20049 (the socket is lossy) would wait for
-	// the next gap; the periodic poll bounds that wait. Jitter keeps
-	// thousands of extensions from polling the PBX in step.
-	poll := time.NewTimer(jitter(x.b.cfg.CatchupInterval))
-	defer poll.Stop()
-	failures := x.retryBackoff()
-	// pending: a gap or a change is known and not yet caught up; waiting:
-	// a failed catch-up's backoff runs until retry fires.
-	pending, up, waiting := false, false, false
-	for {
-		select {
-		case <-ctx.Done():
-			return true
-		case <-retry.C:
-			waiting = false
-		case <-poll.C:
-			poll.Reset(jitter(x.b.cfg.CatchupInterval))
-			pending = true
-			x.cu.Gapped()
-		case ev, ok := <-events:
-			if !ok {
-				return false
-			}
-			for {
-				p, u := x.handle(ctx, ev)
-				pending = pending || p
-				up = up || u
-				// Take what else is already waiting before querying the PBX.
-				select {
-				case ev, ok = <-events:
-					if !ok {
-						return false
-					}
-					continue
-				default:
-				}
-				break
-			}
-		}
-		// Catch-up needs only the HTTP API, not the socket: a poll or an
-		// overflow while the socket is down is served too.
-		if pending && !waiting {
-			n, err := x.cu.Run(ctx, sess, sess.LoginTime())
-			switch {
-			case err != nil && ctx.Err() != nil:
-				return true
-			case err != nil:
-				d := failures.NextBackOff()
-				x.log.Warn("catch-up failed; retrying", "err", err, "published", n, "retry_in", d)
-				retry.Reset(d)
-				waiting = true
-			default:
-				if n > 0 {
-					x.log.Info("caught up", "records", n)
-				}
-				failures.Reset()
-				pending = false
-			}
-		}
-		// Online once the socket is up and catch-up was tried, or is
-		// waiting for its backoff after a failure.
-		if up {
-			up = false
-			bo.Reset()
-			x.setState(ctx, stateOnline, "", 0)
-		}
-	}
 }
 
 // retryBackoff is the backoff between failed attempts of the supervisor.
@@ -419,7 +277,7 @@ func (x *extension) setState(ctx context.Context, st, reason string, code int) {
 	}
 	info := x.info
 	x.mu.Unlock()
-	x.b.metrics.setState(x.number, st)
+	x.b.metrics.setState(x.number, prev, st)
 	x.log.Info("session state", "state", st, "previous", prev, "reason", reason)
 	if ctx.Err() != nil {
 		// Stopping: the last word still goes out, within the stop's

@@ -48,9 +48,9 @@ type extensionSet struct {
 	// the two never hold a login at once.
 	stopping map[string]chan struct{}
 	gated    bool
-	stop     *signal // ends the supervisors; nil until Run starts them
-	closed   bool            // shutting down: nothing is added any more
-	running  sync.WaitGroup  // supervisors
+	stop     *signal        // ends the supervisors; nil until Run starts them
+	closed   bool           // shutting down: nothing is added any more
+	running  sync.WaitGroup // supervisors
 	owner    *Bridge
 }
 
@@ -288,11 +288,8 @@ func (s *extensionSet) startLocked(number string) bool {
 	s.byNum[number] = x
 	s.served(len(s.byNum))
 	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		defer close(x.done)
-		x.run(ctx)
-	}()
+	x.running = &s.running
+	go x.run(ctx) // x.finish tells s.running and closes x.done
 	return true
 }
 
@@ -314,6 +311,10 @@ func (s *extensionSet) halt(number, reason string) bool {
 	x.stopReasonText.Store(reason)
 	x.cancel()
 	<-x.done
+	x.mu.Lock()
+	last := x.state
+	x.mu.Unlock()
+	s.owner.metrics.forget(number, last)
 	s.mu.Lock()
 	delete(s.stopping, number)
 	s.mu.Unlock()

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,20 @@ var sessionStates = []string{stateConnecting, stateOnline, stateReconnecting, st
 // metrics is the bridge's Prometheus instrumentation, on a registry of its
 // own so that several bridges can live in one process (tests). A nil
 // *metrics records nothing.
+//
+// The series about one extension (session state, catch-up, reconnects,
+// cursor resets) carry an "ext" label only with perExt
+// (metrics.per_extension): at 10,000 extensions they are 70,000 series or
+// more, and about 2.5 KiB of heap per extension. Without it the same names carry the
+// bridge's totals, so that sum() over them reads the same either way.
 type metrics struct {
+	perExt bool
+	// lags is each served extension's lag at its last catch-up, for the
+	// bridge-wide pbx_bridge_catchup_lag_seconds (the largest) without
+	// perExt.
+	lagMu sync.Mutex
+	lags  map[string]float64
+
 	reg             *prometheus.Registry
 	state           *prometheus.GaugeVec
 	eventsPublished *prometheus.CounterVec
@@ -44,12 +58,23 @@ type metrics struct {
 	leaseRenewal    prometheus.Histogram
 }
 
-func newMetrics() *metrics {
+// newMetrics defines every series; a list, longer than a function should
+// be, that reads best in one place.
+func newMetrics(perExt bool) *metrics {
+	// ext is the label of the per-extension series, none without perExt.
+	ext := []string{"ext"}
+	stateHelp := "1 for the current session state of each extension, 0 for the others."
+	if !perExt {
+		ext = nil
+		stateHelp = "Extensions served in each session state (metrics.per_extension labels them by extension instead)."
+	}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		perExt: perExt,
+		lags:   map[string]float64{},
+		reg:    prometheus.NewRegistry(),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pbx_bridge_session_state", Help: "1 for the current session state of each extension, 0 for the others.",
-		}, []string{"ext", "state"}),
+			Name: "pbx_bridge_session_state", Help: stateHelp,
+		}, append(ext, "state")),
 		eventsPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_events_published_total", Help: "Events published (acknowledged by JetStream when it is on), by CloudEvents type.",
 		}, []string{"type"}),
@@ -60,11 +85,11 @@ func newMetrics() *metrics {
 			Name: "pbx_bridge_publish_retries_total", Help: "Publish attempts retried after a failure, by CloudEvents type.",
 		}, []string{"type"}),
 		catchupRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pbx_bridge_catchup_records_total", Help: "CDR records published by catch-up, by extension.",
-		}, []string{"ext"}),
+			Name: "pbx_bridge_catchup_records_total", Help: "CDR records published by catch-up (by extension with metrics.per_extension).",
+		}, ext),
 		catchupLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pbx_bridge_catchup_lag_seconds", Help: "Newest CDR time on the PBX minus newest CDR time published, at the last catch-up, by extension.",
-		}, []string{"ext"}),
+		}, ext),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "pbx_bridge_pbx_request_duration_seconds", Help: "PBX HTTP API request latency, by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
@@ -76,14 +101,14 @@ func newMetrics() *metrics {
 			Name: "pbx_bridge_frames_dropped_total", Help: "Subscribe socket frames dropped, by reason.",
 		}, []string{"reason"}),
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pbx_bridge_reconnects_total", Help: "Subscribe socket reconnect attempts and re-logins, by extension.",
-		}, []string{"ext"}),
+			Name: "pbx_bridge_reconnects_total", Help: "Subscribe socket reconnect attempts and re-logins (by extension with metrics.per_extension).",
+		}, ext),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_requests_total", Help: "Request/reply calls answered, by endpoint and result code.",
 		}, []string{"endpoint", "code"}),
 		cursorResets: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pbx_bridge_cursor_resets_total", Help: "Cursors started over because the PBX's CDR history was reset (its newest record older than the cursor), by extension.",
-		}, []string{"ext"}),
+			Name: "pbx_bridge_cursor_resets_total", Help: "Cursors started over because the PBX's CDR history was reset (its newest record older than the cursor), by extension with metrics.per_extension.",
+		}, ext),
 		anomalies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_catchup_anomalies_total", Help: "Misbehaviours of the PBX met by catch-up scans (a repeated page, a bad total_number, a record without id, ...), by reason.",
 		}, []string{"reason"}),
@@ -125,14 +150,47 @@ func newMetrics() *metrics {
 		Name: "pbx_bridge_fleet_lease_renewal_seconds", Help: "Latency of one lease renewal (a revision-checked KV update).",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
+	lag := prometheus.Collector(m.catchupLag)
+	if !perExt {
+		// The totals exist from the start, at 0, as a counter of one
+		// series should.
+		for _, s := range sessionStates {
+			m.state.WithLabelValues(s).Set(0)
+		}
+		m.catchupRecords.WithLabelValues()
+		m.reconnects.WithLabelValues()
+		m.cursorResets.WithLabelValues()
+		lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pbx_bridge_catchup_lag_seconds", Help: "Newest CDR time on the PBX minus newest CDR time published, at the last catch-up: the largest of the extensions served (by extension with metrics.per_extension).",
+		}, m.maxLag)
+	}
 	m.reg.MustRegister(m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
-		m.catchupLag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
+		lag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *metrics) setState(ext, st string) {
+// extLabel is the label values of a per-extension series: the extension
+// with perExt, none without.
+func (m *metrics) extLabel(ext string) []string {
+	if m.perExt {
+		return []string{ext}
+	}
+	return nil
+}
+
+// setState records that ext went from prev ("" when it starts) to st.
+func (m *metrics) setState(ext, prev, st string) {
 	if m == nil {
+		return
+	}
+	if !m.perExt {
+		if prev != st {
+			if prev != "" {
+				m.state.WithLabelValues(prev).Dec()
+			}
+			m.state.WithLabelValues(st).Inc()
+		}
 		return
 	}
 	for _, s := range sessionStates {
@@ -142,6 +200,37 @@ func (m *metrics) setState(ext, st string) {
 		}
 		m.state.WithLabelValues(ext, s).Set(v)
 	}
+}
+
+// forget takes ext, whose supervisor ended in state last, out of the
+// series once it is no longer served: per extension its series go (under
+// discovery's churn they would pile up otherwise), and both modes count
+// the same extensions.
+func (m *metrics) forget(ext, last string) {
+	if m == nil {
+		return
+	}
+	if m.perExt {
+		for _, v := range []*prometheus.MetricVec{m.state.MetricVec, m.catchupRecords.MetricVec, m.catchupLag.MetricVec, m.reconnects.MetricVec, m.cursorResets.MetricVec} {
+			v.DeletePartialMatch(prometheus.Labels{"ext": ext})
+		}
+		return
+	}
+	m.state.WithLabelValues(last).Dec()
+	m.lagMu.Lock()
+	delete(m.lags, ext)
+	m.lagMu.Unlock()
+}
+
+// maxLag is the largest catch-up lag of the extensions served.
+func (m *metrics) maxLag() float64 {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	most := 0.0
+	for _, l := range m.lags {
+		most = max(most, l)
+	}
+	return most
 }
 
 func (m *metrics) published(typ string) {
@@ -166,8 +255,14 @@ func (m *metrics) catchup(ext string, records int, lag time.Duration) {
 	if m == nil {
 		return
 	}
-	m.catchupRecords.WithLabelValues(ext).Add(float64(records))
-	m.catchupLag.WithLabelValues(ext).Set(lag.Seconds())
+	m.catchupRecords.WithLabelValues(m.extLabel(ext)...).Add(float64(records))
+	if m.perExt {
+		m.catchupLag.WithLabelValues(ext).Set(lag.Seconds())
+		return
+	}
+	m.lagMu.Lock()
+	m.lags[ext] = lag.Seconds()
+	m.lagMu.Unlock()
 }
 
 func (m *metrics) request(endpoint string, d time.Duration, err error) {
@@ -188,7 +283,7 @@ func (m *metrics) frameDropped(reason string) {
 
 func (m *metrics) reconnect(ext string) {
 	if m != nil {
-		m.reconnects.WithLabelValues(ext).Inc()
+		m.reconnects.WithLabelValues(m.extLabel(ext)...).Inc()
 	}
 }
 
@@ -200,7 +295,7 @@ func (m *metrics) answered(endpoint, code string) {
 
 func (m *metrics) cursorReset(ext string) {
 	if m != nil {
-		m.cursorResets.WithLabelValues(ext).Inc()
+		m.cursorResets.WithLabelValues(m.extLabel(ext)...).Inc()
 	}
 }
 

@@ -38,7 +38,7 @@ func benchStream(b testing.TB) *jsPublisher {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"pbx.>"}, Storage: jetstream.FileStorage}); err != nil {
 		b.Fatal(err)
 	}
-	return &jsPublisher{js: js, ackTimeout: 5 * time.Second, retryMax: time.Second, metrics: newMetrics(),
+	return &jsPublisher{js: js, ackTimeout: 5 * time.Second, retryMax: time.Second, metrics: newMetrics(false),
 		log: slog.New(slog.DiscardHandler), ensure: func(context.Context) error { return nil }}
 }
 

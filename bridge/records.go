@@ -135,4 +135,3 @@ func (f eventFactory) callMissed(ext pbx.Extension, r pbx.CDR, _ time.Time) (out
 // recordTime is the call's time; the event's time too, so that a replayed
 // event is byte-for-byte the same.
 func recordTime(r pbx.CDR) time.Time { return time.Unix(r.Timestamp, 0).UTC() }
-

@@ -34,7 +34,7 @@ type Client struct {
 	origin    *url.URL
 	http      *http.Client
 	transport *http.Transport // the one NewClient built, nil if cfg.HTTPClient
-	tls       *tls.Config     // for the subscribe socket
+	tls       *tls.Config     // the subscribe socket's, ready to dial with; shared
 	log       *slog.Logger
 	red       redactor
 	warns     warnSampler // the warnings of this client's session
@@ -55,11 +55,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := cfg.tlsConfig()
+	tc, socketTC, err := cfg.tlsConfigs(origin)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, origin: origin, tls: tc, log: cfg.Logger}
+	c := &Client{cfg: cfg, origin: origin, tls: socketTC, log: cfg.Logger}
 	c.red.add(cfg.Secret)
 	if cfg.HTTPClient != nil {
 		c.http = cfg.HTTPClient

@@ -92,10 +92,11 @@ type Config struct {
 	// MaxFrameBytes is the read limit on socket frames; a larger frame
 	// closes the socket (dropped as "too_large", then reconnect).
 	MaxFrameBytes int64
-	// EventBuffer is the capacity of the Events channel.
+	// EventBuffer is how many events may wait to be taken (Session.Next);
+	// the storage grows as they wait.
 	EventBuffer int
-	// DeliverTimeout is how long the socket reader waits for room in a full
-	// Events channel before it drops (see the package doc).
+	// DeliverTimeout is how long the socket reader waits for room when
+	// EventBuffer events wait, before it drops (see the package doc).
 	DeliverTimeout time.Duration
 
 	// Logger receives the package's logs, with the attribute "ext". Default
@@ -115,6 +116,10 @@ type Config struct {
 	// after the PBX was unreachable or switched over, asks for it. Nil:
 	// every Open asks, as the SDK's init does.
 	ProductCache *ProductCache
+
+	// tls, set by Shared, shares the TLS configurations between the
+	// sessions made from it.
+	tls *tlsShare
 }
 
 // Limiter bounds the requests sent to a PBX. Acquire blocks until a request
@@ -123,7 +128,8 @@ type Limiter interface {
 	Acquire(ctx context.Context) (release func(), err error)
 }
 
-// Hooks observe a session for metrics. Nil functions are skipped. They are
+// Hooks observe a session (for metrics, and EventsReady for a consumer).
+// Nil functions are skipped. They are
 // called from the session's goroutines and the callers' and must not block.
 type Hooks struct {
 	// Request follows every HTTP API call; endpoint is the path after
@@ -141,13 +147,18 @@ type Hooks struct {
 	// ("personal_cdr_list[3].id"). It is called for each one; the warnings
 	// logged beside it are sampled.
 	DecodeProblem func(endpoint, field string)
+	// EventsReady follows each event queued for Session.Next, and the end
+	// of the events, on the socket's goroutine: a consumer can take events
+	// without a goroutine of its own waiting on Session.Ready. It must not
+	// block (start a goroutine, or signal one).
+	EventsReady func()
 }
 
 // Shared returns cfg made ready to be the template of many sessions of one
 // PBX (as a bridge's extensions are), filling what cfg does not set: the
 // CA file read once into RootCAs instead of once per session, one TLS
-// session cache, and one ProductCache. Each of these is then shared by
-// every session made from the result.
+// session cache, one ProductCache, and the TLS configurations built once.
+// Each of these is then shared by every session made from the result.
 func (cfg Config) Shared() (Config, error) {
 	if cfg.CAFile != "" && cfg.RootCAs == nil {
 		tc, err := cfg.tlsConfig()
@@ -161,6 +172,9 @@ func (cfg Config) Shared() (Config, error) {
 	}
 	if cfg.ProductCache == nil {
 		cfg.ProductCache = NewProductCache()
+	}
+	if cfg.tls == nil {
+		cfg.tls = &tlsShare{}
 	}
 	return cfg, nil
 }

@@ -81,7 +81,9 @@ func redactValid(doc json.RawMessage) (json.RawMessage, int) {
 
 // redactFields walks a valid document token by token, once, copying it
 // compact and replacing credential values. (Recursing per value would scan
-// a deeply nested document once per level.)
+// a deeply nested document once per level.) One token loop with its
+// state, longer than a function should be: split, the state would travel
+// between the parts.
 func redactFields(doc []byte) (json.RawMessage, int, error) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()

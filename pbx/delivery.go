@@ -24,21 +24,15 @@ func (s *Session) deliver(ctx context.Context, hb *heartbeat, ev Event) {
 			if !s.send(ctx, hb, marker, 0) {
 				return
 			}
-		} else {
-			select {
-			case s.events <- marker:
-			default:
-				s.drop()
-				return
-			}
+		} else if !s.events.push(marker) {
+			s.drop()
+			return
 		}
 		s.log.Info("pbx consumer caught up", "dropped", s.dropped)
 		s.dropped = 0
 	}
-	select {
-	case s.events <- ev:
+	if s.events.push(ev) {
 		return
-	default:
 	}
 	wait := s.cfg.DeliverTimeout
 	if must {
@@ -64,15 +58,19 @@ func (s *Session) send(ctx context.Context, hb *heartbeat, ev Event, wait time.D
 		defer t.Stop()
 		timeout = t.C
 	}
-	select {
-	case s.events <- ev:
-		return true
-	case <-timeout:
-		return false
-	case <-ctx.Done():
-		// The session is closing: nobody is owed the event any more.
-		return false
+	for !s.events.push(ev) {
+		select {
+		case <-s.events.room:
+			// Taken from a full queue: try again (another value may be
+			// stale, from a take while nobody waited).
+		case <-timeout:
+			return false
+		case <-ctx.Done():
+			// The session is closing: nobody is owed the event any more.
+			return false
+		}
 	}
+	return true
 }
 
 // drop throws an event away because the consumer is too slow.

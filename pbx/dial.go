@@ -65,13 +65,10 @@ func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshake
 	return dialSocketTLS(ctx, s.client.tls, network, addr)
 }
 
-// dialSocketTLS is dialTLS with the TLS settings base: the OpenAPI event
-// socket dials the same way.
-func dialSocketTLS(ctx context.Context, base *tls.Config, network, addr string) (*handshakeConn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
+// dialSocketTLS is dialTLS with a TLS configuration ready to dial with (the
+// PBX's name, HTTP/1.1 only: Config.buildTLS): the OpenAPI event socket
+// dials the same way.
+func dialSocketTLS(ctx context.Context, ready *tls.Config, network, addr string) (*handshakeConn, error) {
 	proxyURL, err := socketProxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
 	if err != nil {
 		return nil, fmt.Errorf("choosing a proxy: %w", err)
@@ -86,14 +83,7 @@ func dialSocketTLS(ctx context.Context, base *tls.Config, network, addr string) 
 	if err != nil {
 		return nil, err
 	}
-	cfg := base.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	// A config shared with an HTTP transport may offer h2; the upgrade is
-	// HTTP/1.1.
-	cfg.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(raw, cfg)
+	tc := tls.Client(raw, ready)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err

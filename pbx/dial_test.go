@@ -80,7 +80,8 @@ func TestSocketThroughProxy(t *testing.T) {
 	}
 	defer s.Close()
 	select {
-	case ev := <-s.Events():
+	case <-s.Ready():
+		ev, _ := s.Next()
 		if st, ok := ev.(*SocketState); !ok || !st.Up {
 			t.Fatalf("first event %#v, want the socket up", ev)
 		}

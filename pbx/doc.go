@@ -6,14 +6,14 @@
 // A Client makes the API calls. A Session is one extension's login: Open
 // runs the SDK's init sequence, then keeps the subscribe socket up (topic
 // list on every open, heartbeats, reconnect with backoff reusing the token,
-// subscribing again when the PBX asks) and delivers the notifications on
-// Events. The SDK's runtime errors (-106..-110) end the session; Err then
+// subscribing again when the PBX asks) and delivers the notifications as
+// events (Next, Ready). The SDK's runtime errors (-106..-110) end the session; Err then
 // wraps the sentinel (errors.Is(err, pbx.ErrReLogin)) and CodeOf gives the
 // numeric code. A bridge re-runs Open, with backoff, after a session ends.
 //
 // # Events and gaps
 //
-// Events carries, in socket order, *SocketState (up, or down with the
+// The events are, in socket order, *SocketState (up, or down with the
 // reason), *CDRChanged (20049), *Notice (every other notification type,
 // including 20104 and a 10000 about another extension) and *Overflow. The
 // socket is lossy by nature: every SocketState{Up: true, Reconnect: true}
@@ -27,13 +27,15 @@
 //
 // # Slow-consumer policy
 //
-// Events is a buffered channel of Config.EventBuffer. The socket reader
-// never blocks for long on it:
-//   - When the channel is full, the reader waits up to Config.DeliverTimeout
-//     for room. If there is still none, it drops the event, counts it and
+// At most Config.EventBuffer events wait to be taken (Next); their storage
+// grows as they wait and is given back once they are taken, so an idle
+// session holds a few slots, not EventBuffer. The socket reader never
+// blocks for long on the consumer:
+//   - When EventBuffer events wait, the reader waits up to
+//     Config.DeliverTimeout for room. If there is still none, it drops the event, counts it and
 //     calls Hooks.FrameDropped("overflow").
 //   - While a drop is pending, the reader does not wait at all: each new
-//     event goes through only if the channel has room for an *Overflow
+//     event goes through only if there is room for an *Overflow
 //     {Dropped: n} first (which is delivered just before it); otherwise it
 //     is dropped too. So a stuck consumer costs one DeliverTimeout per
 //     overflow, not one per frame, and the next event that gets through is

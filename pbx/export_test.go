@@ -25,7 +25,7 @@ func SDKHost(rawURL string) (string, error) {
 // ReconnectDelays returns the first n reconnect delays of a session with
 // these bounds.
 func ReconnectDelays(minDelay, maxDelay time.Duration, n int) []time.Duration {
-	r := newReconnectDelays(Config{ReconnectMin: minDelay, ReconnectMax: maxDelay})
+	r := newReconnectDelays(&Config{ReconnectMin: minDelay, ReconnectMax: maxDelay})
 	out := make([]time.Duration, n)
 	for i := range out {
 		out[i] = r.next()

@@ -47,7 +47,7 @@ type heartbeat struct {
 
 // newHeartbeat returns a socket's heartbeat, not yet running: step and due
 // can be tried on it without a socket.
-func newHeartbeat(cfg Config, opened time.Time) *heartbeat {
+func newHeartbeat(cfg *Config, opened time.Time) *heartbeat {
 	return &heartbeat{
 		pingAfter:   cfg.PingAfter,
 		pongTimeout: cfg.PongTimeout,

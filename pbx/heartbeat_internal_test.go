@@ -51,7 +51,7 @@ func TestHeartbeatStep(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHeartbeat(Config{PingAfter: 30 * time.Second, PongTimeout: 20 * time.Second, KeepaliveEvery: 35 * time.Second}, t0)
+			h := newHeartbeat(&Config{PingAfter: 30 * time.Second, PongTimeout: 20 * time.Second, KeepaliveEvery: 35 * time.Second}, t0)
 			for i, o := range tc.ops {
 				if o.arrive > 0 {
 					h.arrived(at(o.arrive), o.response)

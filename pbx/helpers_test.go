@@ -125,17 +125,31 @@ func subscribed(t *testing.T, srv *pbxtest.Server, ext string, n int) {
 	eventually(t, fmt.Sprintf("topic list #%d of %s", n, ext), func() bool { return len(srv.TopicLists(ext)) >= n })
 }
 
-// nextEvent returns the session's next event; ok is false once Events is
-// closed.
+// receive waits for the session's next event as a consumer does (Ready,
+// then Next) until deadline: ok is false once the session ended and its
+// events were taken, timedOut true if deadline came first.
+func receive(s *pbx.Session, deadline <-chan time.Time) (ev pbx.Event, ok, timedOut bool) {
+	for {
+		if ev, open := s.Next(); ev != nil || !open {
+			return ev, open, false
+		}
+		select {
+		case <-s.Ready():
+		case <-deadline:
+			return nil, false, true
+		}
+	}
+}
+
+// nextEvent returns the session's next event; ok is false once the session
+// ended and its events were taken.
 func nextEvent(t *testing.T, s *pbx.Session) (ev pbx.Event, ok bool) {
 	t.Helper()
-	select {
-	case ev, ok = <-s.Events():
-		return ev, ok
-	case <-time.After(wait):
+	ev, ok, timedOut := receive(s, time.After(wait))
+	if timedOut {
 		t.Fatalf("no event within %v", wait)
-		return nil, false
 	}
+	return ev, ok
 }
 
 // awaitEvent skips events until one of type T matches; it fails the test if
@@ -144,22 +158,20 @@ func awaitEvent[T pbx.Event](t *testing.T, s *pbx.Session, match func(T) bool) T
 	t.Helper()
 	deadline := time.After(wait)
 	for {
-		select {
-		case ev, ok := <-s.Events():
-			if !ok {
-				var zero T
-				t.Fatalf("events closed (err %v) while awaiting a %T", s.Err(), zero)
-				return zero
-			}
-			if e, ok := ev.(T); ok && match(e) {
-				return e
-			}
-			t.Logf("skipping event %s", describe(ev))
-		case <-deadline:
-			var zero T
+		ev, ok, timedOut := receive(s, deadline)
+		var zero T
+		switch {
+		case timedOut:
 			t.Fatalf("no matching %T within %v", zero, wait)
 			return zero
+		case !ok:
+			t.Fatalf("events ended (err %v) while awaiting a %T", s.Err(), zero)
+			return zero
 		}
+		if e, ok := ev.(T); ok && match(e) {
+			return e
+		}
+		t.Logf("skipping event %s", describe(ev))
 	}
 }
 
@@ -170,29 +182,28 @@ func awaitNotice(t *testing.T, s *pbx.Session, typ int) *pbx.Notice {
 }
 
 // awaitEnd awaits the end of the session and returns every event it
-// delivered until Events closed, and its Err.
+// delivered until its events ended, and its Err.
 func awaitEnd(t *testing.T, s *pbx.Session) ([]pbx.Event, error) {
 	t.Helper()
 	var events []pbx.Event
 	deadline := time.After(wait)
 	for {
-		select {
-		case ev, ok := <-s.Events():
-			if !ok {
-				select {
-				case <-s.Done():
-				default:
-					t.Fatal("Events closed before Done")
-				}
-				if s.Err() == nil {
-					t.Fatal("session ended with a nil Err")
-				}
-				return events, s.Err()
-			}
-			events = append(events, ev)
-		case <-deadline:
+		ev, ok, timedOut := receive(s, deadline)
+		switch {
+		case timedOut:
 			t.Fatalf("session did not end within %v", wait)
+		case !ok:
+			select {
+			case <-s.Done():
+			default:
+				t.Fatal("events ended before Done")
+			}
+			if s.Err() == nil {
+				t.Fatal("session ended with a nil Err")
+			}
+			return events, s.Err()
 		}
+		events = append(events, ev)
 	}
 }
 

@@ -174,6 +174,13 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 		o.http, o.transport = newHTTPClient(tc)
 		o.tls = tc
 	}
+	// The event socket's configuration, ready to dial with (as a
+	// session's: the PBX's name, HTTP/1.1 only).
+	o.tls = o.tls.Clone()
+	if o.tls.ServerName == "" {
+		o.tls.ServerName = origin.Hostname()
+	}
+	o.tls.NextProtos = []string{"http/1.1"}
 	o.base, o.cancel = context.WithCancel(context.Background())
 	return o, nil
 }

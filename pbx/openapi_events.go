@@ -225,7 +225,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 	defer cancel()
 	d := s.startDispatch(ctx)
 	defer d.stop()
-	delays := newReconnectDelays(Config{ReconnectMin: s.cfg.ReconnectMin, ReconnectMax: s.cfg.ReconnectMax})
+	delays := newReconnectDelays(&Config{ReconnectMin: s.cfg.ReconnectMin, ReconnectMax: s.cfg.ReconnectMax})
 	var (
 		res              connResult
 		wasUp, renewing  bool

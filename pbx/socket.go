@@ -6,174 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/gorilla/websocket"
 )
 
 // subscribePath is the subscribe socket's path.
 const subscribePath = apiPrefix + "subscribe"
-
-// keepSocket keeps the subscribe socket up: dial, serve, and after any close
-// reconnect with backoff, reusing the token. It returns the error that ends
-// the session (a runtime error or a rejected token), or nil when ctx ends.
-//
-// The token probe: the SDK never notices a dead token, it only reconnects
-// forever. Here a dial refused with HTTP 401/403, or two short failures in
-// a row (a dial that fails, or a socket that closes sooner than
-// ReconnectMin after it opened), make the session ask extension/getpersonal:
-// an answer that rejects the token (IsTokenRejected) ends the session with
-// ErrTokenRejected; any other API error, a transport error or a success
-// means keep reconnecting.
-func (s *Session) keepSocket(ctx context.Context) error {
-	b := newReconnectDelays(s.cfg)
-	wasUp := false
-	shortFailures := 0
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			t := time.NewTimer(b.next())
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
-			}
-			if s.cfg.Hooks.Reconnect != nil {
-				s.cfg.Hooks.Reconnect()
-			}
-			s.log.Debug("pbx socket reconnecting", "attempt", attempt)
-			s.refreshProduct(ctx)
-		}
-		ws, status, err := s.dial(ctx)
-		if ctx.Err() != nil {
-			if ws != nil {
-				ws.Close()
-			}
-			return nil
-		}
-		probe := false
-		if err != nil {
-			s.log.Warn("pbx socket dial failed", "err", err, "http_status", status)
-			shortFailures++
-			probe = status == http.StatusUnauthorized || status == http.StatusForbidden
-			if status == 0 {
-				s.client.unreachable()
-			}
-		} else {
-			opened := time.Now()
-			up, fatal, closeErr := s.serve(ctx, ws, wasUp)
-			if fatal != nil {
-				return fatal
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			// A lost socket may be a PBX restarting, perhaps into another
-			// firmware.
-			s.client.unreachable()
-			if up {
-				wasUp = true
-				s.log.Warn("pbx socket down", "err", closeErr)
-				s.deliver(ctx, nil, &SocketState{Up: false, Err: closeErr})
-			} else {
-				s.log.Warn("pbx socket failed before it was up", "err", closeErr)
-			}
-			if up && time.Since(opened) >= s.cfg.ReconnectMin {
-				shortFailures = 0
-				b.reset()
-			} else {
-				shortFailures++
-			}
-		}
-		if probe || shortFailures >= 2 {
-			shortFailures = 0
-			if err := s.probeToken(ctx); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// refreshProduct takes the PBX's product from the shared cache before a
-// socket opens again, reading it again if the PBX was unreachable or
-// switched over meanwhile, and subscribes with the topic list of its
-// firmware from then on. Without a cache, or when the PBX does not answer,
-// the session keeps what it has: the SDK never reads it again at all.
-func (s *Session) refreshProduct(ctx context.Context) {
-	if s.cfg.ProductCache == nil {
-		return
-	}
-	product, err := s.cfg.ProductCache.get(ctx, s.client.GetProduct)
-	if err != nil {
-		s.log.Debug("pbx product not read again; keeping the topic list", "err", err)
-		return
-	}
-	topics := Topics(product.Version, s.cfg.UserAgent)
-	s.mu.Lock()
-	old, changed := s.product.Version, !slices.Equal(topics, s.topics)
-	s.product, s.topics = product, topics
-	s.mu.Unlock()
-	if changed {
-		s.log.Info("pbx firmware changed: new topic list", "version", product.Version, "previous_version", old, "topics", len(topics))
-	}
-}
-
-// reconnectDelays yields the socket's reconnect delays: exponential from
-// ReconnectMin, doubling, jittered by 25%, and never above ReconnectMax.
-// (backoff caps the interval before it adds the jitter, so on its own the
-// delay could exceed ReconnectMax by a quarter.)
-type reconnectDelays struct {
-	b   *backoff.ExponentialBackOff
-	max time.Duration
-}
-
-func newReconnectDelays(cfg Config) *reconnectDelays {
-	return &reconnectDelays{
-		b: backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(cfg.ReconnectMin),
-			backoff.WithMaxInterval(cfg.ReconnectMax),
-			backoff.WithMaxElapsedTime(0),
-			backoff.WithRandomizationFactor(0.25),
-			backoff.WithMultiplier(2),
-		),
-		max: cfg.ReconnectMax,
-	}
-}
-
-func (r *reconnectDelays) next() time.Duration { return min(r.b.NextBackOff(), r.max) }
-
-func (r *reconnectDelays) reset() { r.b.Reset() }
-
-// probeToken asks the PBX whether the token still works. Only an answer
-// that says so (IsTokenRejected) ends the session: any other API error, or
-// a transport error, may pass, and a new login would not cure it.
-func (s *Session) probeToken(ctx context.Context) error {
-	_, err := s.client.GetPersonal(ctx)
-	switch {
-	case IsTokenRejected(err):
-		return tokenRejected(err)
-	case err != nil:
-		s.log.Info("pbx token probe inconclusive, reconnecting", "err", err)
-	default:
-		s.log.Debug("pbx token probe: token accepted")
-	}
-	return nil
-}
-
-// tokenRejected is why a session ends when an API call refused its token.
-func tokenRejected(err error) error {
-	var ae *APIError
-	if errors.As(err, &ae) {
-		return fmt.Errorf("%w: %s answered HTTP %d errcode %d %q", ErrTokenRejected, ae.Endpoint, ae.HTTPStatus, ae.ErrCode, ae.ErrMsg)
-	}
-	return fmt.Errorf("%w: %v", ErrTokenRejected, err)
-}
 
 // dial opens the subscribe socket. The handshake is bounded in time
 // (RequestTimeout) and in size (maxHandshakeBytes). The returned error is
@@ -234,76 +76,104 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 		ws.Close()
 		return false, nil, err
 	}
-	hb := newHeartbeat(s.cfg, time.Now())
+	hb := newHeartbeat(&s.cfg, time.Now())
 	hb.start(c)
-	// The session's end closes the socket (with a close frame), which ends
-	// the read below: a callback on the context, not a goroutine waiting
-	// for it.
+	stop := closeOnEnd(ctx, c)
+	defer stop(hb)
+	s.socketUp(ctx, hb, reconnect)
+	fatal, closeErr = s.readFrames(ctx, c, hb)
+	return true, fatal, closeErr
+}
+
+// closeOnEnd makes the session's end close the socket (with a close
+// frame), which ends its read: a callback on the context, not a goroutine
+// waiting for it. The function returned closes the socket and stops hb
+// when the socket is done with, waiting for that callback if it runs.
+func closeOnEnd(ctx context.Context, c *conn) func(hb *heartbeat) {
 	closed := make(chan struct{})
 	stopClosing := context.AfterFunc(ctx, func() {
 		defer close(closed)
 		c.closeGracefully()
-		ws.Close()
+		c.ws.Close()
 	})
-	defer func() {
+	return func(hb *heartbeat) {
 		if stopClosing() {
-			ws.Close()
+			c.ws.Close()
 		} else {
 			<-closed
 		}
 		hb.stop()
-	}()
+	}
+}
 
+// socketUp announces a socket that is subscribed.
+func (s *Session) socketUp(ctx context.Context, hb *heartbeat, reconnect bool) {
 	s.log.Info("pbx socket up", "reconnect", reconnect, "topics", len(s.topics))
 	s.deliver(ctx, hb, &SocketState{Up: true, Reconnect: reconnect})
+}
 
+// readFrames reads and handles frames until the socket closes (closeErr)
+// or a notification raises a runtime error (fatal).
+func (s *Session) readFrames(ctx context.Context, c *conn, hb *heartbeat) (fatal, closeErr error) {
 	for {
-		mt, data, err := ws.ReadMessage()
+		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				s.dropFrame(DropTooLarge, Frame{}, nil)
-			}
-			if hb.timedOut() {
-				err = ErrHeartbeatTimeout
-			}
-			return true, nil, fmt.Errorf("pbx socket: %w", s.client.red.redactErr(err))
+			return nil, s.readFailed(hb, err)
 		}
-		f, reason := Frame{}, DropNotJSON // a binary frame is no text, let alone JSON
-		if mt == websocket.TextMessage {
-			f, reason = DecodeFrame(data)
-		}
-		hb.arrived(time.Now(), f.Kind == FrameHeartbeat)
-		if reason != "" {
-			s.dropFrame(reason, f, data)
-			continue
-		}
-		if len(f.Problems) > 0 {
-			s.client.reportProblems("socket:"+strconv.Itoa(f.Type), f.Problems)
-		}
-		switch f.Kind {
-		case FrameResubscribe:
-			s.log.Info("pbx asked to subscribe again (errcode -3)")
-			if err := s.resubscribe(ctx, hb, c); err != nil {
-				return true, nil, err
-			}
-		case FrameNotification:
-			if f.Type == TypeHotStandby {
-				// Subscribe before delivering the notice: a slow consumer
-				// must not delay it. The standby may run another firmware:
-				// its product is read again before the next socket or login.
-				s.client.unreachable()
-				s.log.Info("pbx hot-standby switch-over: subscribing again")
-				if err := s.resubscribe(ctx, hb, c); err != nil {
-					return true, nil, err
-				}
-			}
-			rt := s.rules.check(f)
-			s.deliver(ctx, hb, f.Event)
-			if rt != nil {
-				return true, rt, nil
-			}
+		if fatal, closeErr = s.frame(ctx, c, hb, mt, data); fatal != nil || closeErr != nil {
+			return fatal, closeErr
 		}
 	}
+}
+
+// readFailed is why a read ended the socket.
+func (s *Session) readFailed(hb *heartbeat, err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		s.dropFrame(DropTooLarge, Frame{}, nil)
+	}
+	if hb.timedOut() {
+		err = ErrHeartbeatTimeout
+	}
+	return fmt.Errorf("pbx socket: %w", s.client.red.redactErr(err))
+}
+
+// frame handles one frame read of type mt; a runtime error it raises is
+// fatal, a failed resubscription closes the socket (closeErr).
+func (s *Session) frame(ctx context.Context, c *conn, hb *heartbeat, mt int, data []byte) (fatal, closeErr error) {
+	f, reason := Frame{}, DropNotJSON // a binary frame is no text, let alone JSON
+	if mt == websocket.TextMessage {
+		f, reason = DecodeFrame(data)
+	}
+	hb.arrived(time.Now(), f.Kind == FrameHeartbeat)
+	if reason != "" {
+		s.dropFrame(reason, f, data)
+		return nil, nil
+	}
+	if len(f.Problems) > 0 {
+		s.client.reportProblems("socket:"+strconv.Itoa(f.Type), f.Problems)
+	}
+	switch f.Kind {
+	case FrameResubscribe:
+		s.log.Info("pbx asked to subscribe again (errcode -3)")
+		return nil, s.resubscribe(ctx, hb, c)
+	case FrameNotification:
+		if f.Type == TypeHotStandby {
+			// Subscribe before delivering the notice: a slow consumer
+			// must not delay it. The standby may run another firmware:
+			// its product is read again before the next socket or login.
+			s.client.unreachable()
+			s.log.Info("pbx hot-standby switch-over: subscribing again")
+			if err := s.resubscribe(ctx, hb, c); err != nil {
+				return nil, err
+			}
+		}
+		rt := s.rules.check(f)
+		s.deliver(ctx, hb, f.Event)
+		if rt != nil {
+			return rt, nil
+		}
+	}
+	return nil, nil
 }
 
 // resubscribe sends the topic list again on an open socket and reports the

@@ -123,6 +123,9 @@ type resume struct {
 // maximum): the scan asks the next page at the size it got, and if that
 // page brings new records the PBX's size is learned and the scan goes on at
 // it, so that no record is skipped whatever the PBX's cap.
+//
+// It is longer than a function should be: one loop whose every branch
+// bounds what a lying PBX can do, and reads best in one place.
 func (s *scanner) scan(ctx context.Context, old func(r pbx.CDR, i int) bool, from resume) (scanResult, error) {
 	var res scanResult
 	seen := make(map[string]bool, 4) // anomalies told in this scan

@@ -34,6 +34,7 @@ type benchOptions struct {
 	relogins     int           // figure 6: logins again
 	loginRate    float64       // the bridge's PBX request limit in figure 3
 	concurrency  int           // the bridge's PBX requests at once
+	perExtension bool          // the bridge's metrics.per_extension
 	jsonFile     string
 	profileDir   string
 	figures      map[string]bool // which to measure
@@ -83,6 +84,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.relogins, "relogins", 50, "figure 6: extensions asked to log in again")
 	fs.Float64Var(&o.loginRate, "login-rate", 5000, "figure 3: the bridge's PBX request limit (requests/s)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "the bridge's PBX requests at once")
+	fs.BoolVar(&o.perExtension, "per-extension-metrics", false, "run the bridge with metrics.per_extension: true")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "write the bridge's heap and CPU profiles here")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
@@ -226,7 +228,7 @@ func (r *benchRun) childOptions(name string, secrets map[string]string, exts []s
 		mine[e] = secrets[e]
 	}
 	return bridgeChildOptions{natsURL: r.ns.ClientURL(), pbxURL: r.sim.url, caFile: r.sim.caFile, secrets: mine,
-		rate: rate, concurrency: r.opts.concurrency, dir: r.dir, name: name}
+		rate: rate, concurrency: r.opts.concurrency, perExtensionMetrics: r.opts.perExtension, dir: r.dir, name: name}
 }
 
 // profile asks the child for a profile into the profile directory, if any.

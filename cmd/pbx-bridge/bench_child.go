@@ -86,6 +86,7 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	secretsFile := fs.String("secrets", "", "JSON file {extension: secret}")
 	rate := fs.Float64("rate", 20, "PBX requests per second")
 	concurrency := fs.Int("concurrency", 8, "PBX requests at once")
+	perExt := fs.Bool("per-extension-metrics", false, "metrics.per_extension")
 	logFile := fs.String("log", "", "log file (warnings and errors)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -122,6 +123,7 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 		PBX:            pbx.Config{URL: *pbxURL, CAFile: *caFile},
 		PBXRate:        *rate,
 		PBXConcurrency: *concurrency,
+		Metrics:        bridge.MetricsConfig{PerExtension: *perExt},
 		Logger:         log,
 		Version:        version,
 	}
@@ -210,6 +212,7 @@ type bridgeChildOptions struct {
 	secrets                 map[string]string
 	rate                    float64
 	concurrency             int
+	perExtensionMetrics     bool
 	dir                     string // for the secrets and the log
 	name                    string
 }
@@ -227,7 +230,7 @@ func startBridgeChild(ctx context.Context, o bridgeChildOptions) (*bridgeChild, 
 	}
 	cmd := exec.Command(exe, "bench", "--role", "bridge", "--nats", o.natsURL, "--pbx", o.pbxURL, "--ca-file", o.caFile,
 		"--secrets", secretsFile, "--rate", fmt.Sprint(o.rate), "--concurrency", fmt.Sprint(o.concurrency),
-		"--log", o.dir+"/"+o.name+".log")
+		"--log", o.dir+"/"+o.name+".log", fmt.Sprintf("--per-extension-metrics=%v", o.perExtensionMetrics))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

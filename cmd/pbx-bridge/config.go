@@ -31,6 +31,23 @@ func (d *duration) UnmarshalText(b []byte) error {
 
 func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// perExtensionFlag is metrics.per_extension: its own type so that a value
+// that is not a boolean is refused naming the key (the YAML decoder names
+// only the struct of a plain bool).
+type perExtensionFlag bool
+
+func (f *perExtensionFlag) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "true":
+		*f = true
+	case "false":
+		*f = false
+	default:
+		return fmt.Errorf("metrics.per_extension: %q is neither true nor false", b)
+	}
+	return nil
+}
+
 // fileConfig is the YAML configuration file; configs/pbx-bridge.example.yaml
 // documents every key.
 type fileConfig struct {
@@ -105,7 +122,8 @@ type fileConfig struct {
 		Since      duration `yaml:"since"`
 	} `yaml:"catchup"`
 	Metrics struct {
-		Listen string `yaml:"listen"`
+		Listen       string           `yaml:"listen"`
+		PerExtension perExtensionFlag `yaml:"per_extension"`
 	} `yaml:"metrics"`
 	Discovery struct {
 		Enabled  bool     `yaml:"enabled"`
@@ -219,10 +237,10 @@ func (fc *fileConfig) setDefaults() {
 		fc.NATS.Name = "pbx-bridge"
 	}
 	if fc.SubjectPrefix == "" {
-		fc.SubjectPrefix = "pbx"
+		fc.SubjectPrefix = bridge.DefaultPrefix
 	}
 	if fc.PBX.UserAgent == "" {
-		fc.PBX.UserAgent = "WebClient"
+		fc.PBX.UserAgent = pbx.UserAgentWebClient
 	}
 	if fc.Log.Level == "" {
 		fc.Log.Level = "info"
@@ -250,6 +268,9 @@ func (fc *fileConfig) check() error {
 	}
 	if auth > 1 {
 		errs = append(errs, errors.New("nats: set at most one of creds_file, nkey_file, user/password, token"))
+	}
+	if fc.Metrics.PerExtension && fc.Metrics.Listen == "" {
+		errs = append(errs, errors.New("metrics.per_extension: needs metrics.listen: nothing serves the series without it"))
 	}
 	if (fc.NATS.User == "") != (fc.NATS.Password == "") {
 		errs = append(errs, errors.New("nats: user and password go together"))
@@ -354,6 +375,7 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 			Include:  fc.Discovery.Include,
 			Exclude:  fc.Discovery.Exclude,
 		},
+		Metrics: bridge.MetricsConfig{PerExtension: bool(fc.Metrics.PerExtension)},
 		Version: version,
 		Logger:  log,
 	}

@@ -166,5 +166,5 @@ func drainTimeout(fc *fileConfig) time.Duration {
 	if d := time.Duration(fc.ShutdownTimeout); d > 0 {
 		return d
 	}
-	return 10 * time.Second
+	return bridge.DefaultShutdownTimeout
 }

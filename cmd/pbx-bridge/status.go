@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -20,7 +21,7 @@ import (
 func statusCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", stderr)
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL(s)")
-	prefix := fs.String("prefix", "pbx", "subject prefix of the fleet")
+	prefix := fs.String("prefix", bridge.DefaultPrefix, "subject prefix of the fleet")
 	creds := fs.String("creds", "", "NATS credentials file")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for an answer")
 	if err := parseFlags(fs, args); err != nil {

@@ -154,7 +154,7 @@ func BenchmarkExtensionFootprint(b *testing.B) {
 }
 
 // readSimOutput reads the URL, CA file and secrets `pbx-bridge sim` prints.
-func readSimOutput(b *testing.B, r io.Reader, n int) (url, caFile string, secrets map[string]string) {
+func readSimOutput(b testing.TB, r io.Reader, n int) (url, caFile string, secrets map[string]string) {
 	secrets = map[string]string{}
 	sc := bufio.NewScanner(r)
 	var user string

@@ -338,8 +338,10 @@ func TestProbes(t *testing.T) {
 		t.Errorf("/readyz with an extension stopped by -107 = %d %q", code, body)
 	}
 	code, body := get(b.Handler(), "/metrics")
-	if code != 200 || !strings.Contains(body, `pbx_bridge_session_state{ext="1002",state="stopped"} 1`) {
-		t.Errorf("/metrics = %d, no stopped state for 1002:\n%s", code, body)
+	// Without metrics.per_extension: the extensions in each state.
+	if code != 200 || !strings.Contains(body, `pbx_bridge_session_state{state="stopped"} 1`) ||
+		!strings.Contains(body, `pbx_bridge_session_state{state="online"} 1`) || strings.Contains(body, `ext="`) {
+		t.Errorf("/metrics = %d, want 1 extension stopped (1002), 1 online and no ext label:\n%s", code, body)
 	}
 	// Without NATS it is not ready.
 	ns.Shutdown()
