@@ -51,7 +51,7 @@ type Bridge struct {
 	reqMu      sync.Mutex     // guards closing and wg.Add against shutdown
 	closing    bool           // shutting down: no new request goroutines
 	wg         sync.WaitGroup // request goroutines
-	cancelReqs *signal        // fired when the requests under way take too long at shutdown
+	cancelReqs *pbx.Closer    // fired when the requests under way take too long at shutdown
 	// shutdownBy bounds the logouts and last events of the shutdown; set
 	// before the supervisors are told to stop.
 	shutdownBy atomic.Pointer[time.Time]
@@ -84,7 +84,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("pbx url: %w", err)
 	}
 	b := &Bridge{
-		cancelReqs: newSignal(),
+		cancelReqs: pbx.NewCloser(),
 		cfg:        cfg,
 		nc:         nc,
 		subjects:   subjects{prefix: cfg.Prefix},
@@ -121,7 +121,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 // session.stopped. Draining the NATS connection is the caller's, who owns
 // it.
 func (b *Bridge) Run(ctx context.Context) error {
-	defer b.cancelReqs.fire()
+	defer b.cancelReqs.Fire()
 	if err := b.setupDelivery(ctx); err != nil {
 		return err
 	}
@@ -131,8 +131,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	// Supervisors outlive ctx until the requests under way have finished, so
 	// that no request finds its session logged out under it.
-	stopSupervisors := newSignal()
-	defer stopSupervisors.fire()
+	stopSupervisors := pbx.NewCloser()
+	defer stopSupervisors.Fire()
 	f := b.fleet.Load()
 	b.set.startAll(stopSupervisors)
 	var loops sync.WaitGroup
@@ -158,7 +158,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	loops.Wait()
 	stopErr := b.shutdown(svc, func() {
-		stopSupervisors.fire()
+		stopSupervisors.Fire()
 		b.set.running.Wait()
 		stopFleet()
 		fleetLoop.Wait()
@@ -209,7 +209,7 @@ func (b *Bridge) shutdown(svc micro.Service, stopped func()) error {
 	case <-requestsDone:
 	case <-time.After(b.cfg.ShutdownTimeout / 2):
 		b.cfg.Logger.Warn("requests still under way at shutdown: cancelling them")
-		b.cancelReqs.fire()
+		b.cancelReqs.Fire()
 		<-requestsDone
 	}
 	// Every extension logs out now, whatever their number: the limiter's

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
 // The set of extensions is not fixed at start: discovery, a reload of the
@@ -48,7 +50,7 @@ type extensionSet struct {
 	// the two never hold a login at once.
 	stopping map[string]chan struct{}
 	gated    bool
-	stop     *signal        // ends the supervisors; nil until Run starts them
+	stop     *pbx.Closer    // ends the supervisors; nil until Run starts them
 	closed   bool           // shutting down: nothing is added any more
 	running  sync.WaitGroup // supervisors
 	owner    *Bridge
@@ -283,7 +285,7 @@ func (s *extensionSet) startLocked(number string) bool {
 		return false
 	}
 	x := newExtension(s.owner, cand.cred)
-	ctx, cancel := s.stop.bind(context.Background())
+	ctx, cancel := s.stop.Bind(context.Background())
 	x.cancel = cancel
 	s.byNum[number] = x
 	s.served(len(s.byNum))
@@ -323,7 +325,7 @@ func (s *extensionSet) halt(number, reason string) bool {
 
 // startAll starts every candidate (unless gated) and, from then on, each
 // one added.
-func (s *extensionSet) startAll(stop *signal) {
+func (s *extensionSet) startAll(stop *pbx.Closer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stop = stop

@@ -176,7 +176,7 @@ func (b *Bridge) serveRequest(name, schemaType string, handle handler, subject s
 	to := directReplier{nc: b.nc, subject: reply}
 	go func() {
 		defer func() { <-b.inflight; b.wg.Done() }()
-		bound, cancelBound := b.cancelReqs.bind(context.Background())
+		bound, cancelBound := b.cancelReqs.Bind(context.Background())
 		defer cancelBound()
 		ctx, cancel := context.WithTimeout(bound, b.cfg.RequestTimeout)
 		defer cancel()

@@ -134,9 +134,8 @@ type OpenAPI struct {
 	log       *slog.Logger
 	red       redactor
 
-	base   context.Context // ends the client's own requests after Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the token renewal in flight
+	closing *Closer        // ends the client's own requests after Close
+	wg      sync.WaitGroup // the token renewal in flight
 
 	mu           sync.Mutex
 	closed       bool
@@ -181,7 +180,7 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 		o.tls.ServerName = origin.Hostname()
 	}
 	o.tls.NextProtos = []string{"http/1.1"}
-	o.base, o.cancel = context.WithCancel(context.Background())
+	o.closing = NewCloser()
 	return o, nil
 }
 
@@ -337,7 +336,7 @@ func (o *OpenAPI) Close(ctx context.Context) error {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			o.cancel()
+			o.closing.Fire()
 			o.wg.Wait()
 			return ctx.Err()
 		}
@@ -350,7 +349,7 @@ func (o *OpenAPI) Close(ctx context.Context) error {
 	if tok != nil && o.cfg.Now().Before(tok.accessExp) {
 		err = o.revoke(ctx, tok.access)
 	}
-	o.cancel()
+	o.closing.Fire()
 	o.wg.Wait()
 	return err
 }

@@ -293,18 +293,13 @@ func (s *EventStream) Serve(ctx context.Context) error {
 // withClient returns ctx ended also by the client's Close, which revokes
 // the token the socket was opened with.
 func (s *EventStream) withClient(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.o.base, cancel)
-	return ctx, func() {
-		stop()
-		cancel()
-	}
+	return s.o.closing.Bind(ctx)
 }
 
 // endErr is what Run and Serve return once their context ended: nil, or
 // ErrOpenAPIClosed if the client's Close ended it.
 func (s *EventStream) endErr() error {
-	if s.o.base.Err() != nil {
+	if s.o.closing.Fired() {
 		return ErrOpenAPIClosed
 	}
 	return nil

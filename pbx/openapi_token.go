@@ -97,7 +97,9 @@ func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
 	defer o.wg.Done()
 	// Two requests at most (refresh_token, get_token), each with a limiter
 	// wait before it.
-	ctx, cancel := context.WithTimeout(o.base, 4*o.cfg.RequestTimeout)
+	bound, unbind := o.closing.Bind(context.Background())
+	defer unbind()
+	ctx, cancel := context.WithTimeout(bound, 4*o.cfg.RequestTimeout)
 	defer cancel()
 	tok, how, err := o.obtain(ctx, old)
 	// The replaced token may still be valid (the reference does not say
@@ -106,7 +108,7 @@ func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
 	// each other closely. A PBX that already ended it refuses, which is
 	// fine. Meanwhile callers wait for this renewal.
 	if err == nil && old != nil && old.access != tok.access && o.cfg.Now().Before(old.accessExp) {
-		rctx, cancel := context.WithTimeout(o.base, o.cfg.RequestTimeout)
+		rctx, cancel := context.WithTimeout(bound, o.cfg.RequestTimeout)
 		if err := o.revoke(rctx, old.access); err != nil {
 			o.log.Debug("pbx openapi: revoking the replaced token failed", "err", err)
 		}

@@ -1,15 +1,15 @@
-package bridge
+package pbx
 
 import (
 	"context"
 	"testing"
 )
 
-func TestSignalEndsBoundContexts(t *testing.T) {
-	s := newSignal()
-	a, cancelA := s.bind(context.Background())
+func TestCloserEndsBoundContexts(t *testing.T) {
+	s := NewCloser()
+	a, cancelA := s.Bind(context.Background())
 	defer cancelA()
-	b, cancelB := s.bind(context.Background())
+	b, cancelB := s.Bind(context.Background())
 	cancelB() // let go before the signal: forgotten
 	if len(s.cancels) != 1 {
 		t.Fatalf("%d bound, want 1 after a cancel", len(s.cancels))
@@ -17,14 +17,25 @@ func TestSignalEndsBoundContexts(t *testing.T) {
 	if a.Err() != nil || b.Err() == nil {
 		t.Fatal("a context ended too early, or a cancelled one did not")
 	}
-	s.fire()
+	s.Fire()
 	if a.Err() == nil {
 		t.Error("a bound context outlived the signal")
 	}
-	late, cancelLate := s.bind(context.Background())
+	late, cancelLate := s.Bind(context.Background())
 	defer cancelLate()
 	if late.Err() == nil {
 		t.Error("a context bound after the signal did not end at once")
 	}
-	s.fire() // twice is harmless
+	s.Fire() // twice is harmless
+}
+
+func TestCloserFired(t *testing.T) {
+	s := NewCloser()
+	if s.Fired() {
+		t.Fatal("fired before Fire")
+	}
+	s.Fire()
+	if !s.Fired() {
+		t.Fatal("not fired after Fire")
+	}
 }
