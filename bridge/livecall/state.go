@@ -72,8 +72,8 @@ type regDoc struct {
 // that takes over (a replica after a failover, the next run): with it, the
 // same frames give the same events with the same ids. Save it after
 // publishing what Observe returned. Its size grows with the live calls
-// and the extensions (about 300 bytes for a two-party call, 100 for an
-// extension); see docs/live-calls.md.
+// and the extensions (about 390 bytes for a two-party call, 175 for an
+// extension: TestStateSize); see docs/live-calls.md.
 func (t *Tracker) Export() ([]byte, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -91,10 +91,8 @@ func (t *Tracker) Export() ([]byte, error) {
 		}
 		doc.Calls = append(doc.Calls, cd)
 	}
-	for _, e := range t.ended.queue {
-		if t.ended.at[e.id].Equal(e.at) {
-			doc.Ended = append(doc.Ended, endedDoc{CallID: e.id, At: e.at.UnixMilli()})
-		}
+	for _, e := range t.ended.live() {
+		doc.Ended = append(doc.Ended, endedDoc{CallID: e.id, At: e.at.UnixMilli()})
 	}
 	for _, ext := range sortedKeys(t.exts) {
 		x := t.exts[ext]
@@ -171,7 +169,7 @@ func (t *Tracker) Import(data []byte) error {
 	for _, e := range doc.Ended {
 		t.ended.add(e.CallID, time.UnixMilli(e.At))
 	}
-	t.ended.prune(t.cfg.Now().Add(-t.cfg.EndedTTL), t.cfg.MaxCalls)
+	t.ended.prune(t.cfg.Now().Add(-t.cfg.EndedTTL))
 	return nil
 }
 

@@ -197,7 +197,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 
 func (t *Tracker) reset() {
 	t.calls = map[string]*call{}
-	t.ended = tombstones{at: map[string]time.Time{}}
+	t.ended = newTombstones(t.cfg.MaxCalls)
 	t.exts = map[string]*extInfo{}
 }
 
@@ -305,7 +305,7 @@ func (t *Tracker) sweep(now time.Time) {
 			t.count(ReasonExpired)
 		}
 	}
-	t.ended.prune(now.Add(-t.cfg.EndedTTL), t.cfg.MaxCalls)
+	t.ended.prune(now.Add(-t.cfg.EndedTTL))
 }
 
 // served reports whether ext gets events, counting why not.
@@ -321,10 +321,13 @@ func (t *Tracker) served(ext string) bool {
 	return true
 }
 
-// tombstones remembers ended calls for a while, oldest first.
+// tombstones remembers ended calls for a while, oldest first, at most
+// max of them.
 type tombstones struct {
 	at    map[string]time.Time
-	queue []tombstone
+	queue []tombstone // from head on
+	head  int
+	max   int
 }
 
 type tombstone struct {
@@ -332,9 +335,16 @@ type tombstone struct {
 	at time.Time
 }
 
+func newTombstones(max int) tombstones {
+	return tombstones{at: map[string]time.Time{}, max: max}
+}
+
+// add remembers id, forgetting the oldest beyond max at once: a flood of
+// short calls between two sweeps must not grow it.
 func (ts *tombstones) add(id string, at time.Time) {
 	ts.at[id] = at
 	ts.queue = append(ts.queue, tombstone{id, at})
+	ts.prune(time.Time{})
 }
 
 func (ts *tombstones) has(id string) bool {
@@ -342,17 +352,35 @@ func (ts *tombstones) has(id string) bool {
 	return ok
 }
 
-// prune drops the tombstones from before cutoff, and the oldest beyond max.
-func (ts *tombstones) prune(cutoff time.Time, max int) {
-	n := 0
-	for n < len(ts.queue) && (ts.queue[n].at.Before(cutoff) || len(ts.queue)-n > max) {
-		if e := ts.queue[n]; ts.at[e.id].Equal(e.at) {
+// live returns the tombstones in order, each id once (its latest).
+func (ts *tombstones) live() []tombstone {
+	var out []tombstone
+	for _, e := range ts.queue[ts.head:] {
+		if ts.at[e.id].Equal(e.at) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// prune forgets the tombstones from before cutoff, and the oldest beyond
+// max.
+func (ts *tombstones) prune(cutoff time.Time) {
+	for ts.head < len(ts.queue) {
+		e := ts.queue[ts.head]
+		current := ts.at[e.id].Equal(e.at)
+		if current && !e.at.Before(cutoff) && len(ts.at) <= ts.max {
+			break
+		}
+		if current {
 			delete(ts.at, e.id)
 		}
-		n++
+		ts.queue[ts.head] = tombstone{}
+		ts.head++
 	}
-	if n > 0 {
-		ts.queue = append([]tombstone(nil), ts.queue[n:]...)
+	if ts.head > len(ts.queue)/2 {
+		ts.queue = append(ts.queue[:0:0], ts.queue[ts.head:]...)
+		ts.head = 0
 	}
 }
 

@@ -181,6 +181,16 @@ func TestBoundsAndFloods(t *testing.T) {
 	if st.Calls != 50 || st.Counts[livecall.ReasonCallsFull] != 950 || st.Extensions != 20 || st.Counts[livecall.ReasonExtensionsFull] != 980 {
 		t.Errorf("stats %+v: want 50 calls and 20 extensions tracked, the rest counted", st)
 	}
+	// A flood of short calls between two sweeps: the ended calls
+	// remembered stay within MaxCalls.
+	tr = newTracker(t, livecall.Config{MaxCalls: 50, Now: clock.Now})
+	for i := range 1000 {
+		id := fmt.Sprintf("6.s%d", i)
+		observeAll(tr, callFrame(t, id, ext("1001", ch1, "RING")), callFrame(t, id, ext("1001", ch1, "BYE")))
+	}
+	if st := tr.Stats(); st.Ended != 50 {
+		t.Errorf("stats %+v: want the 50 latest ended calls remembered", st)
+	}
 	// One call listing more channels than MaxMembers.
 	var many []m
 	for i := range livecall.MaxMembers + 10 {
