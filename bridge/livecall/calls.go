@@ -82,10 +82,11 @@ func (c *call) member(channel string) *member {
 }
 
 // usable reports whether a member can be tracked: a channel, a status,
-// and an extension's number.
+// an extension's number, and no field beyond its bound.
 func usable(m pbx.CallMember) bool {
 	return m.ChannelID != "" && m.Status != "" && (m.Kind != pbx.MemberExtension || m.Number != "") &&
-		(m.Kind == pbx.MemberExtension || m.Kind == pbx.MemberInbound || m.Kind == pbx.MemberOutbound)
+		(m.Kind == pbx.MemberExtension || m.Kind == pbx.MemberInbound || m.Kind == pbx.MemberOutbound) &&
+		fits(m.ChannelID, string(m.Status), m.Number, m.From, m.To, m.TrunkName) && len(m.CallPath) <= MaxCallPathBytes
 }
 
 // applyCall applies one Call_Info (a 30011, a 30015, an item of
@@ -93,7 +94,7 @@ func usable(m pbx.CallMember) bool {
 // changed.
 func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
 	t.countN(ReasonBadMember, len(cs.MemberErrors))
-	if cs.CallID == "" {
+	if cs.CallID == "" || !fits(cs.CallID) {
 		t.count(ReasonBadEvent)
 		return nil
 	}
@@ -109,8 +110,11 @@ func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
 		}
 		return nil
 	}
-	if c == nil {
-		if len(t.calls) >= t.cfg.MaxCalls {
+	isNew := c == nil
+	if isNew {
+		// Full: a sweep may make room, but at most one a second, or a
+		// flood of new calls would sweep on every frame.
+		if len(t.calls) >= t.cfg.MaxCalls && now.Sub(t.lastSweep) >= time.Second {
 			t.sweep(now)
 		}
 		if len(t.calls) >= t.cfg.MaxCalls {
@@ -125,6 +129,10 @@ func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
 	}
 	c.seen = now
 	exts := t.update(c, valid)
+	if isNew && len(c.members) == 0 { // none fitted (ReasonMembersFull)
+		t.forget(c)
+		return nil
+	}
 	var out []Event
 	for _, ext := range exts {
 		if ev, ok := t.transition(c, ext, now); ok {
@@ -186,7 +194,7 @@ func (t *Tracker) update(c *call, ms []pbx.CallMember) []string {
 	for _, m := range ms {
 		cur := c.member(m.ChannelID)
 		if cur == nil {
-			if len(c.members)+added >= MaxMembers {
+			if len(c.members)+added >= MaxMembers || t.channels+added >= ChannelsPerCall*t.cfg.MaxCalls {
 				t.count(ReasonMembersFull)
 				continue
 			}
@@ -212,6 +220,7 @@ func (t *Tracker) update(c *call, ms []pbx.CallMember) []string {
 		}
 	}
 	c.members = listed
+	t.channels += added
 	return exts
 }
 
@@ -293,7 +302,7 @@ func (t *Tracker) endCall(c *call, now time.Time, cause string) []Event {
 			out = append(out, ev)
 		}
 	}
-	delete(t.calls, c.id)
+	t.forget(c)
 	t.ended.add(c.id, now)
 	return out
 }

@@ -29,8 +29,13 @@ type regStatus struct {
 }
 
 // ext returns the state of ext, made if needed; nil (counted) when ext is
-// no safe token or MaxExtensions are tracked.
-func (t *Tracker) ext(ext string) *extInfo {
+// no safe token or MaxExtensions are tracked. values are the strings the
+// change would keep, each within MaxFieldBytes.
+func (t *Tracker) ext(ext string, values ...string) *extInfo {
+	if !fits(values...) {
+		t.count(ReasonBadEvent)
+		return nil
+	}
 	if !safeToken(ext) {
 		t.count(ReasonUnsafeExtension)
 		return nil
@@ -73,7 +78,7 @@ func (t *Tracker) observePresence(d *pbx.PresenceChange, now time.Time) []Event 
 		t.count(ReasonBadEvent)
 		return nil
 	}
-	x := t.ext(d.Extension)
+	x := t.ext(d.Extension, d.Status)
 	if x == nil {
 		return nil
 	}
@@ -90,7 +95,7 @@ func (t *Tracker) observeCallStatus(d *pbx.ExtensionCallStatus, now time.Time) [
 		t.count(ReasonBadEvent)
 		return nil
 	}
-	x := t.ext(d.Extension)
+	x := t.ext(d.Extension, d.Status)
 	if x == nil {
 		return nil
 	}
@@ -110,7 +115,7 @@ func (t *Tracker) observeRegistration(d *pbx.RegistrationChange, now time.Time) 
 		t.count(ReasonBadEvent)
 		return nil
 	}
-	x := t.ext(d.Extension)
+	x := t.ext(d.Extension, d.Status, d.Kind, d.RegisteredIP)
 	if x == nil {
 		return nil
 	}
@@ -138,7 +143,7 @@ func (t *Tracker) observeRegistration(d *pbx.RegistrationChange, now time.Time) 
 // observeCDR publishes the record of an ended call, and ends the call if
 // it is still tracked (its last 30011 lost, or coming late).
 func (t *Tracker) observeCDR(d *pbx.NewCDR, now time.Time) []Event {
-	if d.CallID == "" {
+	if d.CallID == "" || !fits(d.CallID) {
 		t.count(ReasonBadEvent)
 		return nil
 	}

@@ -43,7 +43,8 @@ func FuzzTracker(f *testing.F) {
 			}
 			clock.Add(7 * time.Second)
 			validate(t, tr.Observe(fr.Event))
-			if st := tr.Stats(); st.Calls > cfg.MaxCalls || st.Extensions > cfg.MaxExtensions || st.Ended > cfg.MaxCalls {
+			if st := tr.Stats(); st.Calls > cfg.MaxCalls || st.Extensions > cfg.MaxExtensions || st.Ended > cfg.MaxCalls ||
+				st.Channels > livecall.ChannelsPerCall*cfg.MaxCalls || st.Channels < st.Calls {
 				t.Fatalf("bounds broken: %+v", st)
 			}
 		}
@@ -54,6 +55,9 @@ func FuzzTracker(f *testing.F) {
 		again := newTracker(t, cfg)
 		if err := again.Import(state); err != nil {
 			t.Fatalf("Import of an exported state: %v\n%s", err, state)
+		}
+		if a, b := tr.Stats(), again.Stats(); a.Channels != b.Channels || a.Calls != b.Calls {
+			t.Fatalf("imported %+v, exported %+v", b, a)
 		}
 		if back, _ := again.Export(); !bytes.Equal(back, state) {
 			t.Fatalf("export, import, export changed the state:\n%s\n%s", state, back)

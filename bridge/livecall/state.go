@@ -149,7 +149,7 @@ func (t *Tracker) Import(data []byte) error {
 		exts[xd.Ext] = x
 	}
 	for _, e := range doc.Ended {
-		if e.CallID == "" {
+		if e.CallID == "" || !fits(e.CallID) {
 			return errorf("state has an ended call without id")
 		}
 	}
@@ -158,6 +158,9 @@ func (t *Tracker) Import(data []byte) error {
 	defer t.mu.Unlock()
 	t.reset()
 	t.calls = keepNewest(calls, t.cfg.MaxCalls, func(n int) { t.countN(ReasonCallsFull, n) })
+	for _, c := range t.calls {
+		t.channels += len(c.members)
+	}
 	for i, ext := range sortedKeys(exts) {
 		if i >= t.cfg.MaxExtensions {
 			t.countN(ReasonExtensionsFull, len(exts)-i)
@@ -174,7 +177,7 @@ func (t *Tracker) Import(data []byte) error {
 }
 
 func importCall(cd callDoc) (*call, error) {
-	if cd.CallID == "" || len(cd.Members) == 0 || len(cd.Members) > MaxMembers {
+	if cd.CallID == "" || !fits(cd.CallID) || len(cd.Members) == 0 || len(cd.Members) > MaxMembers {
 		return nil, errorf("state has a call %q without id or with %d members", cd.CallID, len(cd.Members))
 	}
 	c := &call{id: cd.CallID, seen: time.UnixMilli(cd.Seen), exts: map[string]*extCall{}}
@@ -199,13 +202,13 @@ func importCall(cd callDoc) (*call, error) {
 }
 
 func importExt(xd extDoc) (*extInfo, error) {
-	if !safeToken(xd.Ext) || xd.PresenceSeq < 0 || xd.CallStatusSeq < 0 || len(xd.Reg) > MaxKinds {
+	if !safeToken(xd.Ext) || !fits(xd.Presence, xd.CallStatus) || xd.PresenceSeq < 0 || xd.CallStatusSeq < 0 || len(xd.Reg) > MaxKinds {
 		return nil, errorf("state has a bad extension %q", xd.Ext)
 	}
 	x := &extInfo{presence: status{xd.Presence, xd.PresenceSeq}, callStatus: status{xd.CallStatus, xd.CallStatusSeq},
 		reg: map[string]*regStatus{}}
 	for _, r := range xd.Reg {
-		if r.Seq < 0 || x.reg[r.Kind] != nil {
+		if r.Seq < 0 || x.reg[r.Kind] != nil || !fits(r.Kind, r.Status, r.IP) {
 			return nil, errorf("state has a bad registration %q of extension %q", r.Kind, xd.Ext)
 		}
 		x.reg[r.Kind] = &regStatus{status: status{r.Status, r.Seq}, ip: r.IP}

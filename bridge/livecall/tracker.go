@@ -13,8 +13,9 @@ import (
 
 // Defaults of Config's zero fields.
 const (
-	DefaultMaxCalls      = 10000
-	DefaultMaxExtensions = 100000
+	DefaultMaxCalls = 10000
+	// DefaultMaxExtensions is twice the largest P-Series' extensions.
+	DefaultMaxExtensions = 20000
 	// DefaultCallTTL is how long a call may go without a frame before it
 	// is forgotten. The PBX sends 30011 only on a change, so a long call
 	// with nobody holding or joining is silent all along: the default
@@ -31,9 +32,19 @@ const (
 	// ring groups add channels; ended ones are kept to recognise stale
 	// frames).
 	MaxMembers = 256
+	// ChannelsPerCall bounds the channels of all calls together: at most
+	// ChannelsPerCall * MaxCalls (MaxMembers lets one conference be large,
+	// this keeps a flood of large calls within a few tens of MB).
+	ChannelsPerCall = 4
 	// MaxKinds bounds the registration kinds remembered per extension
 	// (the reference lists five).
-	MaxKinds = 16
+	MaxKinds = 8
+	// MaxFieldBytes bounds every string the tracker keeps (call_id,
+	// channel_id, numbers, trunk, statuses, kinds, addresses); a member or
+	// event with a longer one is dropped (ReasonBadMember, ReasonBadEvent).
+	// MaxCallPathBytes bounds call_path.
+	MaxFieldBytes    = 128
+	MaxCallPathBytes = 512
 	// sweepEvery is how often Observe looks for silent calls and old
 	// tombstones.
 	sweepEvery = 10 * time.Second
@@ -50,7 +61,8 @@ type Config struct {
 	PBX string
 	// Served, if set, says which extensions get events; the others' state
 	// is still kept (so that ids stay the same when one becomes served).
-	// nil serves every extension.
+	// nil serves every extension. It is called with the tracker's lock
+	// held: it must not call the tracker.
 	Served func(ext string) bool
 	// MaxCalls bounds the live calls tracked; a new call beyond it is not
 	// tracked (ReasonCallsFull). Default DefaultMaxCalls.
@@ -139,6 +151,7 @@ type Stats struct {
 	Observed   uint64 // events given to Observe
 	Published  uint64 // events returned to publish
 	Calls      int    // calls tracked now
+	Channels   int    // their channels
 	Ended      int    // ended calls remembered now
 	Extensions int    // extensions tracked now
 	Counts     map[Reason]uint64
@@ -176,6 +189,7 @@ type Tracker struct {
 
 	mu        sync.Mutex
 	calls     map[string]*call
+	channels  int // of all calls
 	ended     tombstones
 	exts      map[string]*extInfo
 	lastSweep time.Time
@@ -197,6 +211,7 @@ func NewTracker(cfg Config) (*Tracker, error) {
 
 func (t *Tracker) reset() {
 	t.calls = map[string]*call{}
+	t.channels = 0
 	t.ended = newTombstones(t.cfg.MaxCalls)
 	t.exts = map[string]*extInfo{}
 }
@@ -277,7 +292,7 @@ func (t *Tracker) Reconcile(live []pbx.CallState, asOf time.Time) []Event {
 func (t *Tracker) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Stats{Observed: t.observed, Published: t.published, Calls: len(t.calls), Ended: len(t.ended.at),
+	return Stats{Observed: t.observed, Published: t.published, Calls: len(t.calls), Channels: t.channels, Ended: len(t.ended.at),
 		Extensions: len(t.exts), Counts: maps.Clone(t.counts)}
 }
 
@@ -299,13 +314,29 @@ func (t *Tracker) maybeSweep(now time.Time) {
 
 func (t *Tracker) sweep(now time.Time) {
 	t.lastSweep = now
-	for id, c := range t.calls {
+	for _, c := range t.calls {
 		if now.Sub(c.seen) >= t.cfg.CallTTL {
-			delete(t.calls, id)
+			t.forget(c)
 			t.count(ReasonExpired)
 		}
 	}
 	t.ended.prune(now.Add(-t.cfg.EndedTTL))
+}
+
+// forget drops a call from the live ones.
+func (t *Tracker) forget(c *call) {
+	delete(t.calls, c.id)
+	t.channels -= len(c.members)
+}
+
+// fits reports whether every string is within MaxFieldBytes.
+func fits(strs ...string) bool {
+	for _, s := range strs {
+		if len(s) > MaxFieldBytes {
+			return false
+		}
+	}
+	return true
 }
 
 // served reports whether ext gets events, counting why not.

@@ -191,6 +191,23 @@ func TestBoundsAndFloods(t *testing.T) {
 	if st := tr.Stats(); st.Ended != 50 {
 		t.Errorf("stats %+v: want the 50 latest ended calls remembered", st)
 	}
+	// Large calls: the channels of all calls stay within
+	// ChannelsPerCall * MaxCalls.
+	tr = newTracker(t, livecall.Config{MaxCalls: 10, Now: clock.Now})
+	for i := range 20 {
+		var big []m
+		for j := range 10 {
+			big = append(big, ext(fmt.Sprint(4000+j), fmt.Sprintf("PJSIP/%d-%d", 4000+j, i), "RING"))
+		}
+		tr.Observe(callFrame(t, fmt.Sprintf("6.b%d", i), big...))
+	}
+	if st := tr.Stats(); st.Channels != livecall.ChannelsPerCall*10 || st.Calls != livecall.ChannelsPerCall ||
+		st.Counts[livecall.ReasonMembersFull] != 200-livecall.ChannelsPerCall*10 {
+		t.Errorf("stats %+v: want %d channels in all, and no call kept without one", st, livecall.ChannelsPerCall*10)
+	}
+	if state, _ := tr.Export(); newTracker(t, livecall.Config{}).Import(state) != nil {
+		t.Errorf("the state of a full tracker does not import: %s", state)
+	}
 	// One call listing more channels than MaxMembers.
 	var many []m
 	for i := range livecall.MaxMembers + 10 {
@@ -234,6 +251,10 @@ func TestHostileFrames(t *testing.T) {
 		{&pbx.OpenAPIEvent{Type: pbx.EventCallState, Data: &pbx.CallState{CallID: "7.5", Members: []pbx.CallMember{{Kind: "conference", ChannelID: "x", Status: "RING"}}}}, livecall.ReasonBadMember},
 		{&pbx.OpenAPIEvent{Type: pbx.EventSystemInfo, Data: &pbx.SystemEvent{}}, livecall.ReasonBadEvent},
 		{&pbx.OpenAPIEvent{Type: pbx.EventCallState, Data: &pbx.PresenceChange{Extension: "1001", Status: ""}}, livecall.ReasonBadEvent},
+		{callFrame(t, "7.6", ext("1001", "PJSIP/"+strings.Repeat("x", livecall.MaxFieldBytes), "RING")), livecall.ReasonBadMember},
+		{callFrame(t, strings.Repeat("7", livecall.MaxFieldBytes+1), ext("1001", ch1, "RING")), livecall.ReasonBadEvent},
+		{frame(t, 30009, map[string]any{"extension": "1001", "status": strings.Repeat("a", livecall.MaxFieldBytes+1)}), livecall.ReasonBadEvent},
+		{frame(t, 30007, map[string]any{"extension": "1001", "status": "Registered", "registered_ip": strings.Repeat("1", 200)}), livecall.ReasonBadEvent},
 		{nil, ""},
 	}
 	for i, c := range cases {
