@@ -74,6 +74,26 @@ var kinds = map[string]kind{
 	TypeError:           kindBody,
 	TypeFleetStatus:     kindBody,
 	TypeEnvelope:        kindEnvelope,
+
+	// live.go and callctl.go
+	TypeCallRinging:         kindEvent,
+	TypeCallAnswered:        kindEvent,
+	TypeCallHeld:            kindEvent,
+	TypeCallResumed:         kindEvent,
+	TypeCallEnded:           kindEvent,
+	TypePresenceChanged:     kindEvent,
+	TypeRegistrationChanged: kindEvent,
+	TypeCallStatusChanged:   kindEvent,
+	TypeCDREnded:            kindEvent,
+	TypeSystemInfo:          kindEvent,
+	TypeSystemWarning:       kindEvent,
+	TypeSystemAlert:         kindEvent,
+	TypeCallDialRequest:     kindBody,
+	TypeCallDialResult:      kindBody,
+	TypeCallActionRequest:   kindBody,
+	TypeCallTransferRequest: kindBody,
+	TypeCallActionResult:    kindBody,
+	TypeCallListResult:      kindBody,
 }
 
 //go:embed v1/*.json

@@ -55,6 +55,11 @@ func TestTypes(t *testing.T) {
 	all := []string{
 		TypeCDRChanged, TypeCDRCreated, TypeCallMissed, TypeSessionState, TypeRuntimeError, TypeNotify,
 		TypeCDRQueryRequest, TypeCDRQueryResult, TypeInfo, TypeError, TypeFleetStatus, TypeEnvelope,
+		TypeCallRinging, TypeCallAnswered, TypeCallHeld, TypeCallResumed, TypeCallEnded,
+		TypePresenceChanged, TypeRegistrationChanged, TypeCallStatusChanged, TypeCDREnded,
+		TypeSystemInfo, TypeSystemWarning, TypeSystemAlert,
+		TypeCallDialRequest, TypeCallDialResult, TypeCallActionRequest, TypeCallTransferRequest,
+		TypeCallActionResult, TypeCallListResult,
 	}
 	slices.Sort(all)
 	if !slices.Equal(got, all) {
@@ -66,8 +71,8 @@ func TestTypes(t *testing.T) {
 			events++
 		}
 	}
-	if events != 6 || IsEventType(TypeEnvelope) || IsEventType(TypeInfo) || IsEventType("") {
-		t.Errorf("IsEventType: %d event types, want 6 (the CloudEvents types only)", events)
+	if events != 18 || IsEventType(TypeEnvelope) || IsEventType(TypeInfo) || IsEventType("") {
+		t.Errorf("IsEventType: %d event types, want 18 (the CloudEvents types only)", events)
 	}
 }
 

@@ -49,7 +49,8 @@ func TestEveryTypeHasAFixture(t *testing.T) {
 func TestUnknownFieldsAccepted(t *testing.T) {
 	docs := testDocs(t)
 	for _, typ := range Types() {
-		if typ == TypeCDRQueryRequest {
+		switch typ {
+		case TypeCDRQueryRequest, TypeCallDialRequest, TypeCallActionRequest, TypeCallTransferRequest:
 			continue // closed on purpose: a misspelt parameter is a bad request
 		}
 		path := "added_later"
