@@ -20,6 +20,7 @@ import (
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/catchup"
 	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
+	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
 )
 
@@ -39,6 +40,10 @@ type Bridge struct {
 	leases   jetstream.KeyValue
 
 	js jetstream.JetStream // nil with JetStream disabled
+	// tracker follows the live calls (Events.Enabled), control drives them
+	// (AllowCallControl); nil otherwise.
+	tracker *livecall.Tracker
+	control *livecall.Controller
 
 	// pageSize is the CDR page size the PBX really serves, learned by
 	// catch-up and shared by every extension.
@@ -87,7 +92,7 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		cancelReqs: pbx.NewCloser(),
 		cfg:        cfg,
 		nc:         nc,
-		subjects:   subjects{prefix: cfg.Prefix},
+		subjects:   subjects{prefix: cfg.Prefix, live: cfg.Events.Enabled, calls: cfg.AllowCallControl},
 		metrics:    newMetrics(cfg.Metrics.PerExtension),
 		host:       u.Host,
 		inflight:   make(chan struct{}, cfg.MaxInflight),
@@ -98,6 +103,9 @@ func New(nc *nats.Conn, cfg Config) (*Bridge, error) {
 		if b.openapi, err = b.newOpenAPI(); err != nil {
 			return nil, err
 		}
+	}
+	if err := b.newLive(); err != nil {
+		return nil, err
 	}
 	if cfg.PBX.InsecureSkipVerify {
 		cfg.Logger.Warn("TLS certificate verification of the PBX is off (pbx.insecure_skip_verify): anyone on the way can read the signatures and tokens; use pbx.ca_file instead")
@@ -142,6 +150,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		loops.Go(func() { f.FollowLists(ctx) })
 	case b.cfg.Discovery.Enabled:
 		loops.Go(func() { b.discover(ctx) })
+	}
+	if b.tracker != nil {
+		loops.Go(func() { b.runLive(ctx) })
 	}
 	// The fleet loop outlives ctx: it renews the leases until every
 	// extension has logged out (Drain, in shutdown), else another replica

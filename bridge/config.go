@@ -36,6 +36,12 @@ type Config struct {
 	OpenAPI OpenAPIConfig
 	// Discovery serves the PBX's extensions as its extension list says.
 	Discovery DiscoveryConfig
+	// Events publishes live calls from the PBX's OpenAPI event socket.
+	Events EventsConfig
+	// AllowCallControl serves the call control requests (call.dial,
+	// hangup, hold, unhold, transfer, list): default false, since they
+	// let anyone on NATS who may publish there ring and drive phones.
+	AllowCallControl bool
 	// Fleet makes the bridge one of several replicas sharing the
 	// extensions through leases.
 	Fleet FleetConfig
@@ -153,6 +159,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("extensions: at least one extension is required (or discovery.enabled with pbx.openapi credentials)"))
 	}
 	errs = append(errs, c.validateFleet()...)
+	errs = append(errs, c.validateEvents()...)
 	if c.Discovery.Enabled && !minting {
 		errs = append(errs, errors.New("discovery.enabled: needs pbx.openapi.access_id and access_key to list the PBX's extensions"))
 	}

@@ -46,6 +46,7 @@ type metrics struct {
 	anomalies       *prometheus.CounterVec
 	eventsDropped   *prometheus.CounterVec
 	decodeProblems  *prometheus.CounterVec
+	liveDrops       *prometheus.CounterVec
 	served          prometheus.Gauge
 	signsMinted     prometheus.Counter
 	openAPIRequests *prometheus.CounterVec
@@ -115,6 +116,9 @@ func newMetrics(perExt bool) *metrics {
 		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_events_dropped_total", Help: "Events that could never be published and were dropped (larger than the NATS server's max_payload even when shrunk), by CloudEvents type and reason.",
 		}, []string{"type", "reason"}),
+		liveDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pbx_bridge_live_events_dropped_total", Help: "OpenAPI event socket frames (or call members) not turned into events, by reason: undecodable (the stream's drop reasons), or slow (the bridge fell behind).",
+		}, []string{"reason"}),
 		decodeProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_pbx_decode_problems_total", Help: "Fields of PBX answers and notifications that could not be read (left zero), by endpoint and field (array indices folded).",
 		}, []string{"endpoint", "field"}),
@@ -164,7 +168,7 @@ func newMetrics(perExt bool) *metrics {
 			Name: "pbx_bridge_catchup_lag_seconds", Help: "Newest CDR time on the PBX minus newest CDR time published, at the last catch-up: the largest of the extensions served (by extension with metrics.per_extension).",
 		}, m.maxLag)
 	}
-	m.reg.MustRegister(m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.reg.MustRegister(m.liveDrops, m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		lag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -383,3 +387,9 @@ func (m *metrics) leaseAcquired() { m.leaseEvent("acquired") }
 func (m *metrics) leaseLost()     { m.leaseEvent("lost") }
 func (m *metrics) handOff()       { m.leaseEvent("handed_off") }
 func (m *metrics) forwarded()     { m.leaseEvent("forwarded") }
+
+func (m *metrics) liveDropped(reason string, n int) {
+	if m != nil {
+		m.liveDrops.WithLabelValues(reason).Add(float64(n))
+	}
+}

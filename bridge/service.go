@@ -107,10 +107,10 @@ type endpoint struct {
 }
 
 func (b *Bridge) endpoints() []endpoint {
-	return []endpoint{
+	return append([]endpoint{
 		{"cdr_query", b.subjects.requestFilters()[0], schema.TypeCDRQueryResult, b.cdrQuery},
 		{"info", b.subjects.requestFilters()[1], schema.TypeInfo, b.info},
-	}
+	}, b.callEndpoints()...)
 }
 
 // endpointOf returns the endpoint whose subject filter matches subject.

@@ -3,6 +3,8 @@ package bridge
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 )
 
 // ValidToken reports whether s can stand as one token of a NATS subject:
@@ -40,7 +42,11 @@ func ValidPrefix(p string) error {
 }
 
 // subjects builds every subject of one prefix.
-type subjects struct{ prefix string }
+type subjects struct {
+	prefix string
+	live   bool // the live call events (Events.Enabled) are published
+	calls  bool // the call control endpoints (AllowCallControl) are served
+}
 
 func (s subjects) ext(ext string, rest ...string) string {
 	return s.prefix + "." + ext + "." + strings.Join(rest, ".")
@@ -66,12 +72,22 @@ func (s subjects) recordFilters() []string {
 // states, which a flooding PBX can send without end, so that stream is
 // bounded by size and per subject too.
 func (s subjects) signalFilters() []string {
-	return []string{
+	f := []string{
 		s.prefix + ".*.cdr.changed",
 		s.prefix + ".*.session.*",
 		s.prefix + ".*.runtime.error",
 		s.prefix + ".*.notify.*",
 	}
+	if s.live {
+		// Live state is a signal; the record of a call is still
+		// cdr.created. The call events by name: pbx.*.call.* would take
+		// the call control requests too.
+		for _, ev := range []string{"call.ringing", "call.answered", "call.held", "call.resumed", "call.ended",
+			"presence.changed", "registration.changed", "call_status.changed", "cdr.ended", "system.*"} {
+			f = append(f, s.prefix+".*."+ev)
+		}
+	}
+	return f
 }
 
 // eventFilters are every event subject, and none of the request/reply
@@ -83,7 +99,13 @@ func (s subjects) eventFilters() []string {
 
 // requestFilters are the request/reply subjects of the micro service.
 func (s subjects) requestFilters() []string {
-	return []string{s.prefix + ".*.cdr.query", s.prefix + ".*.info"}
+	f := []string{s.prefix + ".*.cdr.query", s.prefix + ".*.info"}
+	if s.calls {
+		for _, op := range livecall.Ops() {
+			f = append(f, op.Subject(s.prefix))
+		}
+	}
+	return f
 }
 
 // fleetStatus is the subject of the fleet's status request.

@@ -145,9 +145,14 @@ type fileConfig struct {
 		Secret   string `yaml:"secret"`
 	} `yaml:"extensions"`
 	Requests struct {
-		Timeout     duration `yaml:"timeout"`
-		MaxInflight int      `yaml:"max_inflight"`
+		Timeout          duration `yaml:"timeout"`
+		MaxInflight      int      `yaml:"max_inflight"`
+		AllowCallControl bool     `yaml:"allow_call_control"`
 	} `yaml:"requests"`
+	Events struct {
+		Enabled bool  `yaml:"enabled"`
+		Topics  []int `yaml:"topics"`
+	} `yaml:"events"`
 	Log struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
@@ -355,7 +360,10 @@ func (fc *fileConfig) bridgeConfig(log *slog.Logger) bridge.Config {
 		RetryMax:        time.Duration(fc.PBX.LoginRetry.Max),
 		RequestTimeout:  time.Duration(fc.Requests.Timeout),
 		MaxInflight:     fc.Requests.MaxInflight,
-		ShutdownTimeout: time.Duration(fc.ShutdownTimeout),
+		Events:          bridge.EventsConfig{Enabled: fc.Events.Enabled, Topics: fc.Events.Topics},
+
+		AllowCallControl: fc.Requests.AllowCallControl,
+		ShutdownTimeout:  time.Duration(fc.ShutdownTimeout),
 		OpenAPI: bridge.OpenAPIConfig{
 			AccessID:  fc.PBX.OpenAPI.AccessID,
 			AccessKey: fc.PBX.OpenAPI.AccessKey,
