@@ -47,6 +47,10 @@ func (b *Bridge) callHandler(op livecall.Op) handler {
 // callError is a livecall error as the service answers errors.
 func callError(e *livecall.Error) *apiError {
 	ae := &apiError{code: e.Code, msg: e.Message}
+	if e.PBXErrCode != 0 {
+		// The reply's pbx_errcode and pbx_errmsg, as for cdr.query.
+		ae.pbx = &pbx.APIError{ErrCode: e.PBXErrCode, ErrMsg: e.PBXErrMsg}
+	}
 	if e.Code == codeUnavailable {
 		ae.retryAfter = time.Second
 	}

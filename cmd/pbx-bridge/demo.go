@@ -74,8 +74,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		PBX:       pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
 		OpenAPI:   bridge.OpenAPIConfig{AccessID: id, AccessKey: key},
 		Discovery: bridge.DiscoveryConfig{Enabled: true},
-		Version:   version,
-		Logger:    log,
+		// Live calls and click-to-call, on in the demo only.
+		Events:           bridge.EventsConfig{Enabled: true},
+		AllowCallControl: true,
+		Version:          version,
+		Logger:           log,
 	}
 
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name("pbx-bridge demo"))
@@ -109,6 +112,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			m, err := nc.Request("pbx."+numbers[0]+".info", nil, time.Second)
 			if err == nil && bytes.Contains(m.Data, []byte(`"online"`)) {
 				fmt.Fprintf(stdout, "\n-> request pbx.%s.info\n<- reply\n%s\n", numbers[0], indent(m.Data))
+				demoClickToCall(ctx, nc, stdout, numbers[0], numbers[1])
 				return
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -125,4 +129,31 @@ func indent(b []byte) string {
 		return string(b)
 	}
 	return "   " + out.String()
+}
+
+// demoClickToCall shows one click-to-call round trip: from dials to, and
+// hangs up two seconds later; the call's events print as they arrive.
+func demoClickToCall(ctx context.Context, nc *nats.Conn, stdout io.Writer, from, to string) {
+	req := func(subject, body string) []byte {
+		fmt.Fprintf(stdout, "\n-> request %s %s\n", subject, body)
+		m, err := nc.Request(subject, []byte(body), 5*time.Second)
+		if err != nil {
+			fmt.Fprintf(stdout, "<- %v\n", err)
+			return nil
+		}
+		fmt.Fprintf(stdout, "<- reply\n%s\n", indent(m.Data))
+		return m.Data
+	}
+	var dial struct {
+		CallID string `json:"call_id"`
+	}
+	if json.Unmarshal(req("pbx."+from+".call.dial", `{"callee":"`+to+`"}`), &dial) != nil || dial.CallID == "" {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(2 * time.Second):
+	}
+	req("pbx."+from+".call.hangup", `{"call_id":"`+dial.CallID+`"}`)
 }
