@@ -154,6 +154,7 @@ shutdown_timeout: 5s
 	t.Cleanup(func() {
 		if t.Failed() {
 			for name, p := range procs {
+				p.dump()
 				t.Logf("log of %s:\n%s", name, p.logs.String())
 			}
 		}

@@ -82,6 +82,21 @@ func startProcess(t testing.TB, config string, env ...string) *process {
 	return p
 }
 
+// dump makes a process still running print every goroutine's stack into
+// its log and exit (SIGQUIT): the evidence of what was stuck.
+func (p *process) dump() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
 // readLogs keeps the JSON log and remembers the urls it announces.
 func (p *process) readLogs(r io.Reader) {
 	sc := bufio.NewScanner(r)
