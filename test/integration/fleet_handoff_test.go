@@ -14,10 +14,44 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
 const logoutPath = "/api/v1.0/logout"
+
+// fleetRig is a NATS server, a PBX with exts, a recorder of every event and
+// a replica configuration named "a" on them; the log is printed if the
+// test fails.
+type fleetRig struct {
+	ns   string // the NATS URL
+	sim  *pbxtest.Server
+	rec  *recorder
+	nc   *nats.Conn // the test's own connection
+	base bridge.Config
+}
+
+func newFleetRig(t *testing.T, exts ...string) *fleetRig {
+	t.Helper()
+	ns := startNATS(t, t.TempDir(), -1)
+	sim, secrets := startPBX(t, exts...)
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	nc := connect(t, ns.ClientURL())
+	return &fleetRig{ns: ns.ClientURL(), sim: sim, rec: record(t, nc, "pbx.>"), nc: nc,
+		base: fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "a")}
+}
+
+// replica runs one replica named name with cfg.
+func (r *fleetRig) replica(t *testing.T, cfg bridge.Config, name string) *runningBridge {
+	cfg.Fleet.Replica = name
+	return runBridge(t, connect(t, r.ns), cfg)
+}
 
 // lostLeases counts the session.stopped events that say a lease was lost.
 func lostLeases(t *testing.T, rec *recorder, exts []string) int {
@@ -42,19 +76,11 @@ func TestSlowHandOffKeepsOtherLeases(t *testing.T) {
 	for i := range 8 {
 		exts = append(exts, strconv.Itoa(5100+i))
 	}
-	ns := startNATS(t, t.TempDir(), -1)
-	sim, secrets := startPBX(t, exts...)
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", logs.String())
-		}
-	})
-	watcher := connect(t, ns.ClientURL())
-	rec := record(t, watcher, "pbx.>")
-	base := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "a")
+	rig := newFleetRig(t, exts...)
+	sim, rec := rig.sim, rig.rec
+	base := rig.base
 	base.Fleet.LeaseTTL, base.ShutdownTimeout = 4*time.Second, 4*time.Second // a logout may take 2 s
-	a := runBridge(t, connect(t, ns.ClientURL()), base)
+	a := rig.replica(t, base, "a")
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.online", 1, 20*time.Second)
 	}
@@ -62,9 +88,7 @@ func TestSlowHandOffKeepsOtherLeases(t *testing.T) {
 	// renewal loop, handing over two per tick, stalled for 3.6 s and
 	// fenced every lease it kept.
 	sim.SlowEndpoint(logoutPath, 1800*time.Millisecond)
-	cfgB := base
-	cfgB.Fleet.Replica = "b"
-	b := runBridge(t, connect(t, ns.ClientURL()), cfgB)
+	b := rig.replica(t, base, "b")
 	waitFor(t, "4 extensions each", 30*time.Second, func() bool {
 		return len(a.Served()) == 4 && len(b.Served()) == 4
 	})
@@ -142,25 +166,15 @@ func watchLeases(t *testing.T, nc *nats.Conn) func() []leaseWrite {
 // old shutdown stopped renewing before the first logout.
 func TestShutdownRenewsUntilLoggedOut(t *testing.T) {
 	exts := []string{"5200", "5201", "5202", "5203", "5204"}
-	ns := startNATS(t, t.TempDir(), -1)
-	sim, secrets := startPBX(t, exts...)
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", logs.String())
-		}
-	})
-	watcher := connect(t, ns.ClientURL())
-	rec := record(t, watcher, "pbx.>")
-	base := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "a")
+	rig := newFleetRig(t, exts...)
+	sim, rec, watcher := rig.sim, rig.rec, rig.nc
+	base := rig.base
 	base.Fleet.LeaseTTL, base.ShutdownTimeout = 4*time.Second, 4*time.Second
-	a := runBridge(t, connect(t, ns.ClientURL()), base)
+	a := rig.replica(t, base, "a")
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.online", 1, 20*time.Second)
 	}
-	cfgB := base
-	cfgB.Fleet.Replica = "b"
-	b := runBridge(t, connect(t, ns.ClientURL()), cfgB)
+	b := rig.replica(t, base, "b")
 	waitFor(t, "3 on a, 2 on b", 20*time.Second, func() bool { return len(a.Served()) == 3 && len(b.Served()) == 2 })
 	mine := a.Served()
 	for _, e := range b.Served() {
@@ -224,22 +238,13 @@ func TestShutdownRenewsUntilLoggedOut(t *testing.T) {
 // does not take them back during its cool-down.
 func TestOfflineReplicaHandsOver(t *testing.T) {
 	exts := []string{"5300", "5301", "5302", "5303"}
-	ns := startNATS(t, t.TempDir(), -1)
-	sim, secrets := startPBX(t, exts...)
-	logs := &syncBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", logs.String())
-		}
-	})
-	watcher := connect(t, ns.ClientURL())
-	rec := record(t, watcher, "pbx.>")
-	good := fleetConfig(fastConfig(sim, secrets, testLogger(logs)), "good")
+	rig := newFleetRig(t, exts...)
+	sim, rec, watcher := rig.sim, rig.rec, rig.nc
+	good := rig.base
 	good.Fleet.ReleaseOfflineAfter, good.Fleet.OfflineCooldown = good.Fleet.LeaseTTL, time.Hour
 	bad := good
-	bad.Fleet.Replica = "blocked"
 	bad.PBX.RootCAs = x509.NewCertPool()
-	blocked := runBridge(t, connect(t, ns.ClientURL()), bad)
+	blocked := rig.replica(t, bad, "blocked")
 	waitFor(t, "the blocked replica holding every lease", 15*time.Second, func() bool { return len(blocked.Served()) == 4 })
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.offline", 1, 10*time.Second)
@@ -252,7 +257,7 @@ func TestOfflineReplicaHandsOver(t *testing.T) {
 		}
 	}
 	joined := time.Now()
-	ok := runBridge(t, connect(t, ns.ClientURL()), good)
+	ok := rig.replica(t, good, "good")
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.online", 1, 20*time.Second)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,23 +57,28 @@ func channelOf(t *testing.T, sim *pbxtest.Server, callID, ext string) string {
 	return ""
 }
 
-// callEvents returns ext's call events of callID, in arrival order, by name.
+// callEvents returns ext's call events of callID as "<name>#<seq>", in
+// seq order.
 func callEvents(t *testing.T, rec *recorder, ext, callID string) []string {
-	var out []string
+	type seen struct {
+		name string
+		seq  int
+	}
+	var evs []seen
 	for _, name := range []string{"ringing", "answered", "held", "resumed", "ended"} {
 		for _, ev := range rec.on("pbx." + ext + ".call." + name) {
 			if d := data[schema.CallEvent](t, ev); d.CallID == callID {
-				out = append(out, name+"#"+itoa(d.Seq))
+				evs = append(evs, seen{name, d.Seq})
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return seqOf(a) - seqOf(b) })
+	slices.SortFunc(evs, func(a, b seen) int { return a.seq - b.seq })
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.name + "#" + strconv.Itoa(e.seq)
+	}
 	return out
 }
-
-func itoa(n int) string { return string(rune('0' + n)) }
-
-func seqOf(s string) int { return int(s[len(s)-1] - '0') }
 
 // TestLiveCallEvents: an internal call, 1001 to 1002, rung, answered, held
 // and resumed on each side and hung up, is on NATS as ringing, answered,
