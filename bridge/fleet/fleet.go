@@ -180,7 +180,10 @@ type Fleet struct {
 	// whose consumer died with a NATS node stops delivering without
 	// closing. The replica sees it by its own heartbeats going missing.
 	rewatch  context.CancelFunc
-	watchAge time.Time // when the current watch started
+	watchAge time.Time // when the current watch started (or was last judged silent)
+	// heartbeatOK is when this replica's heartbeat was last written: a
+	// watch is judged silent only against heartbeats that were written.
+	heartbeatOK time.Time
 
 	// tokens is the fleet's token lock (nil without OpenAPI credentials);
 	// lists brings the OpenAPI leader's extension lists from the watch, and
@@ -328,7 +331,13 @@ func (f *Fleet) heartbeat(ctx context.Context) {
 		Declining: f.declining()})
 	hctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
-	if _, err := f.kv.Put(hctx, replicaKey(f.replica), v); err != nil && ctx.Err() == nil {
+	_, err := f.kv.Put(hctx, replicaKey(f.replica), v)
+	switch {
+	case err == nil:
+		f.mu.Lock()
+		f.heartbeatOK = time.Now()
+		f.mu.Unlock()
+	case ctx.Err() == nil:
 		f.log.Warn("fleet: heartbeat failed", "err", err)
 	}
 }
