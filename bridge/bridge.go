@@ -35,9 +35,12 @@ type Bridge struct {
 	metrics  *metrics
 	host     string
 	set      extensionSet
-	openapi  *pbx.OpenAPI                // nil without OpenAPI credentials
-	fleet    atomic.Pointer[fleet.Fleet] // set by Run, unless Fleet.Enabled is false
-	leases   jetstream.KeyValue
+	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
+	// liveAPI is the event socket's own OpenAPI client while this replica
+	// holds it as the fleet's OpenAPI leader (leadLive), else nil.
+	liveAPI atomic.Pointer[pbx.OpenAPI]
+	fleet   atomic.Pointer[fleet.Fleet] // set by Run, unless Fleet.Enabled is false
+	leases  jetstream.KeyValue
 
 	js jetstream.JetStream // nil with JetStream disabled
 	// tracker follows the live calls (Events.Enabled), control drives them
@@ -145,14 +148,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.set.startAll(stopSupervisors)
 	var loops sync.WaitGroup
 	switch {
-	case b.cfg.Discovery.Enabled && f != nil:
-		loops.Go(func() { f.Lead(ctx) })
-		loops.Go(func() { f.FollowLists(ctx) })
+	case f != nil && (b.cfg.Discovery.Enabled || b.cfg.Events.Enabled):
+		loops.Go(func() { f.Lead(ctx) }) // fleetHost.Lead: discovery and the event socket
+		if b.cfg.Discovery.Enabled {
+			loops.Go(func() { f.FollowLists(ctx) })
+		}
 	case b.cfg.Discovery.Enabled:
 		loops.Go(func() { b.discover(ctx) })
 	}
 	if b.tracker != nil {
-		loops.Go(func() { b.runLive(ctx) })
+		loops.Go(func() { b.runLive(ctx, b.openapi, b.tracker) })
 	}
 	// The fleet loop outlives ctx: it renews the leases until every
 	// extension has logged out (Drain, in shutdown), else another replica

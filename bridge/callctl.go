@@ -61,37 +61,37 @@ func callError(e *livecall.Error) *apiError {
 // (withOpenAPI), so that call control keeps to the fleet's token budget.
 type callAPI struct{ b *Bridge }
 
-func (a callAPI) do(ctx context.Context, fn func(context.Context) error) error {
+func (a callAPI) do(ctx context.Context, fn func(context.Context, *pbx.OpenAPI) error) error {
 	return a.b.withOpenAPI(ctx, fn)
 }
 
 func (a callAPI) Dial(ctx context.Context, caller, callee string, autoAnswer bool) (id string, err error) {
-	err = a.do(ctx, func(ctx context.Context) error {
-		id, err = a.b.openapi.Dial(ctx, caller, callee, autoAnswer)
+	err = a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+		id, err = api.Dial(ctx, caller, callee, autoAnswer)
 		return err
 	})
 	return id, err
 }
 
 func (a callAPI) Hangup(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Hangup(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Hangup(ctx, ch) })
 }
 
 func (a callAPI) Hold(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Hold(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Hold(ctx, ch) })
 }
 
 func (a callAPI) Unhold(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Unhold(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Unhold(ctx, ch) })
 }
 
 func (a callAPI) Transfer(ctx context.Context, req pbx.TransferRequest) error {
-	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Transfer(ctx, req) })
+	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Transfer(ctx, req) })
 }
 
 func (a callAPI) QueryCalls(ctx context.Context, q pbx.CallQuery) (calls []pbx.CallState, err error) {
-	err = a.do(ctx, func(ctx context.Context) error {
-		calls, err = a.b.openapi.QueryCalls(ctx, q)
+	err = a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+		calls, err = api.QueryCalls(ctx, q)
 		return err
 	})
 	return calls, err

@@ -75,8 +75,8 @@ func (b *Bridge) discover(ctx context.Context) {
 func (b *Bridge) discoverOnce(ctx context.Context) error {
 	var list []pbx.ExtensionInfo
 	var err error
-	if werr := b.withOpenAPI(ctx, func(ctx context.Context) error {
-		list, err = b.openapi.Extensions(ctx)
+	if werr := b.withOpenAPI(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+		list, err = api.Extensions(ctx)
 		return nil
 	}); werr != nil {
 		return werr

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
 	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
@@ -43,9 +44,6 @@ func (c *Config) validateEvents() []error {
 	if c.Events.Enabled && !minting {
 		errs = append(errs, errors.New("events.enabled: needs pbx.openapi.access_id and access_key: the event socket is the OpenAPI's"))
 	}
-	if c.Events.Enabled && c.Fleet.Enabled {
-		errs = append(errs, errors.New("events.enabled: not yet in a fleet (fleet.enabled): the one event socket per PBX has no owner among the replicas yet"))
-	}
 	if c.AllowCallControl && !minting {
 		errs = append(errs, errors.New("requests.allow_call_control: needs pbx.openapi.access_id and access_key: call control is the OpenAPI's"))
 	}
@@ -66,7 +64,10 @@ func liveKey(host string) string { return "live." + kvkey.Host(host) }
 // is one.
 func (b *Bridge) newLive() error {
 	var err error
-	if b.cfg.Events.Enabled {
+	// In a fleet the tracker is the OpenAPI leader's, one per leadership
+	// (leadLive); call control, on whichever replica owns the extension,
+	// finds channels through call/query.
+	if b.cfg.Events.Enabled && !b.cfg.Fleet.Enabled {
 		b.tracker, err = livecall.NewTracker(livecall.Config{PBX: b.host, Served: b.set.wanted, Now: b.cfg.now})
 		if err != nil {
 			return fmt.Errorf("live calls: %w", err)
@@ -81,14 +82,19 @@ func (b *Bridge) newLive() error {
 	return nil
 }
 
-// runLive runs the event socket until ctx ends, reconnecting.
-func (b *Bridge) runLive(ctx context.Context) {
-	tr := b.tracker
+// runLive runs the event socket of api until ctx ends, reconnecting, and
+// feeds tr with its frames. On a lone bridge api is the bridge's OpenAPI
+// client and tr the tracker call control reads; in a fleet the OpenAPI
+// leader runs it with a client of its own (leadLive).
+func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tracker) {
 	kv := b.liveStore(ctx)
+	l := &liveRun{b: b, api: api, tr: tr, kv: kv}
 	if kv != nil {
 		if e, err := kv.Get(ctx, liveKey(b.host)); err == nil {
 			if err := tr.Import(e.Value()); err != nil {
 				b.cfg.Logger.Warn("live calls: the saved state is unreadable; starting afresh", "err", err)
+			} else {
+				l.stale = true
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			b.cfg.Logger.Warn("live calls: the saved state could not be read; starting afresh", "err", err)
@@ -102,8 +108,7 @@ func (b *Bridge) runLive(ctx context.Context) {
 	for i, t := range topics {
 		types[i] = pbx.EventType(t)
 	}
-	l := &liveRun{b: b, tr: tr, kv: kv}
-	stream, err := b.openapi.NewEventStream(pbx.EventStreamConfig{
+	stream, err := api.NewEventStream(pbx.EventStreamConfig{
 		Topics:  types,
 		OnEvent: func(ev *pbx.OpenAPIEvent) { l.publish(ctx, tr.Observe(ev)) },
 		OnState: func(st pbx.EventStreamState) { l.state(ctx, st) },
@@ -117,8 +122,38 @@ func (b *Bridge) runLive(ctx context.Context) {
 		b.cfg.Logger.Error("live calls: no event stream", "err", err)
 		return
 	}
+	b.metrics.liveHeld(true)
+	defer b.metrics.liveHeld(false)
 	if err := stream.Run(ctx); err != nil && ctx.Err() == nil {
 		b.cfg.Logger.Error("live calls: the event stream ended", "err", err)
+	}
+}
+
+// leadLive is the event socket as the fleet's OpenAPI leader holds it,
+// until ctx ends (the leadership ended or was fenced). It has its own
+// OpenAPI client, whose one token lives as long as the socket and is
+// revoked at the end (the fleet's token lock revokes its token after each
+// use, which would close the socket), and a tracker that starts from the
+// state the previous holder saved: the events it derives carry the ids
+// the previous holder's would have, so a replay is dropped by the
+// stream's duplicate window.
+func (b *Bridge) leadLive(ctx context.Context) {
+	api, err := b.newOpenAPI()
+	if err == nil {
+		var tr *livecall.Tracker
+		if tr, err = livecall.NewTracker(livecall.Config{PBX: b.host, Served: b.set.wanted, Now: b.cfg.now}); err == nil {
+			b.liveAPI.Store(api)
+			b.runLive(ctx, api, tr)
+			b.liveAPI.Store(nil)
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), fleet.RevokeTimeout)
+		if cerr := api.Close(rctx); cerr != nil {
+			b.cfg.Logger.Warn("live calls: the event socket's OpenAPI token was not revoked", "err", cerr)
+		}
+		cancel()
+	}
+	if err != nil {
+		b.cfg.Logger.Error("live calls: no event stream", "err", err)
 	}
 }
 
@@ -138,9 +173,13 @@ func (b *Bridge) liveStore(ctx context.Context) jetstream.KeyValue {
 
 // liveRun is one event stream's publishing, on the stream's goroutine.
 type liveRun struct {
-	b  *Bridge
-	tr *livecall.Tracker
-	kv jetstream.KeyValue
+	b   *Bridge
+	api *pbx.OpenAPI
+	tr  *livecall.Tracker
+	kv  jetstream.KeyValue
+	// stale: the tracker started from a saved state, which calls may have
+	// left since; the first connection reconciles as after a gap.
+	stale bool
 }
 
 // publish publishes evs in order, and then saves the tracker's state.
@@ -189,22 +228,24 @@ func (l *liveRun) save(ctx context.Context) {
 	}
 }
 
-// state reconciles the tracker after a gap: the calls that ended while the
-// socket was away end now (cause gap).
+// state reconciles the tracker after a gap, and after a start from a saved
+// state: the calls that ended while the socket was away end now (cause
+// gap). It asks the socket's own client, not the fleet's token lock.
 func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
 	if !st.Up {
 		l.b.cfg.Logger.Info("live calls: the event socket is down", "err", st.Err)
 		return
 	}
 	l.b.cfg.Logger.Info("live calls: the event socket is up", "reconnect", st.Reconnect)
-	if !st.Reconnect {
+	if !st.Reconnect && !l.stale {
 		return
 	}
+	l.stale = false
 	asOf := l.b.cfg.now()
 	var live []pbx.CallState
 	for _, typ := range []string{"inbound", "outbound", "internal"} {
 		qctx, cancel := context.WithTimeout(ctx, l.b.cfg.RequestTimeout)
-		calls, err := l.b.openapi.QueryCalls(qctx, pbx.CallQuery{Type: typ})
+		calls, err := l.api.QueryCalls(qctx, pbx.CallQuery{Type: typ})
 		cancel()
 		if err != nil {
 			l.b.cfg.Logger.Warn("live calls: the live calls could not be read after a gap; the tracker waits for the next frames", "err", err)

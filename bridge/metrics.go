@@ -47,6 +47,7 @@ type metrics struct {
 	eventsDropped   *prometheus.CounterVec
 	decodeProblems  *prometheus.CounterVec
 	liveDrops       *prometheus.CounterVec
+	liveSocket      prometheus.Gauge
 	served          prometheus.Gauge
 	signsMinted     prometheus.Counter
 	openAPIRequests *prometheus.CounterVec
@@ -119,6 +120,9 @@ func newMetrics(perExt bool) *metrics {
 		liveDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_live_events_dropped_total", Help: "OpenAPI event socket frames (or call members) not turned into events, by reason: undecodable (the stream's drop reasons), or slow (the bridge fell behind).",
 		}, []string{"reason"}),
+		liveSocket: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pbx_bridge_live_socket_held", Help: "1 while this replica runs the PBX's OpenAPI event socket (a lone bridge with events.enabled, or the fleet's OpenAPI leader), else 0.",
+		}),
 		decodeProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pbx_bridge_pbx_decode_problems_total", Help: "Fields of PBX answers and notifications that could not be read (left zero), by endpoint and field (array indices folded).",
 		}, []string{"endpoint", "field"}),
@@ -168,7 +172,7 @@ func newMetrics(perExt bool) *metrics {
 			Name: "pbx_bridge_catchup_lag_seconds", Help: "Newest CDR time on the PBX minus newest CDR time published, at the last catch-up: the largest of the extensions served (by extension with metrics.per_extension).",
 		}, m.maxLag)
 	}
-	m.reg.MustRegister(m.liveDrops, m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
+	m.reg.MustRegister(m.liveDrops, m.liveSocket, m.leasesHeld, m.leaseEvents, m.leaseRenewal, m.served, m.signsMinted, m.openAPIRequests, m.openAPIFailures, m.tokenRefreshes, m.discoveryRuns, m.discoveryDiffs, m.anomalies, m.eventsDropped, m.decodeProblems, m.cursorResets, m.state, m.eventsPublished, m.publishErrors, m.publishRetries, m.catchupRecords,
 		lag, m.requestSeconds, m.requestErrors, m.framesDropped, m.reconnects, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -387,6 +391,16 @@ func (m *metrics) leaseAcquired() { m.leaseEvent("acquired") }
 func (m *metrics) leaseLost()     { m.leaseEvent("lost") }
 func (m *metrics) handOff()       { m.leaseEvent("handed_off") }
 func (m *metrics) forwarded()     { m.leaseEvent("forwarded") }
+
+func (m *metrics) liveHeld(held bool) {
+	if m != nil {
+		v := 0.0
+		if held {
+			v = 1
+		}
+		m.liveSocket.Set(v)
+	}
+}
 
 func (m *metrics) liveDropped(reason string, n int) {
 	if m != nil {

@@ -133,9 +133,11 @@ type Host interface {
 	// Forwarded answers a request another replica handed over, sent to
 	// subject.
 	Forwarded(subject string, m *nats.Msg)
-	// Discover runs the bridge's discovery until ctx ends (the OpenAPI
-	// leader's duty); it hands each reading to PublishList.
-	Discover(ctx context.Context)
+	// Lead runs the OpenAPI leader's duties until ctx ends: discovery,
+	// which hands each reading to PublishList, and the event socket of live
+	// calls. It returns once they have ended (the socket closed, its token
+	// revoked).
+	Lead(ctx context.Context)
 	// ApplyList serves what the leader's extension list says.
 	ApplyList(numbers []string, complete bool) error
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,9 +23,12 @@ import (
 // renewal; a list that lapsed (the leader died) changes nothing until the
 // next leader, which reads the PBX at once, writes a new one.
 //
-// The leader lease is also where the OpenAPI's other fleet-wide duties
-// belong (the event socket of live calls): leadCtx ends when leadership is
-// lost.
+// The leader lease is also where the OpenAPI's other fleet-wide duty
+// lives, the event socket of live calls (one per PBX): the host runs both
+// under the leadership's context, which ends when the lease is lost or not
+// renewed for half the TTL (fenced, as an extension is: another replica
+// may take the lease at the TTL), and the lease is deleted only once the
+// duties have ended, the socket closed and its token revoked.
 
 // discoveredList is the value of the list key.
 type discoveredList struct {
@@ -39,16 +43,22 @@ type discoveredList struct {
 func (f *Fleet) leaderKey() string { return "openapi.leader." + kvkey.Host(f.pbxHost) }
 func (f *Fleet) listKey() string   { return "discovery." + kvkey.Host(f.pbxHost) }
 
-// leader is the leader lease's state, used by lead's goroutine only.
+// leader is the leader lease's state, used by lead's goroutine only but
+// renewed, which the fence reads.
 type leader struct {
 	rev     uint64
-	renewed time.Time
+	renewed atomic.Int64 // unix nanoseconds of the last renewal
+	ctx     context.Context // the leadership's: ends when it is fenced
 	stop    context.CancelFunc
 	loops   sync.WaitGroup
 }
 
+func (l *leader) renewedAt() time.Time { return time.Unix(0, l.renewed.Load()) }
+func (l *leader) setRenewed()         { l.renewed.Store(time.Now().UnixNano()) }
+
 // Lead takes the leader lease whenever nobody holds it, and while it holds
-// it runs discovery, until ctx ends; then it hands the lease over.
+// it runs the leader's duties (Host.Lead), until ctx ends; then it hands
+// the lease over.
 func (f *Fleet) Lead(ctx context.Context) {
 	var l leader
 	end := func() {
@@ -61,17 +71,21 @@ func (f *Fleet) Lead(ctx context.Context) {
 	defer func() {
 		end()
 		if l.rev != 0 {
-			dctx, cancel := context.WithTimeout(context.Background(), f.opTimeout())
-			_ = f.kv.Delete(dctx, f.leaderKey(), jetstream.LastRevision(l.rev))
-			cancel()
+			f.resign(&l)
 		}
 	}()
 	t := time.NewTicker(f.renewEvery())
 	defer t.Stop()
 	for {
-		if l.stop == nil {
+		switch {
+		case l.stop == nil:
 			f.takeLead(ctx, &l)
-		} else if !f.keepLead(ctx, &l) {
+		case l.ctx.Err() != nil && ctx.Err() == nil:
+			// Fenced: the duties have stopped; the lease is given up, not
+			// kept without them.
+			end()
+			f.resign(&l)
+		case !f.keepLead(ctx, &l):
 			end()
 			l.rev = 0
 		}
@@ -94,11 +108,45 @@ func (f *Fleet) takeLead(ctx context.Context, l *leader) {
 		}
 		return
 	}
-	l.rev, l.renewed = rev, time.Now()
+	l.rev = rev
+	l.setRenewed()
 	lctx, stop := context.WithCancel(ctx)
-	l.stop = stop
-	f.log.Info("fleet: this replica is the OpenAPI leader: it reads the extension list for the fleet")
-	l.loops.Go(func() { f.host.Discover(lctx) })
+	l.ctx, l.stop = lctx, stop
+	f.log.Info("fleet: this replica is the OpenAPI leader: it reads the extension list and holds the event socket for the fleet")
+	l.loops.Go(func() { f.host.Lead(lctx) })
+	l.loops.Go(func() { f.fenceLead(lctx, l, stop) })
+}
+
+// resign deletes the leader lease at the revision this replica wrote, so
+// that another replica takes it at once rather than at the TTL.
+func (f *Fleet) resign(l *leader) {
+	dctx, cancel := context.WithTimeout(context.Background(), f.opTimeout())
+	defer cancel()
+	if err := f.kv.Delete(dctx, f.leaderKey(), jetstream.LastRevision(l.rev)); err != nil {
+		f.log.Info("fleet: the OpenAPI leader lease could not be given up; it lapses at its TTL", "err", err)
+	}
+	l.rev = 0
+}
+
+// fenceLead ends the leadership (stop) once the lease went half its TTL
+// without a renewal, within a tenth of the TTL: the renewals run on the
+// lead loop's ticker, which a stuck KV write holds up.
+func (f *Fleet) fenceLead(ctx context.Context, l *leader, stop context.CancelFunc) {
+	t := time.NewTicker(f.fenceCheck())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if since := time.Since(l.renewedAt()); since > f.fenceAfter() {
+			f.log.Warn("fleet: the OpenAPI leader lease was not renewed for half its TTL; leaving the lead (fencing)",
+				"since_renewed", since.Round(time.Millisecond))
+			stop()
+			return
+		}
+	}
 }
 
 // keepLead renews the leader lease and writes the list again; false when
@@ -109,8 +157,9 @@ func (f *Fleet) keepLead(ctx context.Context, l *leader) bool {
 	cancel()
 	switch {
 	case err == nil:
-		l.rev, l.renewed = rev, time.Now()
-	case refused(err) || time.Since(l.renewed) > f.fenceAfter():
+		l.rev = rev
+		l.setRenewed()
+	case refused(err) || time.Since(l.renewedAt()) > f.fenceAfter():
 		if ctx.Err() == nil {
 			f.log.Warn("fleet: the OpenAPI leader lease was lost", "err", err)
 		}
