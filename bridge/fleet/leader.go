@@ -47,14 +47,14 @@ func (f *Fleet) listKey() string   { return "discovery." + kvkey.Host(f.pbxHost)
 // renewed, which the fence reads.
 type leader struct {
 	rev     uint64
-	renewed atomic.Int64 // unix nanoseconds of the last renewal
+	renewed atomic.Int64    // unix nanoseconds of the last renewal
 	ctx     context.Context // the leadership's: ends when it is fenced
 	stop    context.CancelFunc
 	loops   sync.WaitGroup
 }
 
 func (l *leader) renewedAt() time.Time { return time.Unix(0, l.renewed.Load()) }
-func (l *leader) setRenewed()         { l.renewed.Store(time.Now().UnixNano()) }
+func (l *leader) setRenewed()          { l.renewed.Store(time.Now().UnixNano()) }
 
 // Lead takes the leader lease whenever nobody holds it, and while it holds
 // it runs the leader's duties (Host.Lead), until ctx ends; then it hands
