@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -87,17 +89,17 @@ func (b *Bridge) newLive() error {
 // client and tr the tracker call control reads; in a fleet the OpenAPI
 // leader runs it with a client of its own (leadLive).
 func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tracker) {
-	kv := b.liveStore(ctx)
-	l := &liveRun{b: b, api: api, tr: tr, kv: kv}
-	if kv != nil {
-		if e, err := kv.Get(ctx, liveKey(b.host)); err == nil {
-			if err := tr.Import(e.Value()); err != nil {
+	l := &liveRun{b: b, api: api, tr: tr, saved: make(chan struct{}, 1)}
+	if kv := b.liveStore(ctx); kv != nil {
+		l.store = newLiveState(kv, liveKey(b.host), b.nc.MaxPayload())
+		if data, err := l.store.load(ctx); err != nil {
+			b.cfg.Logger.Warn("live calls: the saved state could not be read; starting afresh", "err", err)
+		} else if data != nil {
+			if err := tr.Import(data); err != nil {
 				b.cfg.Logger.Warn("live calls: the saved state is unreadable; starting afresh", "err", err)
 			} else {
 				l.stale = true
 			}
-		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			b.cfg.Logger.Warn("live calls: the saved state could not be read; starting afresh", "err", err)
 		}
 	}
 	topics := b.cfg.Events.Topics
@@ -109,8 +111,12 @@ func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tra
 		types[i] = pbx.EventType(t)
 	}
 	stream, err := api.NewEventStream(pbx.EventStreamConfig{
-		Topics:  types,
-		OnEvent: func(ev *pbx.OpenAPIEvent) { l.publish(ctx, tr.Observe(ev)) },
+		Topics: types,
+		OnEvent: func(ev *pbx.OpenAPIEvent) {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.publish(ctx, tr.Observe(ev))
+		},
 		OnState: func(st pbx.EventStreamState) { l.state(ctx, st) },
 		OnLost: func(n int) {
 			b.metrics.liveDropped("slow", n)
@@ -124,9 +130,12 @@ func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tra
 	}
 	b.metrics.liveHeld(true)
 	defer b.metrics.liveHeld(false)
+	var saver sync.WaitGroup
+	saver.Go(func() { l.saveLoop(ctx) })
 	if err := stream.Run(ctx); err != nil && ctx.Err() == nil {
 		b.cfg.Logger.Error("live calls: the event stream ended", "err", err)
 	}
+	saver.Wait()
 }
 
 // leadLive is the event socket as the fleet's OpenAPI leader holds it,
@@ -171,18 +180,26 @@ func (b *Bridge) liveStore(ctx context.Context) jetstream.KeyValue {
 	return kv
 }
 
-// liveRun is one event stream's publishing, on the stream's goroutine.
+// liveRun is one event stream's publishing, on the stream's goroutine,
+// and the saving of its tracker's state, on the saver's.
 type liveRun struct {
-	b   *Bridge
-	api *pbx.OpenAPI
-	tr  *livecall.Tracker
-	kv  jetstream.KeyValue
+	b     *Bridge
+	api   *pbx.OpenAPI
+	tr    *livecall.Tracker
+	store *liveState // nil without JetStream: the state lives as long as the process
+	// mu is held while frames become events and are published, and while
+	// the state is exported: a saved state never has a transition whose
+	// event was not published yet (publish first: a crash between the two
+	// makes the next holder publish it again, with the same id).
+	mu    sync.Mutex
+	dirty atomic.Bool   // events were published since the last save
+	saved chan struct{} // pokes the saver
 	// stale: the tracker started from a saved state, which calls may have
 	// left since; the first connection reconciles as after a gap.
 	stale bool
 }
 
-// publish publishes evs in order, and then saves the tracker's state.
+// publish publishes evs in order (l.mu held), and has the state saved.
 func (l *liveRun) publish(ctx context.Context, evs []livecall.Event) {
 	if len(evs) == 0 {
 		return
@@ -197,7 +214,63 @@ func (l *liveRun) publish(ctx context.Context, evs []livecall.Event) {
 			l.b.cfg.Logger.Warn("live calls: event not published", "subject", ev.subject, "err", err)
 		}
 	}
-	l.save(ctx)
+	l.dirty.Store(true)
+	select {
+	case l.saved <- struct{}{}:
+	default:
+	}
+}
+
+// saveLoop saves the state after events were published, at most every
+// liveSaveEvery, until ctx ends; then once more, what is left.
+func (l *liveRun) saveLoop(ctx context.Context) {
+	if l.store == nil {
+		return
+	}
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			l.saveOnce(fctx, &failing)
+			cancel()
+			return
+		case <-l.saved:
+		}
+		l.saveOnce(ctx, &failing)
+		sleep(ctx, liveSaveEvery)
+	}
+}
+
+// saveOnce writes the state if events were published since the last
+// write. A failure is warned about once, until a save works again.
+func (l *liveRun) saveOnce(ctx context.Context, failing *bool) {
+	if !l.dirty.Swap(false) {
+		return
+	}
+	l.mu.Lock()
+	state, err := l.tr.Export()
+	l.mu.Unlock()
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = l.store.save(sctx, state)
+		cancel()
+	}
+	switch {
+	case err != nil:
+		l.dirty.Store(true)
+		select {
+		case l.saved <- struct{}{}:
+		default:
+		}
+		if !*failing {
+			l.b.cfg.Logger.Warn("live calls: the state was not saved; trying again (a failover meanwhile may repeat or miss a transition)", "err", err)
+		}
+		*failing = true
+	case *failing:
+		l.b.cfg.Logger.Info("live calls: the state is saved again")
+		*failing = false
+	}
 }
 
 func (l *liveRun) outEvent(e livecall.Event) (outEvent, error) {
@@ -210,22 +283,6 @@ func (l *liveRun) outEvent(e livecall.Event) (outEvent, error) {
 		return outEvent{}, err
 	}
 	return outEvent{subject: e.Subject(l.b.cfg.Prefix), id: e.ID, typ: e.Type, body: body}, nil
-}
-
-// save writes the tracker's state, after the events it led to.
-func (l *liveRun) save(ctx context.Context) {
-	if l.kv == nil {
-		return
-	}
-	state, err := l.tr.Export()
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = l.kv.Put(sctx, liveKey(l.b.host), state)
-		cancel()
-	}
-	if err != nil && ctx.Err() == nil {
-		l.b.cfg.Logger.Warn("live calls: the state was not saved; a restart may repeat or miss a transition", "err", err)
-	}
 }
 
 // state reconciles the tracker after a gap, and after a start from a saved
@@ -253,5 +310,7 @@ func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
 		}
 		live = append(live, calls...)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.publish(ctx, l.tr.Reconcile(live, asOf))
 }

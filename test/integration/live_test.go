@@ -1,16 +1,21 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
+	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -241,4 +246,85 @@ func TestLiveHostileEventSocket(t *testing.T) {
 	}
 	s.rec.await("pbx.1002.call.ringing", before+1, 30*time.Second)
 	_ = s.sim.EndCall(next)
+}
+
+// TestLiveStateLargerThanMaxPayload: with a NATS server whose max_payload
+// is 8 KiB, twenty calls in progress make the tracker's state larger than one
+// message; it is saved in chunks, and a bridge started after the first one
+// stopped goes on from it: the next transition of each call has the seq
+// that follows, and nothing is published twice.
+func TestLiveStateLargerThanMaxPayload(t *testing.T) {
+	ns := startNATSWith(t, &server.Options{MaxPayload: 8 << 10})
+	var exts []string
+	for i := range 40 {
+		exts = append(exts, strconv.Itoa(2000+i))
+	}
+	sim, secrets := startPBX(t, exts...)
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	nc := connect(t, ns.ClientURL())
+	rec := record(t, nc, "pbx.>")
+	cfg := fastConfig(sim, secrets, testLogger(logs))
+	id, key := sim.OpenAPICredentials()
+	cfg.OpenAPI = bridge.OpenAPIConfig{AccessID: id, AccessKey: key}
+	cfg.Events.Enabled = true
+	first := runBridge(t, connect(t, ns.ClientURL()), cfg)
+	waitFor(t, "the event socket subscribed", 10*time.Second, func() bool { return len(sim.EventTopicLists()) == 1 })
+	var calls []string
+	for i := 0; i < len(exts); i += 2 {
+		callID, err := sim.StartCall(exts[i], exts[i+1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.AnswerCall(callID); err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, callID)
+	}
+	for _, e := range exts {
+		rec.await("pbx."+e+".call.answered", 1, 10*time.Second)
+	}
+	// The state is saved within a second of the last event, in chunks.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), "pbx_bridge_cursors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(sim.URL())
+	var m struct {
+		Chunks int `json:"chunks"`
+		Size   int `json:"size"`
+	}
+	waitFor(t, "the state saved in chunks", 10*time.Second, func() bool {
+		e, err := kv.Get(context.Background(), "live."+kvkey.Host(u.Host))
+		return err == nil && json.Unmarshal(e.Value(), &m) == nil && m.Chunks >= 2
+	})
+	t.Logf("state: %d bytes in %d chunks (max_payload %d)", m.Size, m.Chunks, nc.MaxPayload())
+	first.stop(t)
+
+	runBridge(t, connect(t, ns.ClientURL()), cfg)
+	waitFor(t, "the second bridge's event socket subscribed", 10*time.Second, func() bool { return len(sim.EventTopicLists()) == 2 })
+	for i, callID := range calls {
+		if err := sim.Hold(channelOf(t, sim, callID, exts[2*i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, callID := range calls {
+		ext := exts[2*i]
+		rec.await("pbx."+ext+".call.held", 1, 10*time.Second)
+		want := []string{"ringing#1", "answered#2", "held#3"}
+		if got := callEvents(t, rec, ext, callID); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v (the second bridge did not go on from the saved state)", ext, got, want)
+		}
+	}
+	if strings.Contains(logs.String(), "saved state could not be read") || strings.Contains(logs.String(), "state was not saved") {
+		t.Error("the state was not saved or read whole (see the log)")
+	}
 }
