@@ -62,7 +62,9 @@ func newLiveState(kv jetstream.KeyValue, key string, maxPayload int64) *liveStat
 	return &liveState{kv: kv, key: key, chunk: int(max(maxPayload-4096, 1024)), count: map[string]int{}}
 }
 
-func (s *liveState) chunkKey(slot string, i int) string { return s.key + "." + slot + "." + strconv.Itoa(i) }
+func (s *liveState) chunkKey(slot string, i int) string {
+	return s.key + "." + slot + "." + strconv.Itoa(i)
+}
 
 // load returns the saved state (nil if there is none). A manifest whose
 // chunks do not add up (missing, another size or hash: two holders wrote
