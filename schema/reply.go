@@ -54,6 +54,10 @@ type FleetStatus struct {
 	Replica  string         `json:"replica"`  // the replica that answered
 	Replicas []FleetReplica `json:"replicas"` // every live replica, by name
 	Unowned  []string       `json:"unowned"`  // extensions no replica owns now (changing hands)
+	// Leader is the replica holding the OpenAPI leader lease: it reads the
+	// extension list and holds the event socket for the fleet. Absent
+	// when no replica holds it (no OpenAPI duties, or changing hands).
+	Leader string `json:"leader,omitempty"`
 }
 
 // FleetReplica is one live replica of a fleet and what it owns.

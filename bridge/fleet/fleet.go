@@ -178,6 +178,7 @@ type Fleet struct {
 	replicas map[string]replicaValue // replica key -> heartbeat, from the watch
 	seen     map[string]time.Time    // replica key -> when its last heartbeat arrived, by the local clock
 	synced   bool                    // the watch has delivered the bucket's initial state
+	leader   string                  // the OpenAPI leader, from the watch ("" if none)
 	// rewatch ends the current watch, so that it starts again: a watch
 	// whose consumer died with a NATS node stops delivering without
 	// closing. The replica sees it by its own heartbeats going missing.

@@ -69,6 +69,7 @@ func (f *Fleet) serveForwarded(m *nats.Msg) {
 func (f *Fleet) Status() schema.FleetStatus {
 	st := schema.FleetStatus{Replica: f.replica}
 	f.mu.Lock()
+	st.Leader = f.leader
 	byReplica := map[string][]string{}
 	owned := map[string]bool{}
 	for _, ext := range f.host.Candidates() {

@@ -44,7 +44,7 @@ func (f *Fleet) watch(ctx context.Context) {
 func (f *Fleet) startWatch(ctx context.Context) (jetstream.KeyWatcher, context.Context, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	f.mu.Lock()
-	f.owners, f.replicas, f.seen, f.synced = map[string]string{}, map[string]replicaValue{}, map[string]time.Time{}, false
+	f.owners, f.replicas, f.seen, f.synced, f.leader = map[string]string{}, map[string]replicaValue{}, map[string]time.Time{}, false, ""
 	f.rewatch, f.watchAge = cancel, time.Now()
 	f.mu.Unlock()
 	deadline := time.AfterFunc(f.ttl, cancel)
@@ -127,6 +127,12 @@ func (f *Fleet) apply(e jetstream.KeyValueEntry) {
 	switch key := e.Key(); {
 	case key == f.listKey():
 		f.listArrived(e)
+	case key == f.leaderKey():
+		var v leaseValue
+		if gone || json.Unmarshal(e.Value(), &v) != nil {
+			v.Replica = ""
+		}
+		f.leader = v.Replica
 	case strings.HasPrefix(key, "lease."):
 		if gone {
 			delete(f.owners, key)

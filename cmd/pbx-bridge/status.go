@@ -65,4 +65,7 @@ func printStatus(w io.Writer, st schema.FleetStatus, now time.Time) {
 		fmt.Fprintf(w, ": %s", strings.Join(st.Unowned, " "))
 	}
 	fmt.Fprintf(w, " (as %s sees it)\n", st.Replica)
+	if st.Leader != "" {
+		fmt.Fprintf(w, "OpenAPI leader (extension list, event socket): %s\n", st.Leader)
+	}
 }

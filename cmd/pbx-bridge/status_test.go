@@ -99,4 +99,9 @@ func TestPrintStatus(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("table:\n%q\nwant\n%q", b.String(), want)
 	}
+	b.Reset()
+	printStatus(&b, schema.FleetStatus{Replica: "a", Leader: "b", Replicas: []schema.FleetReplica{}}, now)
+	if want := "OpenAPI leader (extension list, event socket): b\n"; !strings.HasSuffix(b.String(), want) {
+		t.Errorf("status without its leader line %q:\n%s", want, b.String())
+	}
 }

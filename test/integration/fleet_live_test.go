@@ -183,6 +183,11 @@ shutdown_timeout: 4s
 		return next != "" && next != first && sim.EventSockets() == 1
 	})
 	t.Logf("event socket taken over by %s %s after the kill of %s (lease_ttl %s)", next, time.Since(start).Round(time.Millisecond), first, ttl)
+	waitFor(t, "fleet.status naming the new leader", 3*ttl, func() bool {
+		m, err := nc.Request("pbx.fleet.status", nil, 2*time.Second)
+		var st schema.FleetStatus
+		return err == nil && json.Unmarshal(m.Data, &st) == nil && st.Leader == next
+	})
 	// The new holder reconciles the hold it never saw.
 	rec.await("pbx.1001.call.held", 1, 10*time.Second)
 
