@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	numbers, err := extensionList(*exts)
 	if err != nil {
 		return err
+	}
+	if len(numbers) < 2 {
+		return fmt.Errorf("--extensions: the demo calls from one extension to another, so it needs at least two (got %q)", *exts)
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -66,20 +70,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, n := range numbers {
 		sim.AddExtension(pbxtest.Extension{Number: n})
 	}
-	// No secrets: the bridge discovers the extensions and mints their
-	// login signatures through the simulator's OpenAPI, as against a real
-	// PBX.
-	id, key := sim.OpenAPICredentials()
-	cfg := bridge.Config{
-		PBX:       pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
-		OpenAPI:   bridge.OpenAPIConfig{AccessID: id, AccessKey: key},
-		Discovery: bridge.DiscoveryConfig{Enabled: true},
-		// Live calls and click-to-call, on in the demo only.
-		Events:           bridge.EventsConfig{Enabled: true},
-		AllowCallControl: true,
-		Version:          version,
-		Logger:           log,
-	}
+	cfg := demoConfig(sim, log)
 
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name("pbx-bridge demo"))
 	if err != nil {
@@ -106,21 +97,41 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	runErr := make(chan error, 1)
 	go func() { runErr <- b.Run(ctx) }()
 	go generateCalls(ctx, sim, numbers, *every, io.Discard)
-	go func() {
-		// Once the first extension is online, show one request/reply round trip.
-		for ctx.Err() == nil {
-			m, err := nc.Request("pbx."+numbers[0]+".info", nil, time.Second)
-			if err == nil && bytes.Contains(m.Data, []byte(`"online"`)) {
-				fmt.Fprintf(stdout, "\n-> request pbx.%s.info\n<- reply\n%s\n", numbers[0], indent(m.Data))
-				demoClickToCall(ctx, nc, stdout, numbers[0], numbers[1])
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
+	go demoRequests(ctx, nc, stdout, numbers)
 	err = <-runErr
 	_ = nc.Drain()
 	return err
+}
+
+// demoConfig is the demo bridge's configuration. No secrets: the bridge
+// discovers the extensions and mints their login signatures through the
+// simulator's OpenAPI, as against a real PBX.
+func demoConfig(sim *pbxtest.Server, log *slog.Logger) bridge.Config {
+	id, key := sim.OpenAPICredentials()
+	return bridge.Config{
+		PBX:       pbx.Config{URL: sim.URL(), RootCAs: sim.CertPool()},
+		OpenAPI:   bridge.OpenAPIConfig{AccessID: id, AccessKey: key},
+		Discovery: bridge.DiscoveryConfig{Enabled: true},
+		// Live calls and click-to-call, on in the demo only.
+		Events:           bridge.EventsConfig{Enabled: true},
+		AllowCallControl: true,
+		Version:          version,
+		Logger:           log,
+	}
+}
+
+// demoRequests shows, once the first extension is online, one
+// request/reply round trip and one click-to-call.
+func demoRequests(ctx context.Context, nc *nats.Conn, stdout io.Writer, numbers []string) {
+	for ctx.Err() == nil {
+		m, err := nc.Request("pbx."+numbers[0]+".info", nil, time.Second)
+		if err == nil && bytes.Contains(m.Data, []byte(`"online"`)) {
+			fmt.Fprintf(stdout, "\n-> request pbx.%s.info\n<- reply\n%s\n", numbers[0], indent(m.Data))
+			demoClickToCall(ctx, nc, stdout, numbers[0], numbers[1])
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func indent(b []byte) string {

@@ -113,3 +113,13 @@ func TestDemoProvisionsThroughOpenAPI(t *testing.T) {
 		t.Errorf("demo: %v\n%s", err, errOut.String())
 	}
 }
+
+// TestDemoNeedsTwoExtensions: one extension is a clear error, not a panic
+// when the demo makes its first call.
+func TestDemoNeedsTwoExtensions(t *testing.T) {
+	var out, errOut lockedBuffer
+	err := demoCmd(context.Background(), []string{"--nats-listen", "127.0.0.1:0", "--extensions", "1001"}, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "at least two") {
+		t.Errorf("demo with one extension: %v, want an error saying it needs at least two", err)
+	}
+}
