@@ -177,19 +177,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	seen := make(map[string]int)
-	for i, e := range c.Extensions {
-		if err := ValidToken(e.Username); err != nil {
-			errs = append(errs, fmt.Errorf("extensions[%d].username: %w", i, err))
-		}
-		if e.Secret == "" && !minting {
-			errs = append(errs, fmt.Errorf("extensions[%d].secret: empty (username %q), and no pbx.openapi credentials to mint it", i, e.Username))
-		}
-		if j, dup := seen[e.Username]; dup {
-			errs = append(errs, fmt.Errorf("extensions[%d].username: %q is already extensions[%d]: one extension must never be logged in twice", i, e.Username, j))
-		}
-		seen[e.Username] = i
-	}
+	errs = append(errs, c.validateExtensions(minting)...)
 	switch fs := c.FirstStart; fs.Mode {
 	case "", "none":
 	case "last":
@@ -203,21 +191,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("catchup.first_start: %q is none of none, last, since", fs.Mode))
 	}
-	if !c.JetStream.Disabled && c.JetStream.Stream != "" && !validName(c.JetStream.Stream) {
-		errs = append(errs, fmt.Errorf("jetstream.stream: %q is not a valid stream name", c.JetStream.Stream))
-	}
-	if !c.JetStream.Disabled && c.JetStream.Signals.Stream != "" && !validName(c.JetStream.Signals.Stream) {
-		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is not a valid stream name", c.JetStream.Signals.Stream))
-	}
-	if js := c.JetStream; !js.Disabled && js.Signals.Stream != "" && js.Signals.Stream == js.Stream {
-		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is also jetstream.stream: the records must not share the signals' size limits", js.Stream))
-	}
-	if s := c.JetStream.Signals; s.MaxBytes < 0 || s.MaxMsgsPerSubject < 0 || s.MaxAge < 0 {
-		errs = append(errs, errors.New("jetstream.signals: max_bytes, max_msgs_per_subject and max_age must not be negative"))
-	}
-	if !c.JetStream.Disabled && c.JetStream.CursorBucket != "" && !validName(c.JetStream.CursorBucket) {
-		errs = append(errs, fmt.Errorf("jetstream.cursor_bucket: %q is not a valid bucket name", c.JetStream.CursorBucket))
-	}
+	errs = append(errs, c.JetStream.validate()...)
 	if ua := c.PBX.UserAgent; ua != "" && ua != pbx.UserAgentWebClient && ua != pbx.UserAgentWebPC {
 		errs = append(errs, fmt.Errorf("pbx.user_agent: %q is neither %s nor %s", ua, pbx.UserAgentWebClient, pbx.UserAgentWebPC))
 	}
@@ -372,3 +346,44 @@ type FirstStart = catchup.FirstStart
 
 // FleetConfig makes the bridge one replica of a fleet (fleet.Config).
 type FleetConfig = fleet.Config
+
+// validateExtensions checks the configured extensions: valid usernames,
+// each once, each with a secret or the OpenAPI credentials to mint one.
+func (c *Config) validateExtensions(minting bool) []error {
+	var errs []error
+	seen := make(map[string]int)
+	for i, e := range c.Extensions {
+		if err := ValidToken(e.Username); err != nil {
+			errs = append(errs, fmt.Errorf("extensions[%d].username: %w", i, err))
+		}
+		if e.Secret == "" && !minting {
+			errs = append(errs, fmt.Errorf("extensions[%d].secret: empty (username %q), and no pbx.openapi credentials to mint it", i, e.Username))
+		}
+		if j, dup := seen[e.Username]; dup {
+			errs = append(errs, fmt.Errorf("extensions[%d].username: %q is already extensions[%d]: one extension must never be logged in twice", i, e.Username, j))
+		}
+		seen[e.Username] = i
+	}
+	return errs
+}
+
+// validate checks the stream and bucket names and the signals' limits.
+func (j JetStreamConfig) validate() []error {
+	var errs []error
+	if !j.Disabled && j.Stream != "" && !validName(j.Stream) {
+		errs = append(errs, fmt.Errorf("jetstream.stream: %q is not a valid stream name", j.Stream))
+	}
+	if !j.Disabled && j.Signals.Stream != "" && !validName(j.Signals.Stream) {
+		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is not a valid stream name", j.Signals.Stream))
+	}
+	if !j.Disabled && j.Signals.Stream != "" && j.Signals.Stream == j.Stream {
+		errs = append(errs, fmt.Errorf("jetstream.signals.stream: %q is also jetstream.stream: the records must not share the signals' size limits", j.Stream))
+	}
+	if s := j.Signals; s.MaxBytes < 0 || s.MaxMsgsPerSubject < 0 || s.MaxAge < 0 {
+		errs = append(errs, errors.New("jetstream.signals: max_bytes, max_msgs_per_subject and max_age must not be negative"))
+	}
+	if !j.Disabled && j.CursorBucket != "" && !validName(j.CursorBucket) {
+		errs = append(errs, fmt.Errorf("jetstream.cursor_bucket: %q is not a valid bucket name", j.CursorBucket))
+	}
+	return errs
+}
