@@ -27,7 +27,7 @@ func TestClientEndpoints(t *testing.T) {
 		if d <= 0 {
 			t.Errorf("request %s took %v", endpoint, d)
 		}
-		requests.add(endpoint)
+		requests.Add(endpoint)
 	}
 	c, err := pbx.NewClient(cfg)
 	if err != nil {
@@ -175,8 +175,8 @@ func TestClientEndpoints(t *testing.T) {
 
 	wantEndpoints := []string{"pbx/getproduct", "login", "extension/getpersonalglobal", "licenseservice/get", "extension/getpersonal", "cdr/searchpersonal", "logout"}
 	for _, ep := range wantEndpoints {
-		if requests.count(ep) == 0 {
-			t.Errorf("Hooks.Request never saw %s (saw %v)", ep, requests.list())
+		if requests.Count(ep) == 0 {
+			t.Errorf("Hooks.Request never saw %s (saw %v)", ep, requests.List())
 		}
 	}
 }

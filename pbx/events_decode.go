@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // The reasons an event-socket frame (or a part of one) is dropped, beside
@@ -76,7 +80,7 @@ type EventFrame struct {
 // anything else wrong drops the whole frame with an *EventDecodeError. It
 // is pure, and never panics.
 func DecodeEventFrame(data []byte) (EventFrame, error) {
-	if string(data) == heartbeatResponse {
+	if string(data) == wire.HeartbeatResponse {
 		return EventFrame{Kind: EventFrameHeartbeat}, nil
 	}
 	top, err := readObject(data)
@@ -87,9 +91,9 @@ func DecodeEventFrame(data []byte) (EventFrame, error) {
 	if !hasType || isNull(rawType) {
 		return decodeReply(top)
 	}
-	t, ok := jsonInt(rawType)
+	t, ok := loose.JSONInt(rawType)
 	if !ok || len(rawType) == 0 || rawType[0] == '"' {
-		return EventFrame{}, &EventDecodeError{Reason: DropBadEnvelope, Err: fmt.Errorf("type is a %s, not an integer", jsonKind(rawType))}
+		return EventFrame{}, &EventDecodeError{Reason: DropBadEnvelope, Err: fmt.Errorf("type is a %s, not an integer", loose.Kind(rawType))}
 	}
 	ev := &OpenAPIEvent{Type: EventType(t)}
 	env := fieldReader{m: top}
@@ -115,7 +119,7 @@ func DecodeEventFrame(data []byte) (EventFrame, error) {
 // decodeReply reads a frame without a type: an answer with an errcode.
 func decodeReply(top map[string]json.RawMessage) (EventFrame, error) {
 	raw, ok := top["errcode"]
-	code, isInt := jsonInt(raw)
+	code, isInt := loose.JSONInt(raw)
 	if !ok || !isInt || raw[0] == '"' {
 		return EventFrame{}, &EventDecodeError{Reason: DropBadEnvelope, Err: errors.New("neither an integer type nor an integer errcode")}
 	}
@@ -147,7 +151,7 @@ func eventMsg(raw json.RawMessage) (json.RawMessage, error) {
 	case raw[0] == '{':
 		return raw, nil
 	}
-	return nil, fmt.Errorf("msg is a %s, not an object or a string", jsonKind(raw))
+	return nil, fmt.Errorf("msg is a %s, not an object or a string", loose.Kind(raw))
 }
 
 // cleanMsg removes every pin_code field, at any depth, in any case,
@@ -168,7 +172,7 @@ func cleanMsg(doc json.RawMessage) json.RawMessage {
 			}
 		}
 	}
-	clean, _ := redactValid(doc)
+	clean, _ := redact.ValidFields(doc)
 	return clean
 }
 
@@ -266,7 +270,7 @@ func decodeCallInfo(m map[string]json.RawMessage) (*CallState, error) {
 	}
 	var members []json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil {
-		return nil, fmt.Errorf("%w: members: a %s, not an array", ErrBadEventField, jsonKind(raw))
+		return nil, fmt.Errorf("%w: members: a %s, not an array", ErrBadEventField, loose.Kind(raw))
 	}
 	for i, raw := range members {
 		mem, err := decodeMember(raw)
@@ -345,7 +349,7 @@ func (r *fieldReader) str(name string) string {
 		return ""
 	}
 	if raw[0] != '"' {
-		r.fail(name, "a "+jsonKind(raw)+", not a string")
+		r.fail(name, "a "+loose.Kind(raw)+", not a string")
 		return ""
 	}
 	// raw comes from a document already parsed: without a backslash (and
@@ -377,9 +381,9 @@ func (r *fieldReader) int(name string) int {
 	if !ok || isNull(raw) {
 		return 0
 	}
-	n, isInt := jsonInt(raw)
+	n, isInt := loose.JSONInt(raw)
 	if !isInt || raw[0] == '"' {
-		r.fail(name, "a "+jsonKind(raw)+", not an integer")
+		r.fail(name, "a "+loose.Kind(raw)+", not an integer")
 		return 0
 	}
 	return n
@@ -389,7 +393,7 @@ func (r *fieldReader) int(name string) int {
 func readObject(raw []byte) (map[string]json.RawMessage, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, fmt.Errorf("a %s, not a JSON object", jsonKind(raw))
+		return nil, fmt.Errorf("a %s, not a JSON object", loose.Kind(raw))
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {

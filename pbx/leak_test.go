@@ -60,7 +60,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	cfg.HTTPClient = &http.Client{Transport: capture}
 	cfg.PongTimeout = 150 * time.Millisecond // the heartbeat timeout below
 	var reconnects recorder
-	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	cfg.Hooks.Reconnect = func() { reconnects.Add("reconnect") }
 	var errs []string
 	note := func(err error) {
 		if err != nil {
@@ -96,7 +96,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	// Failing dials of the URL that holds it, then a heartbeat timeout.
 	srv.CloseUpgrades(true)
 	srv.DropSockets("1001")
-	eventually(t, "failed dials", func() bool { return reconnects.count("reconnect") >= 3 })
+	eventually(t, "failed dials", func() bool { return reconnects.Count("reconnect") >= 3 })
 	srv.CloseUpgrades(false)
 	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
 	srv.StallHeartbeats("1001", true)

@@ -12,6 +12,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // openAPIPrefix is where the PBX's OpenAPI lives, beside the Linkus API.
@@ -132,7 +136,7 @@ type OpenAPI struct {
 	transport *http.Transport // the one NewOpenAPI built, nil if cfg.HTTPClient
 	tls       *tls.Config     // for the event socket (openapi_events.go)
 	log       *slog.Logger
-	red       redactor
+	red       redact.Redactor
 
 	closing *Closer        // ends the client's own requests after Close
 	wg      sync.WaitGroup // the token renewal in flight
@@ -157,29 +161,26 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 		return nil, err
 	}
 	o := &OpenAPI{cfg: cfg, origin: origin, log: cfg.Logger}
-	o.red.add(cfg.AccessKey)
-	o.red.add(url.QueryEscape(cfg.AccessKey))
+	o.red.Add(cfg.AccessKey)
+	o.red.Add(url.QueryEscape(cfg.AccessKey))
+	// The event socket dials with the HTTP client's TLS settings when
+	// there is one.
+	opts := wire.TLSOptions{HTTPClient: cfg.HTTPClient}
+	if cfg.HTTPClient == nil {
+		opts = wire.TLSOptions{CAFile: cfg.CAFile, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	}
+	tc, err := wire.TLSConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	if cfg.HTTPClient != nil {
 		o.http = cfg.HTTPClient
-		// The event socket dials with the HTTP client's TLS settings.
-		if o.tls, err = (Config{HTTPClient: cfg.HTTPClient}).tlsConfig(); err != nil {
-			return nil, err
-		}
 	} else {
-		tc, err := Config{CAFile: cfg.CAFile, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		o.http, o.transport = newHTTPClient(tc)
-		o.tls = tc
+		o.http, o.transport = httpapi.NewClient(tc)
 	}
-	// The event socket's configuration, ready to dial with (as a
-	// session's: the PBX's name, HTTP/1.1 only).
-	o.tls = o.tls.Clone()
-	if o.tls.ServerName == "" {
-		o.tls.ServerName = origin.Hostname()
-	}
-	o.tls.NextProtos = []string{"http/1.1"}
+	// The event socket's configuration, ready to dial with, as a
+	// session's.
+	o.tls = wire.SocketTLS(tc, origin)
 	o.closing = NewCloser()
 	return o, nil
 }
@@ -312,7 +313,7 @@ func (o *OpenAPI) Sign(ctx context.Context, ext string) (string, error) {
 	if out.Data.Sign == "" {
 		return "", &TransportError{Endpoint: openAPIPrefix + "sign/create", SDK: ErrPBXNetwork, Err: errors.New("answer has no data.sign")}
 	}
-	o.red.add(out.Data.Sign)
+	o.red.Add(out.Data.Sign)
 	o.log.Info("pbx openapi: login signature minted", "ext", ext)
 	return out.Data.Sign, nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
 )
 
 // Errors of call control. A refusal by the PBX is an *OpenAPIError whose
@@ -54,7 +56,7 @@ func callKind(code int) error {
 	switch code {
 	case 60001:
 		return ErrCallNotFound
-	case -2, 2, 10001, 10002, 10003, errTokenInvalid, 60002, 70004:
+	case -2, 2, 10001, 10002, 10003, httpapi.ErrCodeTokenInvalid, 60002, 70004:
 		return ErrCallUnavailable
 	}
 	return ErrCallRefused
@@ -305,7 +307,7 @@ func tokenStale(err error) bool {
 	if !errors.As(err, &oe) {
 		return false
 	}
-	return oe.ErrCode == errTokenInvalid || oe.HTTPStatus == http.StatusUnauthorized || oe.HTTPStatus == http.StatusForbidden ||
+	return oe.ErrCode == httpapi.ErrCodeTokenInvalid || oe.HTTPStatus == http.StatusUnauthorized || oe.HTTPStatus == http.StatusForbidden ||
 		strings.Contains(strings.ToUpper(oe.ErrMsg), "TOKEN")
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // eventSocketPath is the OpenAPI event socket's path.
@@ -45,12 +46,12 @@ func (s *EventStream) serveConn(ctx context.Context, d *dispatcher, stale string
 		return res
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
-	c := &conn{ws: ws, writeTimeout: s.o.cfg.RequestTimeout}
+	c := &wire.Conn{WS: ws, WriteTimeout: s.o.cfg.RequestTimeout}
 	// The stream's end closes the socket, which ends the reads below.
 	closed := make(chan struct{})
 	stopClosing := context.AfterFunc(ctx, func() {
 		defer close(closed)
-		c.closeGracefully()
+		c.CloseGracefully()
 		ws.Close()
 	})
 	defer func() {
@@ -122,12 +123,12 @@ func (o *OpenAPI) heldToken() string {
 }
 
 // dial opens the event socket with token. The handshake is bounded in time
-// (RequestTimeout) and size (maxHandshakeBytes), counts against the
+// (RequestTimeout) and size (wire.MaxHandshakeBytes), counts against the
 // client's limiter, and carries the User-Agent the OpenAPI requires. The
 // error is redacted; status is the HTTP status of a refused upgrade.
 func (s *EventStream) dial(ctx context.Context, token string) (*websocket.Conn, int, error) {
 	fail := func(status int, err error) (*websocket.Conn, int, error) {
-		return nil, status, &TransportError{Endpoint: eventSocketPath, SDK: ErrPBXNetwork, Err: s.o.red.redactErr(err)}
+		return nil, status, &TransportError{Endpoint: eventSocketPath, SDK: ErrPBXNetwork, Err: s.o.red.Err(err)}
 	}
 	if l := s.o.cfg.Limiter; l != nil {
 		release, err := l.Acquire(ctx)
@@ -137,10 +138,10 @@ func (s *EventStream) dial(ctx context.Context, token string) (*websocket.Conn, 
 		defer release()
 	}
 	u := url.URL{Scheme: "wss", Host: s.o.origin.Host, Path: eventSocketPath, RawQuery: url.Values{"access_token": {token}}.Encode()}
-	var hc *handshakeConn
+	var hc *wire.HandshakeConn
 	d := websocket.Dialer{
 		NetDialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialSocketTLS(ctx, s.o.tls, network, addr)
+			c, err := wire.DialTLS(ctx, s.o.tls, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -150,7 +151,7 @@ func (s *EventStream) dial(ctx context.Context, token string) (*websocket.Conn, 
 		HandshakeTimeout: s.o.cfg.RequestTimeout,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  1024,
-		WriteBufferPool:  socketWriteBuffers,
+		WriteBufferPool:  wire.WriteBuffers,
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), http.Header{"User-Agent": {s.o.cfg.UserAgent}})
 	if err != nil {
@@ -161,23 +162,23 @@ func (s *EventStream) dial(ctx context.Context, token string) (*websocket.Conn, 
 		}
 		return fail(status, err)
 	}
-	hc.open()
+	hc.Open()
 	return ws, 0, nil
 }
 
 // subscribeConn sends the topic_list and reads until its answer: errcode
 // 0, or a refusal. Events that come first are delivered.
-func (s *EventStream) subscribeConn(c *conn, d *dispatcher) error {
-	if err := c.write(s.subscribe); err != nil {
-		return fmt.Errorf("pbx openapi event socket: sending the topic_list: %w", s.o.red.redactErr(err))
+func (s *EventStream) subscribeConn(c *wire.Conn, d *dispatcher) error {
+	if err := c.Write(s.subscribe); err != nil {
+		return fmt.Errorf("pbx openapi event socket: sending the topic_list: %w", s.o.red.Err(err))
 	}
-	if err := c.ws.SetReadDeadline(time.Now().Add(s.cfg.SubscribeTimeout)); err != nil {
+	if err := c.WS.SetReadDeadline(time.Now().Add(s.cfg.SubscribeTimeout)); err != nil {
 		return err
 	}
 	for {
 		f, err := s.readFrame(c, d)
 		switch {
-		case isTimeout(err):
+		case wire.IsTimeout(err):
 			return fmt.Errorf("%w (%s)", ErrSubscribeTimeout, s.cfg.SubscribeTimeout)
 		case err != nil:
 			return fmt.Errorf("pbx openapi event socket: awaiting the subscription's answer: %w", err)
@@ -185,27 +186,27 @@ func (s *EventStream) subscribeConn(c *conn, d *dispatcher) error {
 		case f.ErrCode == 0:
 			return nil
 		default:
-			return &OpenAPIError{Endpoint: eventSocketPath, HTTPStatus: http.StatusOK, ErrCode: f.ErrCode, ErrMsg: s.o.red.redact(f.ErrMsg), Kind: ErrSubscribeRefused}
+			return &OpenAPIError{Endpoint: eventSocketPath, HTTPStatus: http.StatusOK, ErrCode: f.ErrCode, ErrMsg: s.o.red.Text(f.ErrMsg), Kind: ErrSubscribeRefused}
 		}
 	}
 }
 
 // readLoop reads frames until the socket fails or goes silent.
-func (s *EventStream) readLoop(c *conn, d *dispatcher) error {
+func (s *EventStream) readLoop(c *wire.Conn, d *dispatcher) error {
 	idle := s.cfg.HeartbeatEvery + s.cfg.PongTimeout
 	for {
-		if err := c.ws.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		if err := c.WS.SetReadDeadline(time.Now().Add(idle)); err != nil {
 			return err
 		}
 		f, err := s.readFrame(c, d)
 		switch {
-		case isTimeout(err):
+		case wire.IsTimeout(err):
 			return fmt.Errorf("%w: nothing for %s", ErrEventSocketSilent, idle)
 		case err != nil:
 			return fmt.Errorf("pbx openapi event socket: %w", err)
 		case f.Kind == EventFrameReply && f.ErrCode != 0:
-			if ok, suppressed := s.warns.allow("event socket errcode", time.Now()); ok {
-				s.log.Warn("pbx openapi: event socket sent an error", "errcode", f.ErrCode, "errmsg", s.o.red.redact(f.ErrMsg), "suppressed", suppressed)
+			if ok, suppressed := s.warns.Allow("event socket errcode", time.Now()); ok {
+				s.log.Warn("pbx openapi: event socket sent an error", "errcode", f.ErrCode, "errmsg", s.o.red.Text(f.ErrMsg), "suppressed", suppressed)
 			}
 		}
 	}
@@ -214,13 +215,13 @@ func (s *EventStream) readLoop(c *conn, d *dispatcher) error {
 // readFrame reads and decodes one frame, counts it, and delivers an event;
 // a frame that cannot be decoded is dropped (zero EventFrame, nil error).
 // The error is the socket's, redacted.
-func (s *EventStream) readFrame(c *conn, d *dispatcher) (EventFrame, error) {
-	mt, data, err := c.ws.ReadMessage()
+func (s *EventStream) readFrame(c *wire.Conn, d *dispatcher) (EventFrame, error) {
+	mt, data, err := c.WS.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
 			s.drop(DropTooLarge, fmt.Errorf("frame over %d bytes", s.cfg.MaxFrameBytes), nil)
 		}
-		return EventFrame{}, s.o.red.redactErr(err)
+		return EventFrame{}, s.o.red.Err(err)
 	}
 	s.frames.Add(1)
 	if mt != websocket.TextMessage {
@@ -261,11 +262,6 @@ func (s *EventStream) memberDrops(ev *OpenAPIEvent) {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // connBackground is what runs beside a socket's reader: the heartbeat and
 // the token renewal.
 type connBackground struct {
@@ -274,7 +270,7 @@ type connBackground struct {
 	renewed atomic.Bool // the renewal closed the socket
 }
 
-func (s *EventStream) startBackground(parent context.Context, c *conn, token string, renewAt time.Time) *connBackground {
+func (s *EventStream) startBackground(parent context.Context, c *wire.Conn, token string, renewAt time.Time) *connBackground {
 	ctx, cancel := context.WithCancel(parent)
 	bg := &connBackground{cancel: cancel}
 	bg.wg.Add(2)
@@ -298,7 +294,7 @@ func (bg *connBackground) halt() {
 
 // keepalive sends "heartbeat" every HeartbeatEvery; a failed write closes
 // the socket, which ends the reader.
-func (s *EventStream) keepalive(ctx context.Context, c *conn) {
+func (s *EventStream) keepalive(ctx context.Context, c *wire.Conn) {
 	t := time.NewTicker(s.cfg.HeartbeatEvery)
 	defer t.Stop()
 	for {
@@ -307,8 +303,8 @@ func (s *EventStream) keepalive(ctx context.Context, c *conn) {
 			return
 		case <-t.C:
 		}
-		if err := c.write(heartbeatFrame); err != nil {
-			c.ws.Close()
+		if err := c.Write(wire.HeartbeatFrame); err != nil {
+			c.WS.Close()
 			return
 		}
 		s.heartbeats.Add(1)
@@ -322,7 +318,7 @@ func (s *EventStream) keepalive(ctx context.Context, c *conn) {
 // finishes (with the stream's context, not the socket's) even when the
 // socket ends meanwhile: a PBX may close the socket as soon as the renewal
 // revokes its token, and the next socket needs the new one.
-func (s *EventStream) renewToken(ctx, stream context.Context, c *conn, token string, renewAt time.Time, renewed *atomic.Bool) {
+func (s *EventStream) renewToken(ctx, stream context.Context, c *wire.Conn, token string, renewAt time.Time, renewed *atomic.Bool) {
 	for {
 		t := time.NewTimer(max(0, renewAt.Sub(s.o.cfg.Now())))
 		select {
@@ -337,8 +333,8 @@ func (s *EventStream) renewToken(ctx, stream context.Context, c *conn, token str
 		}
 		if err == nil && tok != token {
 			renewed.Store(true)
-			c.closeGracefully()
-			c.ws.Close()
+			c.CloseGracefully()
+			c.WS.Close()
 			return
 		}
 		if ctx.Err() != nil {

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/sample"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // Defaults of EventStreamConfig's zero fields.
@@ -140,7 +143,7 @@ type EventStream struct {
 	cfg       EventStreamConfig
 	subscribe []byte // the topic_list frame
 	log       *slog.Logger
-	warns     warnSampler
+	warns     sample.Warnings
 	running   atomic.Bool
 
 	connects, renewals, frames, events, heartbeats, pongs atomic.Uint64
@@ -225,7 +228,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 	defer cancel()
 	d := s.startDispatch(ctx)
 	defer d.stop()
-	delays := newReconnectDelays(&Config{ReconnectMin: s.cfg.ReconnectMin, ReconnectMax: s.cfg.ReconnectMax})
+	delays := wire.NewReconnectDelays(s.cfg.ReconnectMin, s.cfg.ReconnectMax)
 	var (
 		res              connResult
 		wasUp, renewing  bool
@@ -233,7 +236,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 		lastDialRefusals int
 	)
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !renewing && !s.sleep(ctx, delays.next()) {
+		if attempt > 0 && !renewing && !s.sleep(ctx, delays.Next()) {
 			return s.endErr()
 		}
 		res = s.serveConn(ctx, d, stale, wasUp, renewing)
@@ -244,7 +247,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 		if res.up {
 			wasUp = true
 			if res.lived >= s.cfg.ReconnectMin {
-				delays.reset()
+				delays.Reset()
 			}
 		}
 		if res.stale != "" {
@@ -262,7 +265,7 @@ func (s *EventStream) logEnd(res connResult, refusals int) {
 		s.log.Info("pbx openapi: event socket replaced to renew the access token")
 		return
 	}
-	if ok, suppressed := s.warns.allow("event socket ended", time.Now()); ok {
+	if ok, suppressed := s.warns.Allow("event socket ended", time.Now()); ok {
 		s.log.Warn("pbx openapi: event socket ended, reconnecting", "err", res.err, "was_up", res.up,
 			"token_refusals", refusals, "suppressed", suppressed)
 	}
@@ -330,13 +333,13 @@ func (s *EventStream) drop(reason DropReason, err error, data []byte) {
 	if reason == DropOverflow {
 		return // counted per event; OnLost says how many
 	}
-	ok, suppressed := s.warns.allow("event dropped: "+string(reason), time.Now())
+	ok, suppressed := s.warns.Allow("event dropped: "+string(reason), time.Now())
 	if !ok {
 		return
 	}
 	attrs := []any{"reason", reason, "err", err, "suppressed", suppressed}
 	if reason == DropNotJSON && data != nil {
-		attrs = append(attrs, "len", len(data), "prefix", s.o.red.framePrefix(data))
+		attrs = append(attrs, "len", len(data), "prefix", s.o.red.FramePrefix(data))
 	}
 	s.log.Warn("pbx openapi: event dropped", attrs...)
 }

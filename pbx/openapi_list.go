@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 )
 
 // Bounds of an extension listing. A P-Series PBX has at most a few thousand
@@ -163,7 +165,7 @@ func (o *OpenAPI) extensionPage(ctx context.Context, page, size int) (items []Ex
 		return nil, 0, 0, err
 	}
 	total = -1
-	if n, ok := looseInt(out.Total); ok && n >= 0 {
+	if n, ok := loose.Int(out.Total); ok && n >= 0 {
 		total = n
 	}
 	var data []json.RawMessage
@@ -201,7 +203,7 @@ func decodeExtensionInfo(raw json.RawMessage) (ExtensionInfo, bool) {
 		RoleName:       looseString(m["role_name"]),
 		PresenceStatus: looseString(m["presence_status"]),
 	}
-	e.ID, _ = looseInt(m["id"])
+	e.ID, _ = loose.Int(m["id"])
 	switch n := m["number"].(type) {
 	case string:
 		e.Number = strings.TrimSpace(n)
@@ -216,7 +218,7 @@ func decodeExtensionInfo(raw json.RawMessage) (ExtensionInfo, bool) {
 	if st, ok := m["online_status"].(map[string]any); ok {
 		on := func(key string) bool {
 			s, _ := st[key].(map[string]any)
-			n, ok := looseInt(s["status"])
+			n, ok := loose.Int(s["status"])
 			return ok && n == 1
 		}
 		e.Online = OnlineStatus{SIPPhone: on("sip_phone"), LinkusDesktop: on("linkus_desktop"), LinkusMobile: on("linkus_mobile"), LinkusWeb: on("linkus_web")}

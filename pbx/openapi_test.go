@@ -247,7 +247,7 @@ func TestTokenSharedByConcurrentCallers(t *testing.T) {
 	srv.SlowEndpoint("/openapi/v1.0/get_token", 200*time.Millisecond)
 	var refreshed recorder
 	cfg := openAPIConfig(t, srv, newFakeClock())
-	cfg.Hooks.TokenRefreshed = refreshed.add
+	cfg.Hooks.TokenRefreshed = refreshed.Add
 	o := newOpenAPI(t, cfg)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -269,7 +269,7 @@ func TestTokenSharedByConcurrentCallers(t *testing.T) {
 	if srv.GetTokenCalls() != 1 || srv.MaxLiveOpenAPITokens() != 1 {
 		t.Fatalf("get_token calls %d, max live tokens %d; want 1 and 1", srv.GetTokenCalls(), srv.MaxLiveOpenAPITokens())
 	}
-	if got := refreshed.list(); !slices.Equal(got, []string{"get_token"}) {
+	if got := refreshed.List(); !slices.Equal(got, []string{"get_token"}) {
 		t.Fatalf("TokenRefreshed calls %v", got)
 	}
 }
@@ -283,7 +283,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 			clock := newFakeClock()
 			var refreshed recorder
 			cfg := openAPIConfig(t, srv, clock)
-			cfg.Hooks.TokenRefreshed = refreshed.add
+			cfg.Hooks.TokenRefreshed = refreshed.Add
 			o := newOpenAPI(t, cfg)
 			ctx := context.Background()
 			sign := func() {
@@ -319,7 +319,7 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 				t.Fatalf("get_token %d, refresh %d, del_token %d, max live %d; want 1, 41, 41, at most 2",
 					srv.GetTokenCalls(), srv.RefreshCalls(), oaRequests(srv, "del_token"), srv.MaxLiveOpenAPITokens())
 			}
-			if got := refreshed.count("refresh_token"); got != 41 {
+			if got := refreshed.Count("refresh_token"); got != 41 {
 				t.Fatalf("TokenRefreshed(refresh_token) %d times, want 41", got)
 			}
 		})
@@ -609,7 +609,7 @@ func TestOpenAPILimiterSeesEveryRequest(t *testing.T) {
 	cfg := openAPIConfig(t, srv, clock)
 	cfg.Limiter = lim
 	var hooked recorder
-	cfg.Hooks.Request = func(ep string, _ time.Duration, _ error) { hooked.add(ep) }
+	cfg.Hooks.Request = func(ep string, _ time.Duration, _ error) { hooked.Add(ep) }
 	o := newOpenAPI(t, cfg)
 	ctx := context.Background()
 	if _, err := o.Sign(ctx, "1001"); err != nil {
@@ -635,7 +635,7 @@ func TestOpenAPILimiterSeesEveryRequest(t *testing.T) {
 		t.Fatalf("limiter acquired %d (held %d), the PBX served %d requests, want 7", lim.acquired, lim.held, total)
 	}
 	want := []string{"get_token", "sign/create", "extension/list", "refresh_token", "del_token", "sign/create", "del_token"}
-	got := hooked.list()
+	got := hooked.List()
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 )
 
 // The lifetimes assumed when an answer gives none (or an absurd one): the
@@ -195,15 +197,15 @@ func (o *OpenAPI) requestToken(ctx context.Context, ep string, body map[string]s
 		return nil, err
 	}
 	var out tokenAnswer
-	if err := decodeLenient(data, &out); err != nil {
+	if err := loose.Unmarshal(data, &out); err != nil {
 		return nil, &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
 	}
 	if out.AccessToken == "" {
 		return nil, &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: errors.New("answer has no access_token")}
 	}
 	for _, t := range []string{out.AccessToken, out.RefreshToken} {
-		o.red.add(t)
-		o.red.add(url.QueryEscape(t))
+		o.red.Add(t)
+		o.red.Add(url.QueryEscape(t))
 	}
 	access := lifetime(out.AccessExpire, defaultAccessLifetime)
 	tok := &accessToken{
@@ -221,7 +223,7 @@ func (o *OpenAPI) requestToken(ctx context.Context, ep string, body map[string]s
 // lifetime reads an expire time in seconds (a number, or a numeric string),
 // and gives def for a missing, non-positive or absurd one.
 func lifetime(v any, def time.Duration) time.Duration {
-	n, ok := looseInt(v)
+	n, ok := loose.Int(v)
 	if !ok || n <= 0 || time.Duration(n)*time.Second > maxTokenLifetime {
 		return def
 	}
@@ -254,7 +256,7 @@ func (o *OpenAPI) authedCall(ctx context.Context, method, ep string, q url.Value
 	if err != nil {
 		return err
 	}
-	if err := decodeLenient(data, out); err != nil {
+	if err := loose.Unmarshal(data, out); err != nil {
 		return &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
 	}
 	return nil

@@ -418,7 +418,7 @@ func TestNumberStyles(t *testing.T) {
 				srv.SetNumberStyle(style)
 				cfg := fastConfig(t, srv, ext)
 				var problems recorder
-				cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.add(endpoint + " " + field) }
+				cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.Add(endpoint + " " + field) }
 				s := open(t, srv, cfg)
 				if got := s.Extension(); got != (pbx.Extension{ID: ext.ID, Number: "1001", Name: "Alice"}) {
 					t.Errorf("Extension = %+v", got)
@@ -456,7 +456,7 @@ func TestNumberStyles(t *testing.T) {
 				if !res.Records[1].Missed() {
 					t.Errorf("the missed call is not: %+v", res.Records[1])
 				}
-				if p := problems.list(); len(p) != 0 {
+				if p := problems.List(); len(p) != 0 {
 					t.Errorf("reported as undecodable: %v", p)
 				}
 			})

@@ -81,7 +81,7 @@ func TestHeartbeatTimeoutReconnects(t *testing.T) {
 	cfg.PingAfter = 20 * time.Millisecond
 	cfg.PongTimeout = 60 * time.Millisecond
 	var reconnects recorder
-	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	cfg.Hooks.Reconnect = func() { reconnects.Add("reconnect") }
 	s := open(t, srv, cfg)
 
 	srv.StallHeartbeats("1001", true)
@@ -98,7 +98,7 @@ func TestHeartbeatTimeoutReconnects(t *testing.T) {
 		t.Fatalf("socket state after the timeout = %+v, want up, a reconnect", up)
 	}
 	subscribed(t, srv, "1001", 2)
-	if reconnects.count("reconnect") == 0 {
+	if reconnects.Count("reconnect") == 0 {
 		t.Error("Hooks.Reconnect was not called")
 	}
 	if n := srv.MaxLiveSockets("1001"); n != 1 {
@@ -224,7 +224,7 @@ func TestMalformedFramesDropped(t *testing.T) {
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	cfg := fastConfig(t, srv, ext)
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 
 	frames := []struct{ frame, reason string }{
@@ -241,7 +241,7 @@ func TestMalformedFramesDropped(t *testing.T) {
 		want = append(want, f.reason)
 	}
 	sentinel(t, srv, s, "*6")
-	if got := drops.list(); !slices.Equal(got, want) {
+	if got := drops.List(); !slices.Equal(got, want) {
 		t.Errorf("dropped %v, want %v", got, want)
 	}
 	if s.Err() != nil || len(srv.TopicLists("1001")) != 1 {
@@ -255,7 +255,7 @@ func TestFrameTooLarge(t *testing.T) {
 	cfg := fastConfig(t, srv, ext)
 	cfg.MaxFrameBytes = 1024
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 
 	srv.Notify("1001", pbx.TypeRecordStatus, map[string]string{"padding": strings.Repeat("x", 4096)})
@@ -267,7 +267,7 @@ func TestFrameTooLarge(t *testing.T) {
 		t.Fatalf("state = %+v, want up, a reconnect", up)
 	}
 	subscribed(t, srv, "1001", 2)
-	if got := drops.list(); !slices.Equal(got, []string{"too_large"}) {
+	if got := drops.List(); !slices.Equal(got, []string{"too_large"}) {
 		t.Errorf("dropped %v, want [too_large]", got)
 	}
 	sentinel(t, srv, s, "*7")
@@ -285,7 +285,7 @@ func TestSlowConsumer(t *testing.T) {
 	cfg.DeliverTimeout = 20 * time.Millisecond
 	cfg.PingAfter = 20 * time.Millisecond
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 
 	const sent = 30
@@ -293,7 +293,7 @@ func TestSlowConsumer(t *testing.T) {
 		srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": fmt.Sprint(i)})
 	}
 	const lost = sent - 2 // two fit in the buffer
-	eventually(t, "the drops", func() bool { return drops.count("overflow") >= lost })
+	eventually(t, "the drops", func() bool { return drops.Count("overflow") >= lost })
 	// The reader is not wedged: heartbeats go on being answered and read
 	// while nobody consumes, with no reconnect.
 	hb := srv.Heartbeats("1001")
@@ -318,7 +318,7 @@ func TestSlowConsumer(t *testing.T) {
 	if n, ok := ev.(*pbx.Notice); !ok || !jsonEqual(t, n.Msg, []byte(`{"record_feature_code":"after"}`)) {
 		t.Fatalf("event after the overflow = %s, want the newest notice", describe(ev))
 	}
-	if got := drops.count("overflow"); got != lost {
+	if got := drops.Count("overflow"); got != lost {
 		t.Errorf("%d overflow drops counted, want %d", got, lost)
 	}
 	if s.Err() != nil {
@@ -355,20 +355,20 @@ func TestRefusedUpgradesKeepReconnecting(t *testing.T) {
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	cfg := fastConfig(t, srv, ext)
 	var reconnects recorder
-	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	cfg.Hooks.Reconnect = func() { reconnects.Add("reconnect") }
 	s := open(t, srv, cfg)
 	probes := srv.Requests("/api/v1.0/extension/getpersonal")
 
 	srv.CloseUpgrades(true)
 	srv.DropSockets("1001")
-	eventually(t, "five reconnect attempts", func() bool { return reconnects.count("reconnect") >= 5 })
+	eventually(t, "five reconnect attempts", func() bool { return reconnects.Count("reconnect") >= 5 })
 	if srv.Requests("/api/v1.0/extension/getpersonal") <= probes {
 		t.Error("repeated failures did not probe the token")
 	}
 	if s.Err() != nil {
 		t.Fatalf("session ended: %v", s.Err())
 	}
-	stamps := reconnects.stamps()
+	stamps := reconnects.Stamps()
 	for i := 1; i < len(stamps); i++ {
 		// The delay is at least ReconnectMin less the jitter (25%).
 		if gap := stamps[i].Sub(stamps[i-1]); gap < cfg.ReconnectMin*3/4 {
@@ -394,21 +394,21 @@ func TestSocketStateNeverDropped(t *testing.T) {
 	cfg.EventBuffer = 1
 	cfg.DeliverTimeout = 10 * time.Millisecond
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 	lists := len(srv.TopicLists("1001"))
 	for i := range 5 {
 		srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": fmt.Sprint(i)})
 	}
-	eventually(t, "drops", func() bool { return drops.count("overflow") >= 4 })
-	before := drops.count("overflow")
+	eventually(t, "drops", func() bool { return drops.Count("overflow") >= 4 })
+	before := drops.Count("overflow")
 	srv.DropSockets("1001")
 	// Nobody consumes yet. A reader that dropped state changes would now
 	// drop "down", reconnect and drop "up" within a few DeliverTimeouts;
 	// give it ample time to do so before consuming. (A correct reader waits
 	// on "down" meanwhile, so this is a bounded wait for a non-event.)
 	deadline := time.Now().Add(300 * time.Millisecond)
-	for time.Now().Before(deadline) && drops.count("overflow") == before && len(srv.TopicLists("1001")) == lists {
+	for time.Now().Before(deadline) && drops.Count("overflow") == before && len(srv.TopicLists("1001")) == lists {
 		time.Sleep(5 * time.Millisecond)
 	}
 	var got []string
@@ -493,7 +493,7 @@ func TestEndlessHandshake(t *testing.T) {
 	var logs syncBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	var reconnects recorder
-	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	cfg.Hooks.Reconnect = func() { reconnects.Add("reconnect") }
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -518,7 +518,7 @@ func TestEndlessHandshake(t *testing.T) {
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 32<<20 {
 		t.Errorf("%d MiB allocated until the dial failed", alloc>>20)
 	}
-	eventually(t, "another attempt", func() bool { return reconnects.count("reconnect") >= 1 })
+	eventually(t, "another attempt", func() bool { return reconnects.Count("reconnect") >= 1 })
 	if s.Err() != nil {
 		t.Errorf("session ended: %v", s.Err())
 	}
@@ -535,17 +535,17 @@ func TestFloodOfGarbage(t *testing.T) {
 	var logs syncBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 
 	const n = 5000
 	srv.Flood("1001", n, "garbage, not JSON")
 	srv.Flood("1001", n, `{"type":30000,"msg":"{}"}`)
 	sentinel(t, srv, s, "*1")
-	if got := drops.count("not_json"); got != n {
+	if got := drops.Count("not_json"); got != n {
 		t.Errorf("%d not_json drops counted, want %d", got, n)
 	}
-	if got := drops.count("unknown_type"); got != n {
+	if got := drops.Count("unknown_type"); got != n {
 		t.Errorf("%d unknown_type drops counted, want %d", got, n)
 	}
 	lines := strings.Count(logs.String(), "pbx frame dropped")
@@ -569,14 +569,14 @@ func TestNotificationDecodeProblem(t *testing.T) {
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	cfg := fastConfig(t, srv, ext)
 	var problems recorder
-	cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.add(endpoint + " " + field) }
+	cfg.Hooks.DecodeProblem = func(endpoint, field string) { problems.Add(endpoint + " " + field) }
 	s := open(t, srv, cfg)
 	srv.Notify("1001", pbx.TypeCDRChanged, map[string]any{"ext_num": "1001", "personal_cdr": map[string]any{"timestamp": map[string]any{}, "talk_duration": "12"}})
 	changed := awaitEvent(t, s, func(*pbx.CDRChanged) bool { return true })
 	if changed.ExtNum != "1001" || changed.PersonalCDR.Timestamp != 0 || changed.PersonalCDR.TalkDuration != 12 {
 		t.Errorf("CDRChanged = %+v", changed)
 	}
-	if got := problems.list(); !slices.Equal(got, []string{"socket:20049 personal_cdr.timestamp"}) {
+	if got := problems.List(); !slices.Equal(got, []string{"socket:20049 personal_cdr.timestamp"}) {
 		t.Errorf("problems %v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package pbx
+package wire
 
 import (
 	"bufio"
@@ -14,33 +14,35 @@ import (
 	"time"
 )
 
-// maxHandshakeBytes bounds what the subscribe dial reads before the socket
+// MaxHandshakeBytes bounds what a socket's dial reads before the socket
 // is open: the HTTP answer to the upgrade (and a proxy's answer to
 // CONNECT). A real PBX answers in a few hundred bytes; without a bound, a
 // PBX (or anything posing as one) that answers with an endless header grows
 // one dial's memory without limit until the handshake timeout.
-const maxHandshakeBytes = 64 << 10
+const MaxHandshakeBytes = 64 << 10
 
 // errHandshakeTooLarge is why such a dial fails.
-var errHandshakeTooLarge = fmt.Errorf("handshake answer larger than %d KiB", maxHandshakeBytes>>10)
+var errHandshakeTooLarge = fmt.Errorf("handshake answer larger than %d KiB", MaxHandshakeBytes>>10)
 
-// socketProxy picks the proxy for the subscribe socket, as the HTTP API's
-// default transport does. Tests replace it.
-var socketProxy = http.ProxyFromEnvironment
+// Proxy picks the proxy for the sockets, as the HTTP API's default
+// transport does. Tests replace it.
+var Proxy = http.ProxyFromEnvironment
 
-// handshakeConn is a connection that reads at most maxHandshakeBytes until
+// HandshakeConn is a connection that reads at most MaxHandshakeBytes until
 // opened, then without limit.
-type handshakeConn struct {
+type HandshakeConn struct {
 	net.Conn
 	opened atomic.Bool
 	read   int // until opened, only the dialling goroutine reads
 }
 
-func (c *handshakeConn) Read(p []byte) (int, error) {
+// Read reads from the connection, failing once MaxHandshakeBytes were read
+// before Open.
+func (c *HandshakeConn) Read(p []byte) (int, error) {
 	if c.opened.Load() {
 		return c.Conn.Read(p)
 	}
-	left := maxHandshakeBytes - c.read
+	left := MaxHandshakeBytes - c.read
 	if left <= 0 {
 		return 0, errHandshakeTooLarge
 	}
@@ -52,24 +54,18 @@ func (c *handshakeConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// open lifts the limit once the handshake completed.
-func (c *handshakeConn) open() { c.opened.Store(true) }
+// Open lifts the limit once the handshake completed.
+func (c *HandshakeConn) Open() { c.opened.Store(true) }
 
-// dialTLS connects to addr (through the environment's proxy, if any) and
-// runs the TLS handshake, for gorilla's Dialer.NetDialTLSContext. The
-// returned connection reads a bounded handshake answer until opened.
-// gorilla would do TLS itself, but then the bound would count encrypted
-// bytes, certificates included; and with NetDialTLSContext set it would
-// dial a proxy with TLS, so the proxy is handled here too.
-func (s *Session) dialTLS(ctx context.Context, network, addr string) (*handshakeConn, error) {
-	return dialSocketTLS(ctx, s.client.tls, network, addr)
-}
-
-// dialSocketTLS is dialTLS with a TLS configuration ready to dial with (the
-// PBX's name, HTTP/1.1 only: Config.buildTLS): the OpenAPI event socket
-// dials the same way.
-func dialSocketTLS(ctx context.Context, ready *tls.Config, network, addr string) (*handshakeConn, error) {
-	proxyURL, err := socketProxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
+// DialTLS connects to addr (through the environment's proxy, if any) and
+// runs the TLS handshake with ready (a configuration ready to dial with:
+// SocketTLS), for gorilla's Dialer.NetDialTLSContext. The returned
+// connection reads a bounded handshake answer until opened. gorilla would
+// do TLS itself, but then the bound would count encrypted bytes,
+// certificates included; and with NetDialTLSContext set it would dial a
+// proxy with TLS, so the proxy is handled here too.
+func DialTLS(ctx context.Context, ready *tls.Config, network, addr string) (*HandshakeConn, error) {
+	proxyURL, err := Proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
 	if err != nil {
 		return nil, fmt.Errorf("choosing a proxy: %w", err)
 	}
@@ -88,7 +84,7 @@ func dialSocketTLS(ctx context.Context, ready *tls.Config, network, addr string)
 		raw.Close()
 		return nil, err
 	}
-	return &handshakeConn{Conn: tc}, nil
+	return &HandshakeConn{Conn: tc}, nil
 }
 
 // dialProxy opens a tunnel to addr through an HTTP(S) proxy with CONNECT.
@@ -130,7 +126,7 @@ func dialProxy(ctx context.Context, proxyURL *url.URL, addr string) (net.Conn, e
 	if err := req.Write(conn); err != nil {
 		return nil, fmt.Errorf("proxy %s: %w", proxyURL.Redacted(), err)
 	}
-	limited := &handshakeConn{Conn: conn}
+	limited := &HandshakeConn{Conn: conn}
 	br := bufio.NewReader(limited)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {

@@ -1,4 +1,4 @@
-package pbx
+package sample
 
 import (
 	"maps"
@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-func TestWarnSampler(t *testing.T) {
+func TestWarnings(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	var w warnSampler
+	var w Warnings
 	steps := []struct {
 		kind       string
 		at         time.Duration
@@ -27,15 +27,15 @@ func TestWarnSampler(t *testing.T) {
 		{"b", 61 * time.Second, true, 0},
 	}
 	for i, s := range steps {
-		ok, n := w.allow(s.kind, t0.Add(s.at))
+		ok, n := w.Allow(s.kind, t0.Add(s.at))
 		if ok != s.ok || n != s.suppressed {
 			t.Fatalf("step %d (%s at %v): %v, %d; want %v, %d", i, s.kind, s.at, ok, n, s.ok, s.suppressed)
 		}
 	}
-	if got, want := w.flush(), map[string]int{"a": 1}; !maps.Equal(got, want) {
+	if got, want := w.Flush(), map[string]int{"a": 1}; !maps.Equal(got, want) {
 		t.Fatalf("flush = %v, want %v", got, want)
 	}
-	if got := w.flush(); len(got) != 0 {
+	if got := w.Flush(); len(got) != 0 {
 		t.Fatalf("second flush = %v, want nothing", got)
 	}
 }

@@ -1,4 +1,4 @@
-package pbx
+package redact
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 )
 
 // RemovedCredential replaces the value of a credential field in a
-// notification's msg (see RedactCredentialFields).
+// document (see Fields).
 const RemovedCredential = "[removed: credential]"
 
 // credentialWords are the parts of a field name that make it a credential,
@@ -44,7 +44,7 @@ func mayHoldCredential(doc []byte) bool {
 	return false
 }
 
-// RedactCredentialFields replaces the value of every object field, at any
+// Fields replaces the value of every object field, at any
 // depth (objects inside arrays too), whose name contains (in any case)
 // password, passwd, pwd, secret, token, key, sign, auth or ha1 with the
 // string RemovedCredential, and returns the document and how many values it
@@ -55,17 +55,17 @@ func mayHoldCredential(doc []byte) bool {
 //
 // doc must be valid JSON; anything else comes back as nil (JSON null) with
 // a count of 0, since a document that does not parse cannot be shown to be
-// clean. DecodeFrame applies it to every notification's msg.
-func RedactCredentialFields(doc json.RawMessage) (json.RawMessage, int) {
+// clean.
+func Fields(doc json.RawMessage) (json.RawMessage, int) {
 	if !json.Valid(doc) {
 		return nil, 0
 	}
-	return redactValid(doc)
+	return ValidFields(doc)
 }
 
-// redactValid is RedactCredentialFields of a document known to be valid
-// JSON (DecodeFrame has just checked it).
-func redactValid(doc json.RawMessage) (json.RawMessage, int) {
+// ValidFields is Fields of a document known to be valid JSON (a decoder
+// has just checked it), without checking it again.
+func ValidFields(doc json.RawMessage) (json.RawMessage, int) {
 	if !mayHoldCredential(doc) {
 		return doc, 0
 	}
