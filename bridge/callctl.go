@@ -7,6 +7,7 @@ import (
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // Call control over request/reply: pbx.<ext>.call.dial, .hangup, .hold,
@@ -85,11 +86,11 @@ func (a callAPI) Unhold(ctx context.Context, ch string) error {
 	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Unhold(ctx, ch) })
 }
 
-func (a callAPI) Transfer(ctx context.Context, req pbx.TransferRequest) error {
+func (a callAPI) Transfer(ctx context.Context, req openapi.TransferRequest) error {
 	return a.do(ctx, func(ctx context.Context) error { return a.b.openapi.Transfer(ctx, req) })
 }
 
-func (a callAPI) QueryCalls(ctx context.Context, q pbx.CallQuery) (calls []pbx.CallState, err error) {
+func (a callAPI) QueryCalls(ctx context.Context, q openapi.CallQuery) (calls []openapi.CallState, err error) {
 	err = a.do(ctx, func(ctx context.Context) error {
 		calls, err = a.b.openapi.QueryCalls(ctx, q)
 		return err

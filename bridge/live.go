@@ -12,6 +12,7 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -31,9 +32,9 @@ type EventsConfig struct {
 
 // LiveTopics are the OpenAPI event types the bridge maps to events.
 var LiveTopics = []int{
-	int(pbx.EventRegistration), int(pbx.EventExtensionCallStatus), int(pbx.EventPresence),
-	int(pbx.EventCallState), int(pbx.EventNewCDR), int(pbx.EventCallFailed),
-	int(pbx.EventSystemInfo), int(pbx.EventSystemWarning), int(pbx.EventSystemAlert),
+	int(openapi.EventRegistration), int(openapi.EventExtensionCallStatus), int(openapi.EventPresence),
+	int(openapi.EventCallState), int(openapi.EventNewCDR), int(openapi.EventCallFailed),
+	int(openapi.EventSystemInfo), int(openapi.EventSystemWarning), int(openapi.EventSystemAlert),
 }
 
 // validateEvents checks the events and call control keys.
@@ -98,15 +99,15 @@ func (b *Bridge) runLive(ctx context.Context) {
 	if len(topics) == 0 {
 		topics = LiveTopics
 	}
-	types := make([]pbx.EventType, len(topics))
+	types := make([]openapi.EventType, len(topics))
 	for i, t := range topics {
-		types[i] = pbx.EventType(t)
+		types[i] = openapi.EventType(t)
 	}
 	l := &liveRun{b: b, tr: tr, kv: kv}
-	stream, err := b.openapi.NewEventStream(pbx.EventStreamConfig{
+	stream, err := b.openapi.NewEventStream(openapi.EventStreamConfig{
 		Topics:  types,
-		OnEvent: func(ev *pbx.OpenAPIEvent) { l.publish(ctx, tr.Observe(ev)) },
-		OnState: func(st pbx.EventStreamState) { l.state(ctx, st) },
+		OnEvent: func(ev *openapi.Event) { l.publish(ctx, tr.Observe(ev)) },
+		OnState: func(st openapi.EventStreamState) { l.state(ctx, st) },
 		OnLost: func(n int) {
 			b.metrics.liveDropped("slow", n)
 			b.cfg.Logger.Warn("live calls: events dropped, the bridge was too slow", "dropped", n)
@@ -191,7 +192,7 @@ func (l *liveRun) save(ctx context.Context) {
 
 // state reconciles the tracker after a gap: the calls that ended while the
 // socket was away end now (cause gap).
-func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
+func (l *liveRun) state(ctx context.Context, st openapi.EventStreamState) {
 	if !st.Up {
 		l.b.cfg.Logger.Info("live calls: the event socket is down", "err", st.Err)
 		return
@@ -201,10 +202,10 @@ func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
 		return
 	}
 	asOf := l.b.cfg.now()
-	var live []pbx.CallState
+	var live []openapi.CallState
 	for _, typ := range []string{"inbound", "outbound", "internal"} {
 		qctx, cancel := context.WithTimeout(ctx, l.b.cfg.RequestTimeout)
-		calls, err := l.b.openapi.QueryCalls(qctx, pbx.CallQuery{Type: typ})
+		calls, err := l.b.openapi.QueryCalls(qctx, openapi.CallQuery{Type: typ})
 		cancel()
 		if err != nil {
 			l.b.cfg.Logger.Warn("live calls: the live calls could not be read after a gap; the tracker waits for the next frames", "err", err)

@@ -46,7 +46,7 @@ type Client struct {
 // NewClient validates cfg (URL, user agent, TLS, durations) and returns a
 // client. It does no network I/O.
 func NewClient(cfg Config) (*Client, error) {
-	origin, err := parsePBXURL(cfg.URL)
+	origin, err := ParseOrigin(cfg.URL)
 	if err != nil {
 		return nil, err
 	}

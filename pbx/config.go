@@ -234,11 +234,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// parsePBXURL checks a PBX URL the way the SDK does (-2, -3) and returns its
-// origin. It is stricter than the SDK about paths and user info: the API
-// lives at the origin's /api, so a path would be silently dropped, and user
-// info would be a credential in a config string.
-func parsePBXURL(raw string) (*url.URL, error) {
+// ParseOrigin checks a PBX URL as Config.URL must be, the way the SDK does
+// (-2, -3), and returns its origin; the OpenAPI client (pbx/openapi) checks
+// its URL with it too. It is stricter than the SDK about paths and user
+// info: the API lives at the origin's /api, so a path would be silently
+// dropped, and user info would be a credential in a config string.
+func ParseOrigin(raw string) (*url.URL, error) {
 	shown := Redact(raw)
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {

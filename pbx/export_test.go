@@ -19,7 +19,7 @@ func RuntimeErrorFor(f Frame, username, plan, userAgent string) error {
 // SDKHost exposes getproduct's host parameter for a PBX URL to the external
 // tests.
 func SDKHost(rawURL string) (string, error) {
-	u, err := parsePBXURL(rawURL)
+	u, err := ParseOrigin(rawURL)
 	if err != nil {
 		return "", err
 	}

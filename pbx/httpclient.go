@@ -12,7 +12,7 @@ import (
 // connections, rather than one idle TLS connection per extension.
 // maxIdle bounds the idle connections kept to the PBX.
 func NewHTTPClient(cfg Config, maxIdle int) (*http.Client, error) {
-	if _, err := parsePBXURL(cfg.URL); err != nil {
+	if _, err := ParseOrigin(cfg.URL); err != nil {
 		return nil, err
 	}
 	tc, err := cfg.tlsConfig()

@@ -2,6 +2,7 @@ package testrig
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -150,4 +151,32 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// CountingLimiter is a limiter (pbx.Limiter) that counts the requests it
+// lets through and the slots not yet given back.
+type CountingLimiter struct {
+	mu       sync.Mutex
+	acquired int
+	held     int
+}
+
+// Acquire lets a request through at once.
+func (l *CountingLimiter) Acquire(context.Context) (func(), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.acquired++
+	l.held++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.held--
+	}, nil
+}
+
+// Counts returns how many slots were acquired, and how many are held.
+func (l *CountingLimiter) Counts() (acquired, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acquired, l.held
 }

@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
@@ -95,7 +96,7 @@ func (s *EventStream) serveConn(ctx context.Context, d *dispatcher, stale string
 // socketToken returns the access token to open a socket with, and when to
 // replace the socket to renew it: at the token's renewal time, or after a
 // failed renewal, when the client will try again.
-func (o *OpenAPI) socketToken(ctx context.Context, stale string) (string, time.Time, error) {
+func (o *Client) socketToken(ctx context.Context, stale string) (string, time.Time, error) {
 	tok, err := o.token(ctx, stale)
 	if err != nil {
 		return "", time.Time{}, err
@@ -113,7 +114,7 @@ func (o *OpenAPI) socketToken(ctx context.Context, stale string) (string, time.T
 }
 
 // heldToken returns the access token the client holds now, "" for none.
-func (o *OpenAPI) heldToken() string {
+func (o *Client) heldToken() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.tok == nil {
@@ -128,7 +129,7 @@ func (o *OpenAPI) heldToken() string {
 // error is redacted; status is the HTTP status of a refused upgrade.
 func (s *EventStream) dial(ctx context.Context, token string) (*websocket.Conn, int, error) {
 	fail := func(status int, err error) (*websocket.Conn, int, error) {
-		return nil, status, &TransportError{Endpoint: eventSocketPath, SDK: ErrPBXNetwork, Err: s.o.red.Err(err)}
+		return nil, status, &pbx.TransportError{Endpoint: eventSocketPath, SDK: pbx.ErrPBXNetwork, Err: s.o.red.Err(err)}
 	}
 	if l := s.o.cfg.Limiter; l != nil {
 		release, err := l.Acquire(ctx)
@@ -186,7 +187,7 @@ func (s *EventStream) subscribeConn(c *wire.Conn, d *dispatcher) error {
 		case f.ErrCode == 0:
 			return nil
 		default:
-			return &OpenAPIError{Endpoint: eventSocketPath, HTTPStatus: http.StatusOK, ErrCode: f.ErrCode, ErrMsg: s.o.red.Text(f.ErrMsg), Kind: ErrSubscribeRefused}
+			return &Error{Endpoint: eventSocketPath, HTTPStatus: http.StatusOK, ErrCode: f.ErrCode, ErrMsg: s.o.red.Text(f.ErrMsg), Kind: ErrSubscribeRefused}
 		}
 	}
 }
@@ -219,19 +220,19 @@ func (s *EventStream) readFrame(c *wire.Conn, d *dispatcher) (EventFrame, error)
 	mt, data, err := c.WS.ReadMessage()
 	if err != nil {
 		if errors.Is(err, websocket.ErrReadLimit) {
-			s.drop(DropTooLarge, fmt.Errorf("frame over %d bytes", s.cfg.MaxFrameBytes), nil)
+			s.drop(pbx.DropTooLarge, fmt.Errorf("frame over %d bytes", s.cfg.MaxFrameBytes), nil)
 		}
 		return EventFrame{}, s.o.red.Err(err)
 	}
 	s.frames.Add(1)
 	if mt != websocket.TextMessage {
-		s.drop(DropNotJSON, errors.New("binary frame"), nil)
+		s.drop(pbx.DropNotJSON, errors.New("binary frame"), nil)
 		return EventFrame{}, nil
 	}
 	f, err := DecodeEventFrame(data)
 	if err != nil {
 		var de *EventDecodeError
-		reason := DropNotJSON
+		reason := pbx.DropNotJSON
 		if errors.As(err, &de) {
 			reason = de.Reason
 		}
@@ -249,7 +250,7 @@ func (s *EventStream) readFrame(c *wire.Conn, d *dispatcher) (EventFrame, error)
 }
 
 // memberDrops counts the members of a call event that could not be read.
-func (s *EventStream) memberDrops(ev *OpenAPIEvent) {
+func (s *EventStream) memberDrops(ev *Event) {
 	var errs []*MemberError
 	switch data := ev.Data.(type) {
 	case *CallState:

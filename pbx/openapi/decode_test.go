@@ -1,4 +1,4 @@
-package pbx_test
+package openapi_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // The reference's examples (shared/reference/openapi-events.md), verbatim
@@ -23,40 +24,40 @@ const (
 )
 
 func TestDecodeEventExamples(t *testing.T) {
-	ext := func(number, ch string, st pbx.MemberStatus) pbx.CallMember {
-		return pbx.CallMember{Kind: pbx.MemberExtension, Number: number, ChannelID: ch, Status: st}
+	ext := func(number, ch string, st openapi.MemberStatus) openapi.CallMember {
+		return openapi.CallMember{Kind: openapi.MemberExtension, Number: number, ChannelID: ch, Status: st}
 	}
 	for _, tc := range []struct {
 		name  string
 		frame string
-		want  pbx.EventData
+		want  openapi.EventData
 	}{
-		{"30011 msg string", exampleCallState, &pbx.CallState{CallID: "1651057476.362", Members: []pbx.CallMember{
-			ext("2005", "PJSIP/2005-00000023", pbx.StatusAlert), ext("2002", "PJSIP/2002-00000024", pbx.StatusRing)}}},
+		{"30011 msg string", exampleCallState, &openapi.CallState{CallID: "1651057476.362", Members: []openapi.CallMember{
+			ext("2005", "PJSIP/2005-00000023", openapi.StatusAlert), ext("2002", "PJSIP/2002-00000024", openapi.StatusRing)}}},
 		{"30011 msg object, trunk legs, unknown fields", `{"type":30011,"sn":"X","extra":1,"msg":{"call_id":"1.2","new_field":[1],"members":[` +
 			`{"inbound":{"from":"5551","to":"2005","trunk_name":"SPS","channel_id":"PJSIP/SPS-01","member_status":"ANSWERED","call_path":"ivr 6200","x":{}}},` +
 			`{"outbound":{"from":"2005","to":"5552","trunk_name":"SPS","channel_id":"PJSIP/SPS-02","member_status":"EARLYMEDIA"}}]}}`,
-			&pbx.CallState{CallID: "1.2", Members: []pbx.CallMember{
-				{Kind: pbx.MemberInbound, From: "5551", To: "2005", TrunkName: "SPS", ChannelID: "PJSIP/SPS-01", Status: pbx.StatusAnswered, CallPath: "ivr 6200"},
-				{Kind: pbx.MemberOutbound, From: "2005", To: "5552", TrunkName: "SPS", ChannelID: "PJSIP/SPS-02", Status: pbx.StatusEarlyMedia}}}},
-		{"30012", exampleNewCDR, &pbx.NewCDR{CallID: "1651057476.362", TimeStart: "2022-04-27 19:04:36", CallFrom: "2005", CallTo: "2002",
+			&openapi.CallState{CallID: "1.2", Members: []openapi.CallMember{
+				{Kind: openapi.MemberInbound, From: "5551", To: "2005", TrunkName: "SPS", ChannelID: "PJSIP/SPS-01", Status: openapi.StatusAnswered, CallPath: "ivr 6200"},
+				{Kind: openapi.MemberOutbound, From: "2005", To: "5552", TrunkName: "SPS", ChannelID: "PJSIP/SPS-02", Status: openapi.StatusEarlyMedia}}}},
+		{"30012", exampleNewCDR, &openapi.NewCDR{CallID: "1651057476.362", TimeStart: "2022-04-27 19:04:36", CallFrom: "2005", CallTo: "2002",
 			CallDuration: 24, TalkDuration: 21, Status: "ANSWERED", Type: "Internal",
 			Recording: "20220427190445-1651057476.362-2005-2002-Internal.wav"}},
-		{"30007", exampleReg, &pbx.RegistrationChange{Extension: "2010", Kind: "Mobile", Status: "Registered", RegisteredIP: "223.104.45.163"}},
-		{"30008", exampleCall, &pbx.ExtensionCallStatus{Extension: "2002", Status: "Ringing"}},
-		{"30009", examplePresence, &pbx.PresenceChange{Extension: "2005", Status: "business_trip"}},
-		{"30035 msg object", exampleSystem, &pbx.SystemEvent{EventName: "sip_trunk_disconnect", EventType: "telephony", EventLevel: "warn",
+		{"30007", exampleReg, &openapi.RegistrationChange{Extension: "2010", Kind: "Mobile", Status: "Registered", RegisteredIP: "223.104.45.163"}},
+		{"30008", exampleCall, &openapi.ExtensionCallStatus{Extension: "2002", Status: "Ringing"}},
+		{"30009", examplePresence, &openapi.PresenceChange{Extension: "2005", Status: "business_trip"}},
+		{"30035 msg object", exampleSystem, &openapi.SystemEvent{EventName: "sip_trunk_disconnect", EventType: "telephony", EventLevel: "warn",
 			EventContent: "Trunk SPS-1 unreachable", CreateTime: "2024/01/02 03:04:05"}},
 		{"30015", `{"type":30015,"sn":"X","msg":"{\"call_id\":\"9.9\",\"reason\":\"NO Dial Permission\",\"members\":[]}"}`,
-			&pbx.CallFailed{CallState: pbx.CallState{CallID: "9.9"}, Reason: "NO Dial Permission"}},
+			&openapi.CallFailed{CallState: openapi.CallState{CallID: "9.9"}, Reason: "NO Dial Permission"}},
 		{"unknown type", `{"type":30099,"sn":"X","msg":"{\"a\":1}"}`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := pbx.DecodeEventFrame([]byte(tc.frame))
+			f, err := openapi.DecodeEventFrame([]byte(tc.frame))
 			if err != nil {
 				t.Fatalf("DecodeEventFrame: %v", err)
 			}
-			if f.Kind != pbx.EventFrameEvent || f.Event.SN == "" {
+			if f.Kind != openapi.EventFrameEvent || f.Event.SN == "" {
 				t.Fatalf("frame = %+v, want an event with an sn", f)
 			}
 			if !reflect.DeepEqual(f.Event.Data, tc.want) {
@@ -77,7 +78,7 @@ func TestDecodeEventKeepsNoPinCode(t *testing.T) {
 		`{"type":30012,"sn":"X","msg":"{\"call_id\":\"1.1\",\"pin\\u005fcode\":\"8812\"}"}`,
 		`{"type":30099,"sn":"X","msg":{"pin_code":8812}}`,
 	} {
-		f, err := pbx.DecodeEventFrame([]byte(frame))
+		f, err := openapi.DecodeEventFrame([]byte(frame))
 		if err != nil {
 			t.Fatalf("%s: %v", frame, err)
 		}
@@ -110,28 +111,28 @@ func TestDecodeEventMembers(t *testing.T) {
 		{"kind not an object", `{"outbound":"x"}`, "not a JSON object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := pbx.DecodeEventFrame([]byte(frame(tc.member + "," + good)))
+			f, err := openapi.DecodeEventFrame([]byte(frame(tc.member + "," + good)))
 			if err != nil {
 				t.Fatalf("the frame was dropped: %v", err)
 			}
-			cs := f.Event.Data.(*pbx.CallState)
+			cs := f.Event.Data.(*openapi.CallState)
 			if len(cs.Members) != 1 || cs.Members[0].Number != "2002" {
 				t.Errorf("Members = %+v, want the good one", cs.Members)
 			}
 			if len(cs.MemberErrors) != 1 || cs.MemberErrors[0].Index != 0 || !strings.Contains(cs.MemberErrors[0].Error(), tc.problem) {
 				t.Errorf("MemberErrors = %v, want member 0 naming %q", cs.MemberErrors, tc.problem)
 			}
-			if tc.problem != "not a JSON object" && !errors.Is(cs.MemberErrors[0], pbx.ErrBadEventField) {
+			if tc.problem != "not a JSON object" && !errors.Is(cs.MemberErrors[0], openapi.ErrBadEventField) {
 				t.Errorf("%v does not wrap ErrBadEventField", cs.MemberErrors[0])
 			}
 		})
 	}
 
-	f, err := pbx.DecodeEventFrame([]byte(frame(`{"extension":{"number":"2005","channel_id":"c","member_status":"PARKED"}}`)))
+	f, err := openapi.DecodeEventFrame([]byte(frame(`{"extension":{"number":"2005","channel_id":"c","member_status":"PARKED"}}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := f.Event.Data.(*pbx.CallState).Members[0].Status; st != "PARKED" || st.Known() {
+	if st := f.Event.Data.(*openapi.CallState).Members[0].Status; st != "PARKED" || st.Known() {
 		t.Errorf("unknown status = %q (known %v), want PARKED kept, not known", st, st.Known())
 	}
 }
@@ -144,28 +145,28 @@ func TestDecodeEventDrops(t *testing.T) {
 		{"not JSON", "garbage", pbx.DropNotJSON},
 		{"array", `[1,2]`, pbx.DropNotJSON},
 		{"truncated", `{"type":30011,"msg":`, pbx.DropNotJSON},
-		{"type a string", `{"type":"30011","sn":"X","msg":{}}`, pbx.DropBadEnvelope},
-		{"type a fraction", `{"type":30011.5,"msg":{}}`, pbx.DropBadEnvelope},
-		{"sn a number", `{"type":30011,"sn":3631,"msg":{}}`, pbx.DropBadEnvelope},
-		{"no type, no errcode", `{"sn":"X","msg":{}}`, pbx.DropBadEnvelope},
-		{"errcode a string", `{"errcode":"0","errmsg":"SUCCESS"}`, pbx.DropBadEnvelope},
+		{"type a string", `{"type":"30011","sn":"X","msg":{}}`, openapi.DropBadEnvelope},
+		{"type a fraction", `{"type":30011.5,"msg":{}}`, openapi.DropBadEnvelope},
+		{"sn a number", `{"type":30011,"sn":3631,"msg":{}}`, openapi.DropBadEnvelope},
+		{"no type, no errcode", `{"sn":"X","msg":{}}`, openapi.DropBadEnvelope},
+		{"errcode a string", `{"errcode":"0","errmsg":"SUCCESS"}`, openapi.DropBadEnvelope},
 		{"no msg", `{"type":30011,"sn":"X"}`, pbx.DropBadMsg},
 		{"msg null", `{"type":30011,"sn":"X","msg":null}`, pbx.DropBadMsg},
 		{"msg an array", `{"type":30011,"sn":"X","msg":[]}`, pbx.DropBadMsg},
 		{"msg a string of garbage", `{"type":30011,"sn":"X","msg":"{oops"}`, pbx.DropBadMsg},
 		{"msg a string of an array", `{"type":30011,"sn":"X","msg":"[1]"}`, pbx.DropBadMsg},
-		{"call_id a number", `{"type":30011,"sn":"X","msg":{"call_id":1.5,"members":[]}}`, pbx.DropBadEvent},
-		{"no call_id", `{"type":30011,"sn":"X","msg":{"members":[]}}`, pbx.DropBadEvent},
-		{"members an object", `{"type":30011,"sn":"X","msg":{"call_id":"1","members":{}}}`, pbx.DropBadEvent},
-		{"no members", `{"type":30011,"sn":"X","msg":{"call_id":"1"}}`, pbx.DropBadEvent},
-		{"cdr duration a string", `{"type":30012,"sn":"X","msg":{"call_id":"1","call_duration":"24"}}`, pbx.DropBadEvent},
-		{"cdr duration a fraction", `{"type":30012,"sn":"X","msg":{"call_id":"1","talk_duration":2.5}}`, pbx.DropBadEvent},
-		{"presence without status", `{"type":30009,"sn":"X","msg":{"extension":"2005"}}`, pbx.DropBadEvent},
-		{"system event name a bool", `{"type":30034,"sn":"X","msg":{"event_name":true}}`, pbx.DropBadEvent},
+		{"call_id a number", `{"type":30011,"sn":"X","msg":{"call_id":1.5,"members":[]}}`, openapi.DropBadEvent},
+		{"no call_id", `{"type":30011,"sn":"X","msg":{"members":[]}}`, openapi.DropBadEvent},
+		{"members an object", `{"type":30011,"sn":"X","msg":{"call_id":"1","members":{}}}`, openapi.DropBadEvent},
+		{"no members", `{"type":30011,"sn":"X","msg":{"call_id":"1"}}`, openapi.DropBadEvent},
+		{"cdr duration a string", `{"type":30012,"sn":"X","msg":{"call_id":"1","call_duration":"24"}}`, openapi.DropBadEvent},
+		{"cdr duration a fraction", `{"type":30012,"sn":"X","msg":{"call_id":"1","talk_duration":2.5}}`, openapi.DropBadEvent},
+		{"presence without status", `{"type":30009,"sn":"X","msg":{"extension":"2005"}}`, openapi.DropBadEvent},
+		{"system event name a bool", `{"type":30034,"sn":"X","msg":{"event_name":true}}`, openapi.DropBadEvent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := pbx.DecodeEventFrame([]byte(tc.frame))
-			var de *pbx.EventDecodeError
+			_, err := openapi.DecodeEventFrame([]byte(tc.frame))
+			var de *openapi.EventDecodeError
 			if !errors.As(err, &de) || de.Reason != tc.reason {
 				t.Fatalf("err = %v, want an *EventDecodeError with reason %s", err, tc.reason)
 			}
@@ -174,16 +175,16 @@ func TestDecodeEventDrops(t *testing.T) {
 }
 
 func TestDecodeEventFrameKinds(t *testing.T) {
-	f, err := pbx.DecodeEventFrame([]byte("heartbeat response"))
-	if err != nil || f.Kind != pbx.EventFrameHeartbeat {
+	f, err := openapi.DecodeEventFrame([]byte("heartbeat response"))
+	if err != nil || f.Kind != openapi.EventFrameHeartbeat {
 		t.Errorf("heartbeat response = %+v, %v", f, err)
 	}
-	f, err = pbx.DecodeEventFrame([]byte(`{"errcode": 0, "errmsg": "SUCCESS"}`))
-	if err != nil || f.Kind != pbx.EventFrameReply || f.ErrCode != 0 || f.ErrMsg != "SUCCESS" {
+	f, err = openapi.DecodeEventFrame([]byte(`{"errcode": 0, "errmsg": "SUCCESS"}`))
+	if err != nil || f.Kind != openapi.EventFrameReply || f.ErrCode != 0 || f.ErrMsg != "SUCCESS" {
 		t.Errorf("subscribe reply = %+v, %v", f, err)
 	}
-	f, err = pbx.DecodeEventFrame([]byte(`{"errcode":40002,"errmsg":"PARAMETER ERROR"}`))
-	if err != nil || f.Kind != pbx.EventFrameReply || f.ErrCode != 40002 {
+	f, err = openapi.DecodeEventFrame([]byte(`{"errcode":40002,"errmsg":"PARAMETER ERROR"}`))
+	if err != nil || f.Kind != openapi.EventFrameReply || f.ErrCode != 40002 {
 		t.Errorf("refusal = %+v, %v", f, err)
 	}
 }
@@ -197,22 +198,22 @@ func FuzzDecodeEventFrame(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr, err := pbx.DecodeEventFrame(data)
+		fr, err := openapi.DecodeEventFrame(data)
 		if err != nil {
-			var de *pbx.EventDecodeError
+			var de *openapi.EventDecodeError
 			if !errors.As(err, &de) || de.Reason == "" {
 				t.Fatalf("error %v is not an *EventDecodeError with a reason", err)
 			}
 			return
 		}
-		if fr.Kind != pbx.EventFrameEvent {
+		if fr.Kind != openapi.EventFrameEvent {
 			return
 		}
 		ev := fr.Event
 		if k := pinCodeKey(t, ev.Msg); k != "" {
 			t.Fatalf("Msg %s keeps %s", ev.Msg, k)
 		}
-		if cs, ok := ev.Data.(*pbx.CallState); ok {
+		if cs, ok := ev.Data.(*openapi.CallState); ok {
 			for _, mem := range cs.Members {
 				if mem.ChannelID == "" || mem.Status == "" {
 					t.Fatalf("member %+v delivered without channel or status", mem)
@@ -226,7 +227,7 @@ func BenchmarkDecodeEventFrame(b *testing.B) {
 	frame := []byte(exampleCallState)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := pbx.DecodeEventFrame(frame); err != nil {
+		if _, err := openapi.DecodeEventFrame(frame); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package pbx_test
+package openapi_test
 
 import (
 	"context"
@@ -10,23 +10,24 @@ import (
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
 // liveTopics is what the live-call tests subscribe to.
-var liveTopics = []pbx.EventType{pbx.EventExtensionCallStatus, pbx.EventCallState, pbx.EventNewCDR}
+var liveTopics = []openapi.EventType{openapi.EventExtensionCallStatus, openapi.EventCallState, openapi.EventNewCDR}
 
 // eventRecorder collects what an event stream delivers.
 type eventRecorder struct {
 	mu     sync.Mutex
-	events []*pbx.OpenAPIEvent
-	states []pbx.EventStreamState
+	events []*openapi.Event
+	states []openapi.EventStreamState
 	lost   int
 	drops  map[pbx.DropReason]int
 	gate   chan struct{} // if set, OnEvent waits on it
 }
 
-func (r *eventRecorder) onEvent(ev *pbx.OpenAPIEvent) {
+func (r *eventRecorder) onEvent(ev *openapi.Event) {
 	if r.gate != nil {
 		<-r.gate
 	}
@@ -35,7 +36,7 @@ func (r *eventRecorder) onEvent(ev *pbx.OpenAPIEvent) {
 	r.events = append(r.events, ev)
 }
 
-func (r *eventRecorder) onState(st pbx.EventStreamState) {
+func (r *eventRecorder) onState(st openapi.EventStreamState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.states = append(r.states, st)
@@ -53,10 +54,10 @@ func (r *eventRecorder) onDrop(reason pbx.DropReason) {
 	r.drops[reason]++
 }
 
-func (r *eventRecorder) snapshot() ([]*pbx.OpenAPIEvent, []pbx.EventStreamState) {
+func (r *eventRecorder) snapshot() ([]*openapi.Event, []openapi.EventStreamState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*pbx.OpenAPIEvent(nil), r.events...), append([]pbx.EventStreamState(nil), r.states...)
+	return append([]*openapi.Event(nil), r.events...), append([]openapi.EventStreamState(nil), r.states...)
 }
 
 func (r *eventRecorder) dropped(reason pbx.DropReason) int {
@@ -83,21 +84,21 @@ func (r *eventRecorder) callStates(callID string) []string {
 	events, _ := r.snapshot()
 	var out []string
 	for _, ev := range events {
-		if cs, ok := ev.Data.(*pbx.CallState); ok && cs.CallID == callID {
+		if cs, ok := ev.Data.(*openapi.CallState); ok && cs.CallID == callID {
 			out = append(out, describeMembers(cs))
 		}
 	}
 	return out
 }
 
-func describeMembers(cs *pbx.CallState) string {
+func describeMembers(cs *openapi.CallState) string {
 	var parts []string
 	for _, m := range cs.Members {
 		party := m.Number // the extension, or the trunk leg's external party
 		switch m.Kind {
-		case pbx.MemberInbound:
+		case openapi.MemberInbound:
 			party = m.From
-		case pbx.MemberOutbound:
+		case openapi.MemberOutbound:
 			party = m.To
 		}
 		parts = append(parts, fmt.Sprintf("%s:%s", party, m.Status))
@@ -106,10 +107,10 @@ func describeMembers(cs *pbx.CallState) string {
 }
 
 // lastCall returns the latest 30011 of the call.
-func (r *eventRecorder) lastCall(callID string) *pbx.CallState {
+func (r *eventRecorder) lastCall(callID string) *openapi.CallState {
 	events, _ := r.snapshot()
 	for i := len(events) - 1; i >= 0; i-- {
-		if cs, ok := events[i].Data.(*pbx.CallState); ok && cs.CallID == callID {
+		if cs, ok := events[i].Data.(*openapi.CallState); ok && cs.CallID == callID {
 			return cs
 		}
 	}
@@ -117,9 +118,9 @@ func (r *eventRecorder) lastCall(callID string) *pbx.CallState {
 }
 
 // streamConfig is a stream of the topics with test timings.
-func streamConfig(r *eventRecorder, topics ...pbx.EventType) pbx.EventStreamConfig {
+func streamConfig(r *eventRecorder, topics ...openapi.EventType) openapi.EventStreamConfig {
 	r.drops = map[pbx.DropReason]int{}
-	return pbx.EventStreamConfig{
+	return openapi.EventStreamConfig{
 		Topics:           topics,
 		OnEvent:          r.onEvent,
 		OnState:          r.onState,
@@ -135,7 +136,7 @@ func streamConfig(r *eventRecorder, topics ...pbx.EventType) pbx.EventStreamConf
 
 // runStream runs the stream until the test ends, and checks that Run
 // returns nil then.
-func runStream(t *testing.T, s *pbx.EventStream) {
+func runStream(t *testing.T, s *openapi.EventStream) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -155,7 +156,7 @@ func runStream(t *testing.T, s *pbx.EventStream) {
 
 // newStream makes an OpenAPI client of srv (real clock) and a stream of it
 // running until the test ends, and awaits its first subscription.
-func newStream(t *testing.T, srv *pbxtest.Server, r *eventRecorder, cfg pbx.EventStreamConfig) (*pbx.OpenAPI, *pbx.EventStream) {
+func newStream(t *testing.T, srv *pbxtest.Server, r *eventRecorder, cfg openapi.EventStreamConfig) (*openapi.Client, *openapi.EventStream) {
 	t.Helper()
 	o := newOpenAPI(t, realClockConfig(t, srv))
 	s, err := o.NewEventStream(cfg)
@@ -174,7 +175,7 @@ func newStream(t *testing.T, srv *pbxtest.Server, r *eventRecorder, cfg pbx.Even
 
 // realClockConfig is openAPIConfig on the wall clock, which the simulator
 // expires tokens by.
-func realClockConfig(t *testing.T, srv *pbxtest.Server) pbx.OpenAPIConfig {
+func realClockConfig(t *testing.T, srv *pbxtest.Server) openapi.Config {
 	cfg := openAPIConfig(t, srv, newFakeClock())
 	cfg.Now = nil
 	return cfg

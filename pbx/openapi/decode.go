@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"bytes"
@@ -8,24 +8,25 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // The reasons an event-socket frame (or a part of one) is dropped, beside
-// DropNotJSON, DropBadMsg, DropTooLarge and DropOverflow.
+// pbx.DropNotJSON, pbx.DropBadMsg, pbx.DropTooLarge and pbx.DropOverflow.
 const (
 	// DropBadEnvelope: the frame is a JSON object, but its type is not an
 	// integer, its sn not a string, or (a reply) its errcode not an
 	// integer.
-	DropBadEnvelope DropReason = "bad_envelope"
+	DropBadEnvelope pbx.DropReason = "bad_envelope"
 	// DropBadEvent: an event of a type this package decodes lacks a
 	// required field of its msg, or has a field of the wrong JSON type.
-	DropBadEvent DropReason = "bad_event"
+	DropBadEvent pbx.DropReason = "bad_event"
 	// DropBadMember: one member of a call could not be read; it is left
 	// out (CallState.MemberErrors) and the rest of the event delivered.
-	DropBadMember DropReason = "bad_member"
+	DropBadMember pbx.DropReason = "bad_member"
 )
 
 // ErrBadEventField is wrapped by the errors about a field of an event's
@@ -34,7 +35,7 @@ var ErrBadEventField = errors.New("pbx: event field missing or of the wrong type
 
 // EventDecodeError is why an event-socket frame was dropped.
 type EventDecodeError struct {
-	Reason DropReason
+	Reason pbx.DropReason
 	Type   EventType // the frame's type, when it could be read
 	Err    error
 }
@@ -65,7 +66,7 @@ const (
 // EventFrame is one decoded event-socket frame.
 type EventFrame struct {
 	Kind    EventFrameKind
-	Event   *OpenAPIEvent
+	Event   *Event
 	ErrCode int
 	ErrMsg  string
 }
@@ -85,7 +86,7 @@ func DecodeEventFrame(data []byte) (EventFrame, error) {
 	}
 	top, err := readObject(data)
 	if err != nil {
-		return EventFrame{}, &EventDecodeError{Reason: DropNotJSON, Err: err}
+		return EventFrame{}, &EventDecodeError{Reason: pbx.DropNotJSON, Err: err}
 	}
 	rawType, hasType := top["type"]
 	if !hasType || isNull(rawType) {
@@ -95,7 +96,7 @@ func DecodeEventFrame(data []byte) (EventFrame, error) {
 	if !ok || len(rawType) == 0 || rawType[0] == '"' {
 		return EventFrame{}, &EventDecodeError{Reason: DropBadEnvelope, Err: fmt.Errorf("type is a %s, not an integer", loose.Kind(rawType))}
 	}
-	ev := &OpenAPIEvent{Type: EventType(t)}
+	ev := &Event{Type: EventType(t)}
 	env := fieldReader{m: top}
 	ev.SN = env.str("sn")
 	if env.err != nil {
@@ -103,12 +104,12 @@ func DecodeEventFrame(data []byte) (EventFrame, error) {
 	}
 	msg, err := eventMsg(top["msg"])
 	if err != nil {
-		return EventFrame{}, &EventDecodeError{Reason: DropBadMsg, Type: ev.Type, Err: err}
+		return EventFrame{}, &EventDecodeError{Reason: pbx.DropBadMsg, Type: ev.Type, Err: err}
 	}
 	ev.Msg = cleanMsg(msg)
 	fields, err := readObject(ev.Msg)
 	if err != nil { // cannot happen: eventMsg checked it is an object
-		return EventFrame{}, &EventDecodeError{Reason: DropBadMsg, Type: ev.Type, Err: err}
+		return EventFrame{}, &EventDecodeError{Reason: pbx.DropBadMsg, Type: ev.Type, Err: err}
 	}
 	if ev.Data, err = decodeEventData(ev.Type, fields); err != nil {
 		return EventFrame{}, &EventDecodeError{Reason: DropBadEvent, Type: ev.Type, Err: err}

@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/sample"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
@@ -39,7 +40,7 @@ var (
 	// ErrSubscribeTimeout: the PBX did not answer the topic_list within
 	// SubscribeTimeout.
 	ErrSubscribeTimeout = errors.New("pbx: the PBX did not answer the event subscription in time")
-	// ErrSubscribeRefused is wrapped by the *OpenAPIError of a topic_list
+	// ErrSubscribeRefused is wrapped by the *Error of a topic_list
 	// answered with a non-zero errcode.
 	ErrSubscribeRefused = errors.New("pbx: the PBX refused the event subscription")
 	// ErrEventSocketSilent: nothing arrived for HeartbeatEvery+PongTimeout,
@@ -62,7 +63,7 @@ type EventStreamConfig struct {
 	// them, on one goroutine of the stream's. It must return: while it
 	// runs, up to Buffer events wait, and more are dropped (see OnLost).
 	// Required.
-	OnEvent func(*OpenAPIEvent)
+	OnEvent func(*Event)
 	// OnState, if set, receives the socket's state changes, in order with
 	// the events: Up once a subscription is answered, down when the socket
 	// ends. Every down, and every up with Reconnect, is a gap: events may
@@ -75,7 +76,7 @@ type EventStreamConfig struct {
 	// OnDrop, if set, is called for every frame (or call member) that
 	// could not be decoded, with why; it must not block. Stats counts them
 	// too.
-	OnDrop func(reason DropReason)
+	OnDrop func(reason pbx.DropReason)
 
 	// Buffer is how many decoded events may wait for OnEvent. Default
 	// DefaultEventStreamBuffer.
@@ -117,8 +118,8 @@ type EventStreamStats struct {
 	Pongs      uint64 // "heartbeat response" frames read
 	// Dropped counts what was dropped, by reason: undecodable frames,
 	// unreadable call members (DropBadMember), frames over MaxFrameBytes
-	// and events OnEvent was too slow for (DropOverflow).
-	Dropped map[DropReason]uint64
+	// and events OnEvent was too slow for (pbx.DropOverflow).
+	Dropped map[pbx.DropReason]uint64
 }
 
 // EventStream receives the PBX's OpenAPI events over its event socket
@@ -126,7 +127,7 @@ type EventStreamStats struct {
 // wss://<pbx>/openapi/v1.0/subscribe with the client's access token, sends
 // the topic_list and waits for its answer, sends "heartbeat" every
 // HeartbeatEvery, and takes a socket silent for HeartbeatEvery+PongTimeout
-// for dead. Make one with OpenAPI.NewEventStream; run it with Run (which
+// for dead. Make one with Client.NewEventStream; run it with Run (which
 // reconnects) or Serve (one socket).
 //
 // The access token is the client's shared one. Before it is due for
@@ -139,7 +140,7 @@ type EventStreamStats struct {
 // in size, undecodable ones are counted and dropped (sampled warnings),
 // and at most Buffer decoded events wait for OnEvent.
 type EventStream struct {
-	o         *OpenAPI
+	o         *Client
 	cfg       EventStreamConfig
 	subscribe []byte // the topic_list frame
 	log       *slog.Logger
@@ -149,18 +150,18 @@ type EventStream struct {
 	connects, renewals, frames, events, heartbeats, pongs atomic.Uint64
 
 	dropMu  sync.Mutex
-	dropped map[DropReason]uint64
+	dropped map[pbx.DropReason]uint64
 }
 
 // NewEventStream validates cfg and returns a stream, not yet running.
-func (o *OpenAPI) NewEventStream(cfg EventStreamConfig) (*EventStream, error) {
+func (o *Client) NewEventStream(cfg EventStreamConfig) (*EventStream, error) {
 	if len(cfg.Topics) == 0 || cfg.OnEvent == nil {
-		return nil, fmt.Errorf("%w: an event stream needs Topics and OnEvent", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: an event stream needs Topics and OnEvent", pbx.ErrInvalidConfig)
 	}
 	seen := map[EventType]bool{}
 	for _, t := range cfg.Topics {
 		if t <= 0 || seen[t] {
-			return nil, fmt.Errorf("%w: event stream topic %d is not positive or given twice", ErrInvalidConfig, t)
+			return nil, fmt.Errorf("%w: event stream topic %d is not positive or given twice", pbx.ErrInvalidConfig, t)
 		}
 		seen[t] = true
 	}
@@ -176,14 +177,14 @@ func (o *OpenAPI) NewEventStream(cfg EventStreamConfig) (*EventStream, error) {
 		{"ReconnectMax", &cfg.ReconnectMax, DefaultEventReconnectMax},
 	} {
 		if *d.v < 0 {
-			return nil, fmt.Errorf("%w: event stream %s is negative", ErrInvalidConfig, d.name)
+			return nil, fmt.Errorf("%w: event stream %s is negative", pbx.ErrInvalidConfig, d.name)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
 	if cfg.Buffer < 0 || cfg.MaxFrameBytes < 0 {
-		return nil, fmt.Errorf("%w: event stream Buffer or MaxFrameBytes is negative", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: event stream Buffer or MaxFrameBytes is negative", pbx.ErrInvalidConfig)
 	}
 	if cfg.Buffer == 0 {
 		cfg.Buffer = DefaultEventStreamBuffer
@@ -198,7 +199,7 @@ func (o *OpenAPI) NewEventStream(cfg EventStreamConfig) (*EventStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &EventStream{o: o, cfg: cfg, subscribe: frame, log: o.log, dropped: map[DropReason]uint64{}}, nil
+	return &EventStream{o: o, cfg: cfg, subscribe: frame, log: o.log, dropped: map[pbx.DropReason]uint64{}}, nil
 }
 
 // Stats returns the stream's counters.
@@ -217,7 +218,7 @@ func (s *EventStream) Stats() EventStreamStats {
 // the current token and the topic_list again, after a delay (exponential
 // from ReconnectMin to ReconnectMax; none after a token renewal). A dial
 // refused with HTTP 401 or 403 renews the token before the next one. It
-// returns nil when ctx ends, and ErrOpenAPIClosed when the client's Close
+// returns nil when ctx ends, and ErrClosed when the client's Close
 // ends it; OnEvent and OnState are not called after it returns.
 func (s *EventStream) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
@@ -240,7 +241,7 @@ func (s *EventStream) Run(ctx context.Context) error {
 			return s.endErr()
 		}
 		res = s.serveConn(ctx, d, stale, wasUp, renewing)
-		if ctx.Err() != nil || errors.Is(res.err, ErrOpenAPIClosed) {
+		if ctx.Err() != nil || errors.Is(res.err, ErrClosed) {
 			return s.endErr()
 		}
 		stale, renewing = res.stale, res.renewed
@@ -272,8 +273,8 @@ func (s *EventStream) logEnd(res connResult, refusals int) {
 }
 
 // Serve opens one socket, subscribes, and delivers its events until it
-// ends; it returns why (a *TransportError for a dial that failed,
-// ErrSubscribeTimeout, an *OpenAPIError wrapping ErrSubscribeRefused,
+// ends; it returns why (a *pbx.TransportError for a dial that failed,
+// ErrSubscribeTimeout, an *Error wrapping ErrSubscribeRefused,
 // ErrEventSocketSilent, ErrEventTokenRenewal when the token is due for
 // renewal, ...), or nil when ctx ends. The caller reconnects by calling it
 // again; Run does all of that.
@@ -300,10 +301,10 @@ func (s *EventStream) withClient(ctx context.Context) (context.Context, context.
 }
 
 // endErr is what Run and Serve return once their context ended: nil, or
-// ErrOpenAPIClosed if the client's Close ended it.
+// ErrClosed if the client's Close ended it.
 func (s *EventStream) endErr() error {
 	if s.o.closing.Fired() {
-		return ErrOpenAPIClosed
+		return ErrClosed
 	}
 	return nil
 }
@@ -323,14 +324,14 @@ func (s *EventStream) sleep(ctx context.Context, d time.Duration) bool {
 // drop counts and reports something dropped; the warning is sampled per
 // reason and shows no content but, for a frame that is not JSON, a short
 // redacted prefix.
-func (s *EventStream) drop(reason DropReason, err error, data []byte) {
+func (s *EventStream) drop(reason pbx.DropReason, err error, data []byte) {
 	s.dropMu.Lock()
 	s.dropped[reason]++
 	s.dropMu.Unlock()
 	if s.cfg.OnDrop != nil {
 		s.cfg.OnDrop(reason)
 	}
-	if reason == DropOverflow {
+	if reason == pbx.DropOverflow {
 		return // counted per event; OnLost says how many
 	}
 	ok, suppressed := s.warns.Allow("event dropped: "+string(reason), time.Now())
@@ -338,7 +339,7 @@ func (s *EventStream) drop(reason DropReason, err error, data []byte) {
 		return
 	}
 	attrs := []any{"reason", reason, "err", err, "suppressed", suppressed}
-	if reason == DropNotJSON && data != nil {
+	if reason == pbx.DropNotJSON && data != nil {
 		attrs = append(attrs, "len", len(data), "prefix", s.o.red.FramePrefix(data))
 	}
 	s.log.Warn("pbx openapi: event dropped", attrs...)
@@ -346,7 +347,7 @@ func (s *EventStream) drop(reason DropReason, err error, data []byte) {
 
 // streamItem is what the dispatcher hands on: an event or a state.
 type streamItem struct {
-	ev   *OpenAPIEvent
+	ev   *Event
 	st   *EventStreamState
 	lost int // events dropped just before this one
 }
@@ -388,13 +389,13 @@ func (d *dispatcher) run() {
 }
 
 // event queues ev without waiting; a full queue drops it.
-func (d *dispatcher) event(ev *OpenAPIEvent) {
+func (d *dispatcher) event(ev *Event) {
 	select {
 	case d.q <- streamItem{ev: ev, lost: d.lost}:
 		d.lost = 0
 	default:
 		d.lost++
-		d.s.drop(DropOverflow, nil, nil)
+		d.s.drop(pbx.DropOverflow, nil, nil)
 	}
 }
 

@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 )
 
@@ -49,11 +50,11 @@ type tokenFetch struct {
 // renewed. Callers that need a renewal while one is in flight wait for it.
 // When a renewal fails, the held token goes on being used while it is
 // valid by the clock (and not stale).
-func (o *OpenAPI) token(ctx context.Context, stale string) (string, error) {
+func (o *Client) token(ctx context.Context, stale string) (string, error) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
-		return "", ErrOpenAPIClosed
+		return "", ErrClosed
 	}
 	now := o.cfg.Now()
 	held := o.tok
@@ -95,7 +96,7 @@ func (o *OpenAPI) token(ctx context.Context, stale string) (string, error) {
 // renew gets a new token for f, replacing old (nil for none). It runs on its
 // own goroutine with the client's context, so that a caller giving up does
 // not fail the others waiting for the same token.
-func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
+func (o *Client) renew(f *tokenFetch, old *accessToken) {
 	defer o.wg.Done()
 	// Two requests at most (refresh_token, get_token), each with a limiter
 	// wait before it.
@@ -129,11 +130,11 @@ func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
 	} else {
 		o.renewRetryAt = o.cfg.Now().Add(renewRetryDelay)
 	}
-	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) && (oe.Kind == ErrOpenAPIAuth || oe.Kind == ErrOpenAPITokenCap) {
+	if oe := (*Error)(nil); errors.As(err, &oe) && (oe.Kind == ErrAuth || oe.Kind == ErrTokenCap) {
 		o.authBackoff = min(max(2*o.authBackoff, o.cfg.AuthBackoffMin), o.cfg.AuthBackoffMax)
 		oe.RetryAt = o.cfg.Now().Add(o.authBackoff)
 		o.authErr = oe
-		if oe.Kind == ErrOpenAPITokenCap {
+		if oe.Kind == ErrTokenCap {
 			o.log.Warn(fmt.Sprintf("pbx openapi: the PBX holds its maximum of access tokens for these OpenAPI credentials (AccessID %s): "+
 				"another application or a replica that died holds them until they expire (30 minutes at most); retrying in %s",
 				o.cfg.AccessID, o.authBackoff), "reason", "token_cap", "errcode", oe.ErrCode, "errmsg", oe.ErrMsg)
@@ -150,7 +151,7 @@ func (o *OpenAPI) renew(f *tokenFetch, old *accessToken) {
 
 // obtain renews old with refresh_token while its refresh token is valid, and
 // otherwise (or when that fails) gets a new token with the credentials.
-func (o *OpenAPI) obtain(ctx context.Context, old *accessToken) (*accessToken, string, error) {
+func (o *Client) obtain(ctx context.Context, old *accessToken) (*accessToken, string, error) {
 	if old != nil && old.refresh != "" && o.cfg.Now().Before(old.refreshExp) {
 		tok, err := o.requestToken(ctx, "refresh_token", map[string]string{"refresh_token": old.refresh})
 		if err == nil {
@@ -162,10 +163,10 @@ func (o *OpenAPI) obtain(ctx context.Context, old *accessToken) (*accessToken, s
 		o.log.Info("pbx openapi: refresh_token failed, getting a new token", "err", err)
 	}
 	tok, err := o.requestToken(ctx, "get_token", map[string]string{"username": o.cfg.AccessID, "password": o.cfg.AccessKey})
-	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) {
-		oe.Kind = ErrOpenAPIAuth
+	if oe := (*Error)(nil); errors.As(err, &oe) {
+		oe.Kind = ErrAuth
 		if atTokenCap(oe) {
-			oe.Kind = ErrOpenAPITokenCap
+			oe.Kind = ErrTokenCap
 		}
 	}
 	return tok, "get_token", err
@@ -177,7 +178,7 @@ func (o *OpenAPI) obtain(ctx context.Context, old *accessToken) (*accessToken, s
 // LIMITATION EXCEEDED", and any message naming a limit is read the same,
 // since mistaking a cap for refused credentials sends the operator after
 // the wrong cause.
-func atTokenCap(oe *OpenAPIError) bool {
+func atTokenCap(oe *Error) bool {
 	return oe.ErrCode == 60002 || strings.Contains(strings.ToUpper(oe.ErrMsg), "LIMIT")
 }
 
@@ -190,7 +191,7 @@ type tokenAnswer struct {
 }
 
 // requestToken calls get_token or refresh_token.
-func (o *OpenAPI) requestToken(ctx context.Context, ep string, body map[string]string) (*accessToken, error) {
+func (o *Client) requestToken(ctx context.Context, ep string, body map[string]string) (*accessToken, error) {
 	sent := o.cfg.Now()
 	data, err := o.do(ctx, http.MethodPost, ep, "", nil, body, nil)
 	if err != nil {
@@ -198,10 +199,10 @@ func (o *OpenAPI) requestToken(ctx context.Context, ep string, body map[string]s
 	}
 	var out tokenAnswer
 	if err := loose.Unmarshal(data, &out); err != nil {
-		return nil, &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
+		return nil, &pbx.TransportError{Endpoint: openAPIPrefix + ep, SDK: pbx.ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
 	}
 	if out.AccessToken == "" {
-		return nil, &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: errors.New("answer has no access_token")}
+		return nil, &pbx.TransportError{Endpoint: openAPIPrefix + ep, SDK: pbx.ErrPBXNetwork, Err: errors.New("answer has no access_token")}
 	}
 	for _, t := range []string{out.AccessToken, out.RefreshToken} {
 		o.red.Add(t)
@@ -231,22 +232,22 @@ func lifetime(v any, def time.Duration) time.Duration {
 }
 
 // revoke ends an access token with del_token.
-func (o *OpenAPI) revoke(ctx context.Context, token string) error {
+func (o *Client) revoke(ctx context.Context, token string) error {
 	_, err := o.do(ctx, http.MethodGet, "del_token", token, nil, nil, nil)
 	return err
 }
 
 // authedCall makes a call with the held token and decodes a successful
-// answer into out. A failure that is the PBX speaking (an *OpenAPIError)
+// answer into out. A failure that is the PBX speaking (an *Error)
 // may mean the token is stale: the token is renewed once and the call
 // retried once. kind is what the call's refusals wrap.
-func (o *OpenAPI) authedCall(ctx context.Context, method, ep string, q url.Values, body any, kind error, out any) error {
+func (o *Client) authedCall(ctx context.Context, method, ep string, q url.Values, body any, kind error, out any) error {
 	token, err := o.token(ctx, "")
 	if err != nil {
 		return err
 	}
 	data, err := o.do(ctx, method, ep, token, q, body, kind)
-	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) {
+	if oe := (*Error)(nil); errors.As(err, &oe) {
 		o.log.Debug("pbx openapi: call refused, retrying once with a renewed token", "endpoint", ep, "err", err)
 		if token, err = o.token(ctx, token); err != nil {
 			return err
@@ -257,7 +258,7 @@ func (o *OpenAPI) authedCall(ctx context.Context, method, ep string, q url.Value
 		return err
 	}
 	if err := loose.Unmarshal(data, out); err != nil {
-		return &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
+		return &pbx.TransportError{Endpoint: openAPIPrefix + ep, SDK: pbx.ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
 	}
 	return nil
 }

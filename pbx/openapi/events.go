@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"encoding/json"
@@ -37,15 +37,15 @@ const (
 	EventSystemAlert   EventType = 30036
 )
 
-// OpenAPIEvent is one event of the OpenAPI event socket, decoded.
-type OpenAPIEvent struct {
+// Event is one event of the OpenAPI event socket, decoded.
+type Event struct {
 	Type EventType
 	// SN is the PBX's serial number ("sn"): the same on every frame of one
 	// PBX. It is not a sequence number, and says nothing of order or loss.
 	SN string
 	// Msg is the event's msg as a JSON object, decoded once more when the
 	// PBX sent it as a string. The value of every credential field is
-	// replaced (RedactCredentialFields) and any pin_code field is removed.
+	// replaced (pbx.RedactCredentialFields) and any pin_code field is removed.
 	Msg json.RawMessage
 	// Data is the decoded msg: one of the pointer types named by the
 	// EventType constants, or nil for a type this package does not decode
@@ -53,7 +53,7 @@ type OpenAPIEvent struct {
 	Data EventData
 }
 
-// EventData is the decoded msg of an OpenAPIEvent: *CallState,
+// EventData is the decoded msg of an Event: *CallState,
 // *CallFailed, *NewCDR, *RegistrationChange, *ExtensionCallStatus,
 // *PresenceChange or *SystemEvent.
 type EventData interface{ isEventData() }

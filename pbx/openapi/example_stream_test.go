@@ -1,17 +1,17 @@
-package pbx_test
+package openapi_test
 
 import (
 	"context"
 	"fmt"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
-// ExampleOpenAPI_NewEventStream follows a click-to-call through the OpenAPI
+// ExampleClient_NewEventStream follows a click-to-call through the OpenAPI
 // event socket: Dial starts it, the 30011 events show its members' states,
 // Hangup ends it and 30012 brings its record.
-func ExampleOpenAPI_NewEventStream() {
+func ExampleClient_NewEventStream() {
 	sim, err := pbxtest.NewServer(pbxtest.Options{})
 	if err != nil {
 		panic(err)
@@ -22,17 +22,17 @@ func ExampleOpenAPI_NewEventStream() {
 	id, key := sim.OpenAPICredentials()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	oa, err := pbx.NewOpenAPI(pbx.OpenAPIConfig{URL: sim.URL(), AccessID: id, AccessKey: key, RootCAs: sim.CertPool()})
+	oa, err := openapi.New(openapi.Config{URL: sim.URL(), AccessID: id, AccessKey: key, RootCAs: sim.CertPool()})
 	if err != nil {
 		panic(err)
 	}
 	defer oa.Close(context.Background())
 
-	events, up := make(chan *pbx.OpenAPIEvent, 16), make(chan struct{}, 1)
-	stream, err := oa.NewEventStream(pbx.EventStreamConfig{
-		Topics:  []pbx.EventType{pbx.EventCallState, pbx.EventNewCDR},
-		OnEvent: func(ev *pbx.OpenAPIEvent) { events <- ev },
-		OnState: func(st pbx.EventStreamState) {
+	events, up := make(chan *openapi.Event, 16), make(chan struct{}, 1)
+	stream, err := oa.NewEventStream(openapi.EventStreamConfig{
+		Topics:  []openapi.EventType{openapi.EventCallState, openapi.EventNewCDR},
+		OnEvent: func(ev *openapi.Event) { events <- ev },
+		OnState: func(st openapi.EventStreamState) {
 			if st.Up {
 				up <- struct{}{}
 			}
@@ -51,19 +51,19 @@ func ExampleOpenAPI_NewEventStream() {
 	}
 	for ev := range events {
 		switch d := ev.Data.(type) {
-		case *pbx.CallState:
+		case *openapi.CallState:
 			fmt.Print(ev.Type)
 			for _, m := range d.Members {
 				fmt.Printf(" %s:%s", m.Number, m.Status)
 			}
 			fmt.Println()
 			switch {
-			case len(d.Members) == 2 && d.Members[1].Status == pbx.StatusRing:
+			case len(d.Members) == 2 && d.Members[1].Status == openapi.StatusRing:
 				_ = sim.AnswerCall(callID) // the callee picks up
-			case len(d.Members) == 2 && d.Members[1].Status == pbx.StatusAnswer:
+			case len(d.Members) == 2 && d.Members[1].Status == openapi.StatusAnswer:
 				_ = oa.Hangup(ctx, d.Members[0].ChannelID)
 			}
-		case *pbx.NewCDR:
+		case *openapi.NewCDR:
 			fmt.Println(ev.Type, d.CallFrom, "->", d.CallTo, d.Status, d.CallID == callID)
 			cancel()
 			<-done

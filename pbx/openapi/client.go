@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
@@ -21,9 +22,9 @@ import (
 // openAPIPrefix is where the PBX's OpenAPI lives, beside the Linkus API.
 const openAPIPrefix = "/openapi/v1.0/"
 
-// Defaults of OpenAPIConfig's zero fields.
+// Defaults of Config's zero fields.
 const (
-	DefaultOpenAPIUserAgent = "pbx-bridge"
+	DefaultUserAgent = "pbx-bridge"
 	// The first wait after the PBX refused the credentials, doubled after
 	// each further refusal up to the maximum. A PBX blocks the IP of a
 	// caller that fails to authenticate a few times in a row.
@@ -31,11 +32,11 @@ const (
 	DefaultAuthBackoffMax = 15 * time.Minute
 )
 
-// OpenAPIConfig is what an OpenAPI client needs: the PBX, one pair of
+// Config is what an OpenAPI client needs: the PBX, one pair of
 // credentials, and how to reach it. Zero fields take the defaults.
-type OpenAPIConfig struct {
+type Config struct {
 	// URL is the PBX's origin, "https://host[:port]", with the same rules
-	// as Config.URL: the OpenAPI lives on the same origin as the Linkus API.
+	// as pbx.Config.URL: the OpenAPI lives on the same origin as the Linkus API.
 	URL string
 	// AccessID and AccessKey are the Linkus SDK credentials (Integrations >
 	// Linkus SDK) or an API application's Client ID and Client Secret
@@ -44,26 +45,26 @@ type OpenAPIConfig struct {
 	AccessID  string
 	AccessKey string
 
-	// CAFile, RootCAs and InsecureSkipVerify are as in Config, and used
+	// CAFile, RootCAs and InsecureSkipVerify are as in pbx.Config, and used
 	// only when HTTPClient is nil.
 	CAFile             string
 	RootCAs            *x509.CertPool
 	InsecureSkipVerify bool
 	// HTTPClient, if set, makes the requests: share the one the sessions
-	// of the same PBX use (NewHTTPClient), so that the OpenAPI rides on
+	// of the same PBX use (pbx.NewHTTPClient), so that the OpenAPI rides on
 	// the same small pool of connections.
 	HTTPClient *http.Client
 	// Limiter, if set, is asked for a slot before every request, so that
 	// OpenAPI requests count against the same budget as the sessions'.
-	Limiter Limiter
+	Limiter pbx.Limiter
 
-	// RequestTimeout bounds each request. Default DefaultRequestTimeout.
+	// RequestTimeout bounds each request. Default pbx.DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// UserAgent is sent with every request, which the OpenAPI requires.
-	// Default DefaultOpenAPIUserAgent.
+	// Default DefaultUserAgent.
 	UserAgent string
 	// AuthBackoffMin and AuthBackoffMax bound the wait after the PBX
-	// refused the credentials (see OpenAPI). Defaults DefaultAuthBackoffMin
+	// refused the credentials (see Client). Defaults DefaultAuthBackoffMin
 	// and DefaultAuthBackoffMax.
 	AuthBackoffMin time.Duration
 	AuthBackoffMax time.Duration
@@ -71,17 +72,17 @@ type OpenAPIConfig struct {
 	// Logger receives the client's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Hooks are optional observation callbacks.
-	Hooks OpenAPIHooks
+	Hooks Hooks
 	// Now is the clock that token lifetimes and the authentication backoff
 	// are measured with. Default time.Now; tests move it forward to expire
 	// tokens without waiting.
 	Now func() time.Time
 }
 
-// OpenAPIHooks observe an OpenAPI client for metrics. Nil functions are
+// Hooks observe an OpenAPI client for metrics. Nil functions are
 // skipped. They are called from the callers' goroutines and the client's
 // own, and must not block.
-type OpenAPIHooks struct {
+type Hooks struct {
 	// Request follows every request; endpoint is the path after
 	// /openapi/v1.0/, e.g. "get_token" or "sign/create". err is nil on
 	// success, redacted otherwise.
@@ -91,7 +92,7 @@ type OpenAPIHooks struct {
 	TokenRefreshed func(how string)
 }
 
-// OpenAPI is a client of the PBX's OpenAPI (shared/reference/openapi.md):
+// Client is a client of the PBX's OpenAPI (shared/reference/openapi.md):
 // it mints the extensions' login signatures (Sign) and lists the
 // extensions (Extensions) with one pair of credentials. It is safe for
 // concurrent use, and meant to be made once per PBX and shared by every
@@ -120,39 +121,39 @@ type OpenAPIHooks struct {
 // When the PBX refuses get_token, the client logs one error naming the
 // cause and waits, from AuthBackoffMin doubling up to AuthBackoffMax,
 // before it tries again. Meanwhile every call fails at once, without a
-// request, with an *OpenAPIError wrapping ErrOpenAPIAuth whose RetryAt says
+// request, with an *Error wrapping ErrAuth whose RetryAt says
 // when the next attempt may be made.
 //
 // # Errors and credentials
 //
-// A non-zero errcode is an *OpenAPIError; a failure to reach the PBX or to
-// read its answer a *TransportError wrapping ErrPBXNetwork. The AccessKey,
+// A non-zero errcode is an *Error; a failure to reach the PBX or to
+// read its answer a *pbx.TransportError wrapping pbx.ErrPBXNetwork. The AccessKey,
 // the tokens (which travel in URLs as the access_token parameter) and the
 // minted signatures are never logged and never put into an error's text.
-type OpenAPI struct {
-	cfg       OpenAPIConfig
+type Client struct {
+	cfg       Config
 	origin    *url.URL
 	http      *http.Client
-	transport *http.Transport // the one NewOpenAPI built, nil if cfg.HTTPClient
+	transport *http.Transport // the one New built, nil if cfg.HTTPClient
 	tls       *tls.Config     // for the event socket (openapi_events.go)
 	log       *slog.Logger
 	red       redact.Redactor
 
-	closing *Closer        // ends the client's own requests after Close
+	closing *pbx.Closer    // ends the client's own requests after Close
 	wg      sync.WaitGroup // the token renewal in flight
 
 	mu           sync.Mutex
 	closed       bool
 	tok          *accessToken
-	fetch        *tokenFetch   // the renewal in flight, if any
-	authErr      *OpenAPIError // the last refusal of get_token, until one succeeds
+	fetch        *tokenFetch // the renewal in flight, if any
+	authErr      *Error      // the last refusal of get_token, until one succeeds
 	authBackoff  time.Duration
 	renewRetryAt time.Time // no renewal of a still valid token before then
 }
 
-// NewOpenAPI validates cfg and returns a client. It does no network I/O.
-func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
-	origin, err := parsePBXURL(cfg.URL)
+// New validates cfg and returns a client. It does no network I/O.
+func New(cfg Config) (*Client, error) {
+	origin, err := pbx.ParseOrigin(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +161,7 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &OpenAPI{cfg: cfg, origin: origin, log: cfg.Logger}
+	o := &Client{cfg: cfg, origin: origin, log: cfg.Logger}
 	o.red.Add(cfg.AccessKey)
 	o.red.Add(url.QueryEscape(cfg.AccessKey))
 	// The event socket dials with the HTTP client's TLS settings when
@@ -171,7 +172,7 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 	}
 	tc, err := wire.TLSConfig(opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", pbx.ErrInvalidConfig, err)
 	}
 	if cfg.HTTPClient != nil {
 		o.http = cfg.HTTPClient
@@ -181,30 +182,30 @@ func NewOpenAPI(cfg OpenAPIConfig) (*OpenAPI, error) {
 	// The event socket's configuration, ready to dial with, as a
 	// session's.
 	o.tls = wire.SocketTLS(tc, origin)
-	o.closing = NewCloser()
+	o.closing = pbx.NewCloser()
 	return o, nil
 }
 
 // withDefaults validates cfg's fields other than URL and TLS, and fills the
 // zero ones.
-func (cfg OpenAPIConfig) withDefaults() (OpenAPIConfig, error) {
+func (cfg Config) withDefaults() (Config, error) {
 	switch {
 	case strings.TrimSpace(cfg.AccessID) == "" || cfg.AccessKey == "":
-		return cfg, fmt.Errorf("%w: OpenAPI AccessID and AccessKey are both required", ErrInvalidConfig)
+		return cfg, fmt.Errorf("%w: OpenAPI AccessID and AccessKey are both required", pbx.ErrInvalidConfig)
 	case strings.ContainsFunc(cfg.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return cfg, fmt.Errorf("%w: OpenAPI UserAgent has a control character", ErrInvalidConfig)
+		return cfg, fmt.Errorf("%w: OpenAPI UserAgent has a control character", pbx.ErrInvalidConfig)
 	}
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
-		{"RequestTimeout", &cfg.RequestTimeout, DefaultRequestTimeout},
+		{"RequestTimeout", &cfg.RequestTimeout, pbx.DefaultRequestTimeout},
 		{"AuthBackoffMin", &cfg.AuthBackoffMin, DefaultAuthBackoffMin},
 		{"AuthBackoffMax", &cfg.AuthBackoffMax, DefaultAuthBackoffMax},
 	} {
 		if *d.v < 0 {
-			return cfg, fmt.Errorf("%w: OpenAPI %s is negative", ErrInvalidConfig, d.name)
+			return cfg, fmt.Errorf("%w: OpenAPI %s is negative", pbx.ErrInvalidConfig, d.name)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
@@ -212,7 +213,7 @@ func (cfg OpenAPIConfig) withDefaults() (OpenAPIConfig, error) {
 	}
 	cfg.AuthBackoffMax = max(cfg.AuthBackoffMax, cfg.AuthBackoffMin)
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = DefaultOpenAPIUserAgent
+		cfg.UserAgent = DefaultUserAgent
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -225,14 +226,14 @@ func (cfg OpenAPIConfig) withDefaults() (OpenAPIConfig, error) {
 
 // Errors of the OpenAPI client, wrapped by the errors it returns.
 var (
-	// ErrOpenAPIAuth is wrapped by the *OpenAPIError of a refused
+	// ErrAuth is wrapped by the *Error of a refused
 	// get_token, and of every call failed fast while the client waits
 	// before trying the credentials again.
-	ErrOpenAPIAuth = errors.New("pbx: the PBX refused the OpenAPI credentials")
-	// ErrSignRefused is wrapped by the *OpenAPIError of a refused
+	ErrAuth = errors.New("pbx: the PBX refused the OpenAPI credentials")
+	// ErrSignRefused is wrapped by the *Error of a refused
 	// sign/create.
 	ErrSignRefused = errors.New("pbx: the PBX refused to mint a login signature")
-	// ErrExtensionListRefused is wrapped by the *OpenAPIError of a refused
+	// ErrExtensionListRefused is wrapped by the *Error of a refused
 	// extension/list: credentials that may not list extensions (Linkus SDK
 	// credentials may not, on some PBXs; API credentials from
 	// Integrations > API may).
@@ -241,31 +242,31 @@ var (
 	// listing that could not be read to its end (see Extensions); the
 	// extensions read so far are returned with it.
 	ErrExtensionListIncomplete = errors.New("pbx: the PBX's extension list could not be read to its end")
-	// ErrOpenAPITokenCap is wrapped by the *OpenAPIError of a get_token
+	// ErrTokenCap is wrapped by the *Error of a get_token
 	// refused because the application holds the most access tokens the PBX
-	// allows (8). The client waits before trying again, as for ErrOpenAPIAuth.
-	ErrOpenAPITokenCap = errors.New("pbx: the PBX holds its maximum of access tokens for these OpenAPI credentials")
-	// ErrOpenAPIClosed is returned by the calls made after Close.
-	ErrOpenAPIClosed = errors.New("pbx: OpenAPI client closed")
+	// allows (8). The client waits before trying again, as for ErrAuth.
+	ErrTokenCap = errors.New("pbx: the PBX holds its maximum of access tokens for these OpenAPI credentials")
+	// ErrClosed is returned by the calls made after Close.
+	ErrClosed = errors.New("pbx: OpenAPI client closed")
 )
 
-// OpenAPIError is a non-zero errcode in an OpenAPI answer, or an HTTP 401
+// Error is a non-zero errcode in an OpenAPI answer, or an HTTP 401
 // or 403 (where ErrCode may be 0). It keeps the PBX's code and message and
 // wraps Kind, so that both errors.Is and errors.As work on it.
-type OpenAPIError struct {
+type Error struct {
 	Endpoint   string // the path, e.g. "/openapi/v1.0/sign/create"; never carries a token
 	HTTPStatus int
 	ErrCode    int
 	ErrMsg     string // as the PBX said it, redacted
-	// Kind is ErrOpenAPIAuth, ErrSignRefused or ErrExtensionListRefused;
+	// Kind is ErrAuth, ErrSignRefused or ErrExtensionListRefused;
 	// nil for the token endpoints other than get_token.
 	Kind error
-	// RetryAt is, for ErrOpenAPIAuth, when the client will try the
+	// RetryAt is, for ErrAuth, when the client will try the
 	// credentials again; calls before then fail without a request.
 	RetryAt time.Time
 }
 
-func (e *OpenAPIError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pbx %s: ", e.Endpoint)
 	if e.HTTPStatus != 0 && e.HTTPStatus != http.StatusOK {
@@ -281,7 +282,7 @@ func (e *OpenAPIError) Error() string {
 	return b.String()
 }
 
-func (e *OpenAPIError) Unwrap() error { return e.Kind }
+func (e *Error) Unwrap() error { return e.Kind }
 
 // signRequest is sign/create's body, as the public app servers send it.
 type signRequest struct {
@@ -292,12 +293,12 @@ type signRequest struct {
 
 // Sign mints a login signature for the extension (sign/create, sign_type
 // "sdk", expire_time 0: by the public app servers, one that does not
-// expire). Keep it in memory and use it as Config.Secret; mint again only
+// expire). Keep it in memory and use it as pbx.Config.Secret; mint again only
 // when a login with it is refused, since whether minting invalidates the
 // older signatures is not documented. The signature is a credential: never
-// log it. A refusal is an *OpenAPIError wrapping ErrSignRefused (an unknown
+// log it. A refusal is an *Error wrapping ErrSignRefused (an unknown
 // extension, for one).
-func (o *OpenAPI) Sign(ctx context.Context, ext string) (string, error) {
+func (o *Client) Sign(ctx context.Context, ext string) (string, error) {
 	if ext == "" || strings.ContainsFunc(ext, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "", fmt.Errorf("pbx: Sign: extension number %q is empty or has a control character", ext)
 	}
@@ -311,7 +312,7 @@ func (o *OpenAPI) Sign(ctx context.Context, ext string) (string, error) {
 		return "", err
 	}
 	if out.Data.Sign == "" {
-		return "", &TransportError{Endpoint: openAPIPrefix + "sign/create", SDK: ErrPBXNetwork, Err: errors.New("answer has no data.sign")}
+		return "", &pbx.TransportError{Endpoint: openAPIPrefix + "sign/create", SDK: pbx.ErrPBXNetwork, Err: errors.New("answer has no data.sign")}
 	}
 	o.red.Add(out.Data.Sign)
 	o.log.Info("pbx openapi: login signature minted", "ext", ext)
@@ -319,11 +320,11 @@ func (o *OpenAPI) Sign(ctx context.Context, ext string) (string, error) {
 }
 
 // Close revokes the held access token (del_token) and makes every later call
-// fail with ErrOpenAPIClosed. It first waits for a token renewal in flight,
+// fail with ErrClosed. It first waits for a token renewal in flight,
 // so that the token it brings is revoked too, unless ctx ends first (then
 // the renewal is abandoned and ctx's error returned). It returns the
 // revocation's error, if any. Calling it again does nothing.
-func (o *OpenAPI) Close(ctx context.Context) error {
+func (o *Client) Close(ctx context.Context) error {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -361,7 +362,7 @@ func (o *OpenAPI) Close(ctx context.Context) error {
 // holds a token only while it uses it, so that a fleet of any size stays
 // within the PBX's cap of tokens. It waits for a renewal in flight first,
 // so that the token it brings is revoked too, unless ctx ends.
-func (o *OpenAPI) Release(ctx context.Context) error {
+func (o *Client) Release(ctx context.Context) error {
 	o.mu.Lock()
 	f := o.fetch
 	o.mu.Unlock()
@@ -383,8 +384,8 @@ func (o *OpenAPI) Release(ctx context.Context) error {
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the
-// client's own transport (not those of an OpenAPIConfig.HTTPClient).
-func (o *OpenAPI) CloseIdleConnections() {
+// client's own transport (not those of an Config.HTTPClient).
+func (o *Client) CloseIdleConnections() {
 	if o.transport != nil {
 		o.transport.CloseIdleConnections()
 	}

@@ -1,4 +1,4 @@
-package pbx_test
+package openapi_test
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/testrig"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
@@ -45,9 +47,9 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // openAPIConfig is a config for srv's OpenAPI credentials, on a fake clock.
-func openAPIConfig(t *testing.T, srv *pbxtest.Server, clock *fakeClock) pbx.OpenAPIConfig {
+func openAPIConfig(t *testing.T, srv *pbxtest.Server, clock *fakeClock) openapi.Config {
 	id, key := srv.OpenAPICredentials()
-	return pbx.OpenAPIConfig{
+	return openapi.Config{
 		URL:            srv.URL(),
 		AccessID:       id,
 		AccessKey:      key,
@@ -59,11 +61,11 @@ func openAPIConfig(t *testing.T, srv *pbxtest.Server, clock *fakeClock) pbx.Open
 }
 
 // newOpenAPI makes a client that the test closes.
-func newOpenAPI(t *testing.T, cfg pbx.OpenAPIConfig) *pbx.OpenAPI {
+func newOpenAPI(t *testing.T, cfg openapi.Config) *openapi.Client {
 	t.Helper()
-	o, err := pbx.NewOpenAPI(cfg)
+	o, err := openapi.New(cfg)
 	if err != nil {
-		t.Fatalf("NewOpenAPI: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = o.Close(context.Background()) })
 	return o
@@ -104,9 +106,9 @@ func TestOpenAPISignLogsIn(t *testing.T) {
 
 	// An unknown extension: refused, after one retry with a renewed token.
 	_, err := o.Sign(ctx, "4242")
-	var oe *pbx.OpenAPIError
-	if !errors.Is(err, pbx.ErrSignRefused) || !errors.As(err, &oe) || oe.ErrCode != 40003 || oe.Endpoint != "/openapi/v1.0/sign/create" {
-		t.Fatalf("Sign(4242) = %v, want an OpenAPIError 40003 wrapping ErrSignRefused", err)
+	var oe *openapi.Error
+	if !errors.Is(err, openapi.ErrSignRefused) || !errors.As(err, &oe) || oe.ErrCode != 40003 || oe.Endpoint != "/openapi/v1.0/sign/create" {
+		t.Fatalf("Sign(4242) = %v, want an Error 40003 wrapping ErrSignRefused", err)
 	}
 	if n := oaRequests(srv, "sign/create"); n != 4 {
 		t.Fatalf("sign/create requests %d, want 4 (two signatures, one refusal retried once)", n)
@@ -121,8 +123,8 @@ func TestOpenAPISignLogsIn(t *testing.T) {
 	if n := srv.LiveOpenAPITokens(); n != 0 {
 		t.Fatalf("live tokens after Close: %d", n)
 	}
-	if _, err := o.Sign(ctx, "1001"); !errors.Is(err, pbx.ErrOpenAPIClosed) {
-		t.Fatalf("Sign after Close: %v, want ErrOpenAPIClosed", err)
+	if _, err := o.Sign(ctx, "1001"); !errors.Is(err, openapi.ErrClosed) {
+		t.Fatalf("Sign after Close: %v, want ErrClosed", err)
 	}
 	if err := o.Close(ctx); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -403,7 +405,7 @@ func TestTokenRenewalFailureKeepsHeldToken(t *testing.T) {
 	}
 
 	clock.Add(5 * time.Minute) // the held token has expired
-	if err := sign(); !errors.Is(err, pbx.ErrOpenAPIAuth) {
+	if err := sign(); !errors.Is(err, openapi.ErrAuth) {
 		t.Fatalf("Sign with no valid token and refused credentials: %v", err)
 	}
 	srv.FailEndpoint("/openapi/v1.0/refresh_token", 0, "")
@@ -460,8 +462,8 @@ func TestTokenSecondFailureIsTheAnswer(t *testing.T) {
 	o := newOpenAPI(t, openAPIConfig(t, srv, newFakeClock()))
 	for i := range 10 {
 		_, err := o.Sign(context.Background(), "1001")
-		var oe *pbx.OpenAPIError
-		if !errors.Is(err, pbx.ErrSignRefused) || !errors.As(err, &oe) || oe.ErrCode != 70052 || oe.ErrMsg != "SIGN CREATE FAILED" {
+		var oe *openapi.Error
+		if !errors.Is(err, openapi.ErrSignRefused) || !errors.As(err, &oe) || oe.ErrCode != 70052 || oe.ErrMsg != "SIGN CREATE FAILED" {
 			t.Fatalf("Sign with FailSign: %v", err)
 		}
 		if n := oaRequests(srv, "sign/create"); n != 2*(i+1) {
@@ -495,8 +497,8 @@ func TestTokenAuthBackoff(t *testing.T) {
 	refused := func(wantCalls int, wantRetry time.Duration) {
 		t.Helper()
 		_, err := o.Sign(ctx, "1001")
-		var oe *pbx.OpenAPIError
-		if !errors.Is(err, pbx.ErrOpenAPIAuth) || !errors.As(err, &oe) {
+		var oe *openapi.Error
+		if !errors.Is(err, openapi.ErrAuth) || !errors.As(err, &oe) {
 			t.Fatalf("Sign with refused credentials: %v", err)
 		}
 		if oe.Endpoint != "/openapi/v1.0/get_token" || oe.ErrCode != 10009 {
@@ -510,7 +512,7 @@ func TestTokenAuthBackoff(t *testing.T) {
 		}
 	}
 	refused(1, 30*time.Second)
-	if _, err := o.Extensions(ctx); !errors.Is(err, pbx.ErrOpenAPIAuth) {
+	if _, err := o.Extensions(ctx); !errors.Is(err, openapi.ErrAuth) {
 		t.Fatalf("Extensions while backing off: %v", err)
 	}
 	clock.Add(10 * time.Second)
@@ -549,7 +551,7 @@ func TestOpenAPICloseWaitsForTokenInFlight(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	srv.SlowEndpoint("/openapi/v1.0/get_token", 300*time.Millisecond)
-	o, err := pbx.NewOpenAPI(openAPIConfig(t, srv, newFakeClock()))
+	o, err := openapi.New(openAPIConfig(t, srv, newFakeClock()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,34 +567,34 @@ func TestOpenAPICloseWaitsForTokenInFlight(t *testing.T) {
 	if n := srv.LiveOpenAPITokens(); n != 0 || srv.GetTokenCalls() != 1 {
 		t.Fatalf("after Close: %d live tokens, %d get_token calls; want the token it brought revoked", n, srv.GetTokenCalls())
 	}
-	if err := <-signed; err != nil && !errors.Is(err, pbx.ErrOpenAPIClosed) {
+	if err := <-signed; err != nil && !errors.Is(err, openapi.ErrClosed) {
 		t.Fatalf("Sign during Close: %v", err)
 	}
 }
 
 func TestNewOpenAPIValidates(t *testing.T) {
-	good := pbx.OpenAPIConfig{URL: "https://pbx.example:8088", AccessID: "id", AccessKey: "key"}
+	good := openapi.Config{URL: "https://pbx.example:8088", AccessID: "id", AccessKey: "key"}
 	for _, c := range []struct {
 		name   string
-		mutate func(*pbx.OpenAPIConfig)
+		mutate func(*openapi.Config)
 		want   error
 	}{
-		{"http", func(c *pbx.OpenAPIConfig) { c.URL = "http://pbx.example" }, pbx.ErrPBXURLNotHTTPS},
-		{"path", func(c *pbx.OpenAPIConfig) { c.URL = "https://pbx.example/openapi" }, pbx.ErrInvalidPBXURL},
-		{"no AccessID", func(c *pbx.OpenAPIConfig) { c.AccessID = " " }, pbx.ErrInvalidConfig},
-		{"no AccessKey", func(c *pbx.OpenAPIConfig) { c.AccessKey = "" }, pbx.ErrInvalidConfig},
-		{"negative timeout", func(c *pbx.OpenAPIConfig) { c.RequestTimeout = -1 }, pbx.ErrInvalidConfig},
-		{"negative backoff", func(c *pbx.OpenAPIConfig) { c.AuthBackoffMin = -1 }, pbx.ErrInvalidConfig},
-		{"user agent with a newline", func(c *pbx.OpenAPIConfig) { c.UserAgent = "a\nb" }, pbx.ErrInvalidConfig},
-		{"CAFile and RootCAs", func(c *pbx.OpenAPIConfig) { c.CAFile, c.RootCAs = "x.pem", newPBX(t, pbxtest.Options{}).CertPool() }, pbx.ErrInvalidConfig},
-		{"good", func(*pbx.OpenAPIConfig) {}, nil},
+		{"http", func(c *openapi.Config) { c.URL = "http://pbx.example" }, pbx.ErrPBXURLNotHTTPS},
+		{"path", func(c *openapi.Config) { c.URL = "https://pbx.example/openapi" }, pbx.ErrInvalidPBXURL},
+		{"no AccessID", func(c *openapi.Config) { c.AccessID = " " }, pbx.ErrInvalidConfig},
+		{"no AccessKey", func(c *openapi.Config) { c.AccessKey = "" }, pbx.ErrInvalidConfig},
+		{"negative timeout", func(c *openapi.Config) { c.RequestTimeout = -1 }, pbx.ErrInvalidConfig},
+		{"negative backoff", func(c *openapi.Config) { c.AuthBackoffMin = -1 }, pbx.ErrInvalidConfig},
+		{"user agent with a newline", func(c *openapi.Config) { c.UserAgent = "a\nb" }, pbx.ErrInvalidConfig},
+		{"CAFile and RootCAs", func(c *openapi.Config) { c.CAFile, c.RootCAs = "x.pem", newPBX(t, pbxtest.Options{}).CertPool() }, pbx.ErrInvalidConfig},
+		{"good", func(*openapi.Config) {}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := good
 			c.mutate(&cfg)
-			o, err := pbx.NewOpenAPI(cfg)
+			o, err := openapi.New(cfg)
 			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
-				t.Fatalf("NewOpenAPI: %v, want %v", err, c.want)
+				t.Fatalf("New: %v, want %v", err, c.want)
 			}
 			if o != nil {
 				_ = o.Close(context.Background())
@@ -604,7 +606,7 @@ func TestNewOpenAPIValidates(t *testing.T) {
 func TestOpenAPILimiterSeesEveryRequest(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
-	lim := &countingLimiter{}
+	lim := &testrig.CountingLimiter{}
 	clock := newFakeClock()
 	cfg := openAPIConfig(t, srv, clock)
 	cfg.Limiter = lim
@@ -629,10 +631,8 @@ func TestOpenAPILimiterSeesEveryRequest(t *testing.T) {
 	for _, ep := range []string{"get_token", "refresh_token", "del_token", "sign/create", "extension/list"} {
 		total += oaRequests(srv, ep)
 	}
-	lim.mu.Lock()
-	defer lim.mu.Unlock()
-	if lim.acquired != total || lim.held != 0 || total != 7 {
-		t.Fatalf("limiter acquired %d (held %d), the PBX served %d requests, want 7", lim.acquired, lim.held, total)
+	if acquired, held := lim.Counts(); acquired != total || held != 0 || total != 7 {
+		t.Fatalf("limiter acquired %d (held %d), the PBX served %d requests, want 7", acquired, held, total)
 	}
 	want := []string{"get_token", "sign/create", "extension/list", "refresh_token", "del_token", "sign/create", "del_token"}
 	got := hooked.List()
@@ -742,7 +742,7 @@ func TestExtensionList(t *testing.T) {
 		want = append(want, n)
 	}
 	ext, _ := srv.Extension("1007")
-	open(t, srv, fastConfig(t, srv, ext))
+	linkusOnline(t, srv, ext)
 	o := newOpenAPI(t, openAPIConfig(t, srv, newFakeClock()))
 	list, err := o.Extensions(context.Background())
 	if err != nil {
@@ -754,8 +754,8 @@ func TestExtensionList(t *testing.T) {
 	if n := oaRequests(srv, "extension/list"); n != 3 {
 		t.Fatalf("extension/list requests %d, want 3", n)
 	}
-	wantInfo := pbx.ExtensionInfo{ID: 8, Number: "1007", Name: "Name 1007", RoleName: "Employee", PresenceStatus: "available",
-		Online: pbx.OnlineStatus{LinkusWeb: true}}
+	wantInfo := openapi.Extension{ID: 8, Number: "1007", Name: "Name 1007", RoleName: "Employee", PresenceStatus: "available",
+		Online: openapi.OnlineStatus{LinkusWeb: true}}
 	if list[7] != wantInfo {
 		t.Fatalf("list[7] = %+v, want %+v", list[7], wantInfo)
 	}
@@ -772,7 +772,7 @@ func TestExtensionList(t *testing.T) {
 	}
 }
 
-func numbers(list []pbx.ExtensionInfo) []string {
+func numbers(list []openapi.Extension) []string {
 	var out []string
 	for _, e := range list {
 		out = append(out, e.Number)
@@ -811,15 +811,15 @@ func TestExtensionListHostile(t *testing.T) {
 		{"no total", pbxtest.ListFaults{TotalNumber: -1}, all, 250, false, 3},
 		{"loose types", pbxtest.ListFaults{LooseTypes: true}, all, 250, false, 3},
 		{"page ignored", pbxtest.ListFaults{IgnorePage: true}, all[:100], 100, true, 2},
-		{"endless, no total", pbxtest.ListFaults{Endless: true, TotalNumber: -1}, nil, pbx.MaxListedExtensions, true, pbx.MaxListedExtensions / pbx.ExtensionPageSize},
-		{"endless, true total", pbxtest.ListFaults{Endless: true}, nil, pbx.MaxListedExtensions, true, pbx.MaxListedExtensions / pbx.ExtensionPageSize},
-		{"endless, total too high", pbxtest.ListFaults{Endless: true, TotalNumber: 1 << 30}, nil, pbx.MaxListedExtensions, true, pbx.MaxListedExtensions / pbx.ExtensionPageSize},
+		{"endless, no total", pbxtest.ListFaults{Endless: true, TotalNumber: -1}, nil, openapi.MaxListedExtensions, true, openapi.MaxListedExtensions / openapi.ExtensionPageSize},
+		{"endless, true total", pbxtest.ListFaults{Endless: true}, nil, openapi.MaxListedExtensions, true, openapi.MaxListedExtensions / openapi.ExtensionPageSize},
+		{"endless, total too high", pbxtest.ListFaults{Endless: true, TotalNumber: 1 << 30}, nil, openapi.MaxListedExtensions, true, openapi.MaxListedExtensions / openapi.ExtensionPageSize},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv.SetListFaults(c.faults)
 			before := oaRequests(srv, "extension/list")
 			list, err := o.Extensions(context.Background())
-			if got := errors.Is(err, pbx.ErrExtensionListIncomplete); got != c.incomplete || (err != nil && !got) {
+			if got := errors.Is(err, openapi.ErrExtensionListIncomplete); got != c.incomplete || (err != nil && !got) {
 				t.Fatalf("err %v, want incomplete %v", err, c.incomplete)
 			}
 			if len(list) != c.wantLen || (c.want != nil && !slices.Equal(numbers(list), c.want)) {
@@ -843,8 +843,8 @@ func TestExtensionListRefused(t *testing.T) {
 	srv.SetListAllowed(false)
 	o := newOpenAPI(t, openAPIConfig(t, srv, newFakeClock()))
 	list, err := o.Extensions(context.Background())
-	var oe *pbx.OpenAPIError
-	if !errors.Is(err, pbx.ErrExtensionListRefused) || !errors.As(err, &oe) || oe.ErrCode != 10011 || list != nil {
+	var oe *openapi.Error
+	if !errors.Is(err, openapi.ErrExtensionListRefused) || !errors.As(err, &oe) || oe.ErrCode != 10011 || list != nil {
 		t.Fatalf("Extensions with credentials that may not list: %v, %v", list, err)
 	}
 	if n := oaRequests(srv, "extension/list"); n != 2 {
@@ -864,7 +864,7 @@ func TestExtensionListMalformedAnswers(t *testing.T) {
 		name    string
 		answer  string
 		want    int  // extensions
-		wantErr bool // a *TransportError
+		wantErr bool // a *pbx.TransportError
 	}{
 		{"no data", `{"errcode":0,"errmsg":"SUCCESS","total_number":3}`, 0, true},
 		{"null data, no total", `{"errcode":0,"errmsg":"SUCCESS","data":null}`, 0, true},
@@ -889,7 +889,7 @@ func TestExtensionListMalformedAnswers(t *testing.T) {
 			defer srv.Close()
 			pool := x509.NewCertPool()
 			pool.AddCert(srv.Certificate())
-			o := newOpenAPI(t, pbx.OpenAPIConfig{URL: srv.URL, AccessID: "id", AccessKey: "key", RootCAs: pool, Logger: testLogger(t)})
+			o := newOpenAPI(t, openapi.Config{URL: srv.URL, AccessID: "id", AccessKey: "key", RootCAs: pool, Logger: testLogger(t)})
 			list, err := o.Extensions(context.Background())
 			var te *pbx.TransportError
 			if errors.As(err, &te) != c.wantErr || (err != nil && !c.wantErr) || len(list) != c.want {
@@ -902,33 +902,33 @@ func TestExtensionListMalformedAnswers(t *testing.T) {
 func TestExtensionListDecodesLoosely(t *testing.T) {
 	for _, c := range []struct {
 		item string
-		want pbx.ExtensionInfo
+		want openapi.Extension
 		ok   bool
 	}{
-		{`{"id":7,"number":"1001","caller_id_name":"Ann"}`, pbx.ExtensionInfo{ID: 7, Number: "1001", Name: "Ann"}, true},
-		{`{"id":"7","number":1001}`, pbx.ExtensionInfo{ID: 7, Number: "1001"}, true},
-		{`{"id":7.5,"number":" 1001 "}`, pbx.ExtensionInfo{Number: "1001"}, true},
+		{`{"id":7,"number":"1001","caller_id_name":"Ann"}`, openapi.Extension{ID: 7, Number: "1001", Name: "Ann"}, true},
+		{`{"id":"7","number":1001}`, openapi.Extension{ID: 7, Number: "1001"}, true},
+		{`{"id":7.5,"number":" 1001 "}`, openapi.Extension{Number: "1001"}, true},
 		{`{"number":"1001","online_status":{"sip_phone":{"status":1},"linkus_web":{"status":"1"},"linkus_mobile":{"status":2},"linkus_desktop":1}}`,
-			pbx.ExtensionInfo{Number: "1001", Online: pbx.OnlineStatus{SIPPhone: true, LinkusWeb: true}}, true},
+			openapi.Extension{Number: "1001", Online: openapi.OnlineStatus{SIPPhone: true, LinkusWeb: true}}, true},
 		{`{"number":"1001","email_addr":null,"mobile_number":5551234,"role_name":["x"],"presence_status":"away"}`,
-			pbx.ExtensionInfo{Number: "1001", MobileNumber: "5551234", PresenceStatus: "away"}, true},
-		{`{"id":7,"number":1001.5}`, pbx.ExtensionInfo{}, false},
-		{`{"id":7,"number":-1}`, pbx.ExtensionInfo{}, false},
-		{`{"id":7}`, pbx.ExtensionInfo{}, false},
-		{`{"id":7,"number":""}`, pbx.ExtensionInfo{}, false},
-		{`"1001"`, pbx.ExtensionInfo{}, false},
-		{`null`, pbx.ExtensionInfo{}, false},
+			openapi.Extension{Number: "1001", MobileNumber: "5551234", PresenceStatus: "away"}, true},
+		{`{"id":7,"number":1001.5}`, openapi.Extension{}, false},
+		{`{"id":7,"number":-1}`, openapi.Extension{}, false},
+		{`{"id":7}`, openapi.Extension{}, false},
+		{`{"id":7,"number":""}`, openapi.Extension{}, false},
+		{`"1001"`, openapi.Extension{}, false},
+		{`null`, openapi.Extension{}, false},
 	} {
-		got, ok := pbx.DecodeExtensionInfo(c.item)
+		got, ok := openapi.DecodeExtension(c.item)
 		if ok != c.ok || got != c.want {
 			t.Errorf("%s: %+v %v, want %+v %v", c.item, got, ok, c.want, c.ok)
 		}
 	}
 }
 
-// ExampleOpenAPI mints a login signature and lists the extensions with one
+// ExampleClient mints a login signature and lists the extensions with one
 // pair of OpenAPI credentials, as a bridge serving a whole PBX does.
-func ExampleOpenAPI() {
+func ExampleClient() {
 	sim, err := pbxtest.NewServer(pbxtest.Options{})
 	if err != nil {
 		panic(err)
@@ -939,7 +939,7 @@ func ExampleOpenAPI() {
 	id, key := sim.OpenAPICredentials()
 
 	ctx := context.Background()
-	oa, err := pbx.NewOpenAPI(pbx.OpenAPIConfig{URL: sim.URL(), AccessID: id, AccessKey: key, RootCAs: sim.CertPool()})
+	oa, err := openapi.New(openapi.Config{URL: sim.URL(), AccessID: id, AccessKey: key, RootCAs: sim.CertPool()})
 	if err != nil {
 		panic(err)
 	}
@@ -967,7 +967,7 @@ func ExampleOpenAPI() {
 }
 
 // TestTokenCapIsNamedAndReleaseFreesIt: a get_token refused at the PBX's
-// cap of tokens is ErrOpenAPITokenCap, logged as that (not as refused
+// cap of tokens is ErrTokenCap, logged as that (not as refused
 // credentials) and waited out; Release revokes a client's token, and the
 // client gets a new one at its next call.
 func TestTokenCapIsNamedAndReleaseFreesIt(t *testing.T) {
@@ -975,7 +975,7 @@ func TestTokenCapIsNamedAndReleaseFreesIt(t *testing.T) {
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
 	clock := newFakeClock()
 	ctx := context.Background()
-	var holders []*pbx.OpenAPI
+	var holders []*openapi.Client
 	for range pbxtest.MaxOpenAPITokens {
 		o := newOpenAPI(t, openAPIConfig(t, srv, clock))
 		if _, err := o.Sign(ctx, "1001"); err != nil {
@@ -988,8 +988,8 @@ func TestTokenCapIsNamedAndReleaseFreesIt(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	late := newOpenAPI(t, cfg)
 	_, err := late.Sign(ctx, "1001")
-	if !errors.Is(err, pbx.ErrOpenAPITokenCap) || errors.Is(err, pbx.ErrOpenAPIAuth) {
-		t.Fatalf("Sign at the cap: %v, want ErrOpenAPITokenCap", err)
+	if !errors.Is(err, openapi.ErrTokenCap) || errors.Is(err, openapi.ErrAuth) {
+		t.Fatalf("Sign at the cap: %v, want ErrTokenCap", err)
 	}
 	if text := logs.String(); !strings.Contains(text, "maximum of access tokens") || !strings.Contains(text, "reason=token_cap") ||
 		strings.Contains(text, "refused the OpenAPI credentials") {

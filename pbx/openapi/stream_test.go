@@ -1,4 +1,4 @@
-package pbx_test
+package openapi_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
@@ -53,19 +53,19 @@ func TestEventStreamInternalCall(t *testing.T) {
 		t.Error("the last 30011 does not say the call ended")
 	}
 
-	var cdr *pbx.NewCDR
+	var cdr *openapi.NewCDR
 	var statuses []string
 	checkFor(t, func() error {
 		events, _ := r.snapshot()
 		statuses = statuses[:0]
 		for _, ev := range events {
 			switch d := ev.Data.(type) {
-			case *pbx.NewCDR:
+			case *openapi.NewCDR:
 				cdr = d
 				if strings.Contains(string(ev.Msg), "pin_code") {
 					return fmt.Errorf("30012 msg keeps pin_code: %s", ev.Msg)
 				}
-			case *pbx.ExtensionCallStatus:
+			case *openapi.ExtensionCallStatus:
 				if d.Extension == "1002" {
 					statuses = append(statuses, d.Status)
 				}
@@ -112,9 +112,9 @@ func TestEventStreamEchoesGeneratedCalls(t *testing.T) {
 		var states []string
 		for _, ev := range events {
 			switch d := ev.Data.(type) {
-			case *pbx.CallState:
+			case *openapi.CallState:
 				states = append(states, describeMembers(d))
-			case *pbx.NewCDR:
+			case *openapi.NewCDR:
 				if d.TalkDuration != 42 || d.CallFrom != "5550100" || d.CallType() != "inbound" || d.SrcTrunkName == "" {
 					return fmt.Errorf("CDR %+v", d)
 				}
@@ -173,7 +173,7 @@ func testRenewal(t *testing.T, refreshRevokesOld bool) {
 		switch {
 		case st.Up && st.Renewed && st.Reconnect:
 			renewedUps++
-		case !st.Up && errors.Is(st.Err, pbx.ErrEventTokenRenewal):
+		case !st.Up && errors.Is(st.Err, openapi.ErrEventTokenRenewal):
 			renewalDowns++
 		}
 	}
@@ -190,7 +190,7 @@ func TestEventStreamSubscribeNeverAnswered(t *testing.T) {
 	srv.SetEventQuirks(pbxtest.EventQuirks{NeverAckSubscribe: true})
 	o := newOpenAPI(t, realClockConfig(t, srv))
 	var r eventRecorder
-	cfg := streamConfig(&r, pbx.EventCallState)
+	cfg := streamConfig(&r, openapi.EventCallState)
 	cfg.SubscribeTimeout = 300 * time.Millisecond
 	s, err := o.NewEventStream(cfg)
 	if err != nil {
@@ -198,7 +198,7 @@ func TestEventStreamSubscribeNeverAnswered(t *testing.T) {
 	}
 	start := time.Now()
 	err = s.Serve(context.Background())
-	if !errors.Is(err, pbx.ErrSubscribeTimeout) {
+	if !errors.Is(err, openapi.ErrSubscribeTimeout) {
 		t.Fatalf("Serve = %v, want ErrSubscribeTimeout", err)
 	}
 	if d := time.Since(start); d < cfg.SubscribeTimeout || d > wait {
@@ -232,7 +232,7 @@ func TestEventStreamSilentSocketIsDead(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	o := newOpenAPI(t, realClockConfig(t, srv))
 	var r eventRecorder
-	cfg := streamConfig(&r, pbx.EventCallState)
+	cfg := streamConfig(&r, openapi.EventCallState)
 	cfg.PongTimeout = 300 * time.Millisecond
 	s, err := o.NewEventStream(cfg)
 	if err != nil {
@@ -243,7 +243,7 @@ func TestEventStreamSilentSocketIsDead(t *testing.T) {
 	go func() { done <- s.Serve(context.Background()) }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, pbx.ErrEventSocketSilent) {
+		if !errors.Is(err, openapi.ErrEventSocketSilent) {
 			t.Fatalf("Serve = %v, want ErrEventSocketSilent", err)
 		}
 	case <-time.After(wait):
@@ -253,7 +253,7 @@ func TestEventStreamSilentSocketIsDead(t *testing.T) {
 		t.Error("no heartbeat reached the PBX")
 	}
 	_, states := r.snapshot()
-	if len(states) != 2 || !states[0].Up || states[1].Up || !errors.Is(states[1].Err, pbx.ErrEventSocketSilent) {
+	if len(states) != 2 || !states[0].Up || states[1].Up || !errors.Is(states[1].Err, openapi.ErrEventSocketSilent) {
 		t.Errorf("states %+v, want up then down with ErrEventSocketSilent", states)
 	}
 }
@@ -323,12 +323,12 @@ func TestEventStreamReconnectsAndNeverLeaksTheToken(t *testing.T) {
 // Closing the client (which revokes the token) ends Run.
 func TestEventStreamEndsWithClientClose(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
-	o, err := pbx.NewOpenAPI(realClockConfig(t, srv))
+	o, err := openapi.New(realClockConfig(t, srv))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var r eventRecorder
-	s, err := o.NewEventStream(streamConfig(&r, pbx.EventCallState))
+	s, err := o.NewEventStream(streamConfig(&r, openapi.EventCallState))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +345,8 @@ func TestEventStreamEndsWithClientClose(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, pbx.ErrOpenAPIClosed) {
-			t.Errorf("Run = %v, want ErrOpenAPIClosed", err)
+		if !errors.Is(err, openapi.ErrClosed) {
+			t.Errorf("Run = %v, want ErrClosed", err)
 		}
 	case <-time.After(wait):
 		t.Fatal("Run outlived the client's Close")

@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 )
 
@@ -23,8 +24,8 @@ const (
 	MaxListedExtensions = 10000
 )
 
-// ExtensionInfo is one extension of extension/list.
-type ExtensionInfo struct {
+// Extension is one extension of extension/list.
+type Extension struct {
 	ID     int    // id
 	Number string // number: the extension number, the login username
 	Name   string // caller_id_name
@@ -68,12 +69,12 @@ const maxListPages = 1000
 // pages still full), the extensions read so far are returned with an error
 // wrapping ErrExtensionListIncomplete: use them to add extensions, not to
 // remove any. Any other failure of a page fails the whole listing, with no
-// extensions: a refusal is an *OpenAPIError wrapping
+// extensions: a refusal is an *Error wrapping
 // ErrExtensionListRefused (credentials that may not list extensions; the
-// same credentials may still Sign), a transport failure a *TransportError.
-func (o *OpenAPI) Extensions(ctx context.Context) ([]ExtensionInfo, error) {
+// same credentials may still Sign), a transport failure a *pbx.TransportError.
+func (o *Client) Extensions(ctx context.Context) ([]Extension, error) {
 	var (
-		all     []ExtensionInfo
+		all     []Extension
 		seen    = map[string]bool{}
 		size    = ExtensionPageSize
 		skipped int
@@ -125,21 +126,21 @@ func (o *OpenAPI) Extensions(ctx context.Context) ([]ExtensionInfo, error) {
 // page empty, a total that lies): what it holds may be added, but an
 // extension missing from it may well exist, so it is incomplete. Without a
 // total to go by, the end of the pages is the end of the list.
-func (o *OpenAPI) listEnd(all []ExtensionInfo, skipped, total, page int) ([]ExtensionInfo, error) {
+func (o *Client) listEnd(all []Extension, skipped, total, page int) ([]Extension, error) {
 	if total >= 0 && len(all)+skipped < total {
 		return all, o.listIncomplete(fmt.Sprintf("page %d ends the list with %d of total_number %d read", page, len(all)+skipped, total))
 	}
 	return o.listDone(all, skipped)
 }
 
-func (o *OpenAPI) listDone(all []ExtensionInfo, skipped int) ([]ExtensionInfo, error) {
+func (o *Client) listDone(all []Extension, skipped int) ([]Extension, error) {
 	if skipped > 0 {
 		o.log.Warn("pbx openapi: extension/list items without a usable number were skipped", "skipped", skipped, "listed", len(all))
 	}
 	return all, nil
 }
 
-func (o *OpenAPI) listIncomplete(why string) error {
+func (o *Client) listIncomplete(why string) error {
 	err := fmt.Errorf("%w: %s", ErrExtensionListIncomplete, why)
 	o.log.Warn("pbx openapi: extension list incomplete", "err", err)
 	return err
@@ -150,7 +151,7 @@ func (o *OpenAPI) listIncomplete(why string) error {
 // not an array, or a missing one on the first page of a list that
 // total_number does not say is empty, is an error: read as an empty list,
 // it would make a caller stop serving every extension.
-func (o *OpenAPI) extensionPage(ctx context.Context, page, size int) (items []ExtensionInfo, total, skipped int, err error) {
+func (o *Client) extensionPage(ctx context.Context, page, size int) (items []Extension, total, skipped int, err error) {
 	q := url.Values{
 		"page":      {strconv.Itoa(page)},
 		"page_size": {strconv.Itoa(size)},
@@ -172,13 +173,13 @@ func (o *OpenAPI) extensionPage(ctx context.Context, page, size int) (items []Ex
 	switch {
 	case len(out.Data) == 0 || string(out.Data) == "null":
 		if page == 1 && total != 0 {
-			return nil, 0, 0, &TransportError{Endpoint: openAPIPrefix + "extension/list", SDK: ErrPBXNetwork, Err: errors.New("answer has no data")}
+			return nil, 0, 0, &pbx.TransportError{Endpoint: openAPIPrefix + "extension/list", SDK: pbx.ErrPBXNetwork, Err: errors.New("answer has no data")}
 		}
 	case json.Unmarshal(out.Data, &data) != nil:
-		return nil, 0, 0, &TransportError{Endpoint: openAPIPrefix + "extension/list", SDK: ErrPBXNetwork, Err: errors.New("answer's data is not an array")}
+		return nil, 0, 0, &pbx.TransportError{Endpoint: openAPIPrefix + "extension/list", SDK: pbx.ErrPBXNetwork, Err: errors.New("answer's data is not an array")}
 	}
 	for _, raw := range data {
-		if e, ok := decodeExtensionInfo(raw); ok {
+		if e, ok := decodeExtension(raw); ok {
 			items = append(items, e)
 		} else {
 			skipped++
@@ -187,16 +188,16 @@ func (o *OpenAPI) extensionPage(ctx context.Context, page, size int) (items []Ex
 	return items, total, skipped, nil
 }
 
-// decodeExtensionInfo reads one item loosely; false for one that is not an
+// decodeExtension reads one item loosely; false for one that is not an
 // object or has no usable number.
-func decodeExtensionInfo(raw json.RawMessage) (ExtensionInfo, bool) {
+func decodeExtension(raw json.RawMessage) (Extension, bool) {
 	var m map[string]any
 	d := json.NewDecoder(strings.NewReader(string(raw)))
 	d.UseNumber()
 	if d.Decode(&m) != nil || m == nil {
-		return ExtensionInfo{}, false
+		return Extension{}, false
 	}
-	e := ExtensionInfo{
+	e := Extension{
 		Name:           looseString(m["caller_id_name"]),
 		EmailAddr:      looseString(m["email_addr"]),
 		MobileNumber:   looseString(m["mobile_number"]),
@@ -213,7 +214,7 @@ func decodeExtensionInfo(raw json.RawMessage) (ExtensionInfo, bool) {
 		}
 	}
 	if e.Number == "" {
-		return ExtensionInfo{}, false
+		return Extension{}, false
 	}
 	if st, ok := m["online_status"].(map[string]any); ok {
 		on := func(key string) bool {

@@ -1,4 +1,4 @@
-package pbx
+package openapi
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
 )
 
-// Errors of call control. A refusal by the PBX is an *OpenAPIError whose
+// Errors of call control. A refusal by the PBX is an *Error whose
 // Kind is one of the first three; CallControlStatus maps any error of these
 // calls to an HTTP status.
 var (
@@ -36,7 +37,7 @@ var (
 // or QueryCalls to an HTTP status: 200 for nil, 400 for an invalid or
 // refused request, 404 for an unknown call or channel, 503 when the PBX (or
 // the client's token) is unavailable, 502 for a failure to reach the PBX or
-// read its answer (*TransportError), and for anything else.
+// read its answer (*pbx.TransportError), and for anything else.
 func CallControlStatus(err error) int {
 	switch {
 	case err == nil:
@@ -45,7 +46,7 @@ func CallControlStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrCallNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrCallUnavailable), errors.Is(err, ErrOpenAPIClosed):
+	case errors.Is(err, ErrCallUnavailable), errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadGateway
@@ -116,7 +117,7 @@ type CallQuery struct {
 // The result is the call's call_id: the call started, nothing more. Its
 // channels come with 30011 events (or QueryCalls); a failure may come later
 // as 30015.
-func (o *OpenAPI) Dial(ctx context.Context, caller, callee string, autoAnswer bool) (string, error) {
+func (o *Client) Dial(ctx context.Context, caller, callee string, autoAnswer bool) (string, error) {
 	if err := checkNumbers("caller", caller, "callee", callee); err != nil {
 		return "", err
 	}
@@ -128,22 +129,22 @@ func (o *OpenAPI) Dial(ctx context.Context, caller, callee string, autoAnswer bo
 }
 
 // Hangup hangs up the member with the channel (call/hangup).
-func (o *OpenAPI) Hangup(ctx context.Context, channelID string) error {
+func (o *Client) Hangup(ctx context.Context, channelID string) error {
 	return o.channelAction(ctx, "call/hangup", channelID)
 }
 
 // Hold puts the member with the channel on hold (call/hold): channelID is
 // the member who holds.
-func (o *OpenAPI) Hold(ctx context.Context, channelID string) error {
+func (o *Client) Hold(ctx context.Context, channelID string) error {
 	return o.channelAction(ctx, "call/hold", channelID)
 }
 
 // Unhold resumes the held member with the channel (call/unhold).
-func (o *OpenAPI) Unhold(ctx context.Context, channelID string) error {
+func (o *Client) Unhold(ctx context.Context, channelID string) error {
 	return o.channelAction(ctx, "call/unhold", channelID)
 }
 
-func (o *OpenAPI) channelAction(ctx context.Context, ep, channelID string) error {
+func (o *Client) channelAction(ctx context.Context, ep, channelID string) error {
 	if err := checkChannel(channelID); err != nil {
 		return err
 	}
@@ -153,7 +154,7 @@ func (o *OpenAPI) channelAction(ctx context.Context, ep, channelID string) error
 
 // Transfer transfers a call (call/transfer), blind or attended; see
 // TransferRequest for which fields each needs.
-func (o *OpenAPI) Transfer(ctx context.Context, req TransferRequest) error {
+func (o *Client) Transfer(ctx context.Context, req TransferRequest) error {
 	if err := checkChannel(req.ChannelID); err != nil {
 		return err
 	}
@@ -187,7 +188,7 @@ func (o *OpenAPI) Transfer(ctx context.Context, req TransferRequest) error {
 // QueryCalls lists the live calls that q selects (call/query), each as 30011
 // reports a call. An item without a readable call_id or members is left out
 // (and logged); a member that cannot be read is in its MemberErrors.
-func (o *OpenAPI) QueryCalls(ctx context.Context, q CallQuery) ([]CallState, error) {
+func (o *Client) QueryCalls(ctx context.Context, q CallQuery) ([]CallState, error) {
 	params := url.Values{}
 	set := 0
 	for _, p := range []struct{ name, v string }{{"call_id", q.CallID}, {"type", q.Type}, {"extension", q.Extension}} {
@@ -218,10 +219,10 @@ func (o *OpenAPI) QueryCalls(ctx context.Context, q CallQuery) ([]CallState, err
 }
 
 // decodeCalls reads call/query's data: an array of Call_Info.
-func (o *OpenAPI) decodeCalls(data json.RawMessage) ([]CallState, error) {
+func (o *Client) decodeCalls(data json.RawMessage) ([]CallState, error) {
 	var items []json.RawMessage
 	if len(data) == 0 || isNull(data) || json.Unmarshal(data, &items) != nil {
-		return nil, &TransportError{Endpoint: openAPIPrefix + "call/query", SDK: ErrPBXNetwork, Err: errors.New("answer's data is not an array")}
+		return nil, &pbx.TransportError{Endpoint: openAPIPrefix + "call/query", SDK: pbx.ErrPBXNetwork, Err: errors.New("answer's data is not an array")}
 	}
 	calls := make([]CallState, 0, len(items))
 	for i, raw := range items {
@@ -241,7 +242,7 @@ func (o *OpenAPI) decodeCalls(data json.RawMessage) ([]CallState, error) {
 
 // callAction posts a call control action and returns the answer's call_id;
 // needID makes a missing one an error.
-func (o *OpenAPI) callAction(ctx context.Context, ep string, body map[string]string, needID bool) (string, error) {
+func (o *Client) callAction(ctx context.Context, ep string, body map[string]string, needID bool) (string, error) {
 	var out struct {
 		CallID any `json:"call_id"`
 	}
@@ -250,7 +251,7 @@ func (o *OpenAPI) callAction(ctx context.Context, ep string, body map[string]str
 	}
 	id := strings.TrimSpace(looseString(out.CallID))
 	if id == "" && needID {
-		return "", &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: errors.New("answer has no call_id")}
+		return "", &pbx.TransportError{Endpoint: openAPIPrefix + ep, SDK: pbx.ErrPBXNetwork, Err: errors.New("answer has no call_id")}
 	}
 	return id, nil
 }
@@ -259,7 +260,7 @@ func (o *OpenAPI) callAction(ctx context.Context, ep string, body map[string]str
 // refusal that says the token is stale (errcode 10004, HTTP 401/403, an
 // errmsg naming the token) renews it and retries once: any other refusal
 // is the PBX's answer, and an action is never sent twice for it.
-func (o *OpenAPI) callControl(ctx context.Context, method, ep string, q url.Values, body, out any) error {
+func (o *Client) callControl(ctx context.Context, method, ep string, q url.Values, body, out any) error {
 	token, err := o.token(ctx, "")
 	if err != nil {
 		return tokenUnavailable(err)
@@ -272,7 +273,7 @@ func (o *OpenAPI) callControl(ctx context.Context, method, ep string, q url.Valu
 		}
 		data, err = o.do(ctx, method, ep, token, q, body, nil)
 	}
-	if oe := (*OpenAPIError)(nil); errors.As(err, &oe) {
+	if oe := (*Error)(nil); errors.As(err, &oe) {
 		oe.Kind = callKind(oe.ErrCode)
 		if oe.HTTPStatus == http.StatusUnauthorized || oe.HTTPStatus == http.StatusForbidden {
 			oe.Kind = ErrCallUnavailable
@@ -285,7 +286,7 @@ func (o *OpenAPI) callControl(ctx context.Context, method, ep string, q url.Valu
 	if err := json.Unmarshal(data, out); err != nil {
 		var te *json.UnmarshalTypeError
 		if !errors.As(err, &te) {
-			return &TransportError{Endpoint: openAPIPrefix + ep, SDK: ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
+			return &pbx.TransportError{Endpoint: openAPIPrefix + ep, SDK: pbx.ErrPBXNetwork, Err: fmt.Errorf("decoding the answer: %w", err)}
 		}
 	}
 	return nil
@@ -294,8 +295,8 @@ func (o *OpenAPI) callControl(ctx context.Context, method, ep string, q url.Valu
 // tokenUnavailable wraps the failure to get a token: the PBX refusing the
 // credentials or unreachable, the client closed.
 func tokenUnavailable(err error) error {
-	var te *TransportError
-	if errors.Is(err, ErrOpenAPIClosed) || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var te *pbx.TransportError
+	if errors.Is(err, ErrClosed) || errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrCallUnavailable, err)
@@ -303,7 +304,7 @@ func tokenUnavailable(err error) error {
 
 // tokenStale reports whether a refusal says the token may be stale.
 func tokenStale(err error) bool {
-	var oe *OpenAPIError
+	var oe *Error
 	if !errors.As(err, &oe) {
 		return false
 	}

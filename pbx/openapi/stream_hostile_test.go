@@ -1,4 +1,4 @@
-package pbx_test
+package openapi_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
@@ -27,7 +28,7 @@ func TestEventStreamHostileFramesCountedAndDropped(t *testing.T) {
 	srv.SendEventRaw(`{"type":30011,"sn":"X","msg":[1]}`)
 	srv.SendEventRaw(`{"type":30012,"sn":"X","msg":{"call_id":"1.1","call_duration":"24"}}`)
 	srv.SendEventRaw(`{"errcode":40002,"errmsg":"PARAMETER ERROR"}`)
-	want := map[pbx.DropReason]uint64{pbx.DropNotJSON: n, pbx.DropBadEnvelope: 2, pbx.DropBadMsg: 2, pbx.DropBadEvent: 1}
+	want := map[pbx.DropReason]uint64{pbx.DropNotJSON: n, openapi.DropBadEnvelope: 2, pbx.DropBadMsg: 2, openapi.DropBadEvent: 1}
 	checkFor(t, func() error {
 		got := s.Stats().Dropped
 		for reason, w := range want {
@@ -97,14 +98,14 @@ func TestEventStreamFirmwareQuirks(t *testing.T) {
 		}
 		return nil
 	})
-	if st := s.Stats(); st.Dropped[pbx.DropBadMember] != 1 || len(st.Dropped) != 1 {
+	if st := s.Stats(); st.Dropped[openapi.DropBadMember] != 1 || len(st.Dropped) != 1 {
 		t.Errorf("dropped %v, want one bad member and nothing else", st.Dropped)
 	}
 }
 
-func lastCDR(events []*pbx.OpenAPIEvent) *pbx.NewCDR {
+func lastCDR(events []*openapi.Event) *openapi.NewCDR {
 	for i := len(events) - 1; i >= 0; i-- {
-		if d, ok := events[i].Data.(*pbx.NewCDR); ok {
+		if d, ok := events[i].Data.(*openapi.NewCDR); ok {
 			return d
 		}
 	}
@@ -117,7 +118,7 @@ func TestEventStreamFloodIsBounded(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	var r eventRecorder
 	r.gate = make(chan struct{})
-	cfg := streamConfig(&r, pbx.EventPresence)
+	cfg := streamConfig(&r, openapi.EventPresence)
 	cfg.Buffer = 16
 	o := newOpenAPI(t, realClockConfig(t, srv))
 	s, err := o.NewEventStream(cfg)
@@ -156,7 +157,7 @@ func TestEventStreamFloodIsBounded(t *testing.T) {
 	srv.SetPresence("1001", "lunch")
 	checkFor(t, func() error {
 		events, _ := r.snapshot()
-		if len(events) == 0 || events[len(events)-1].Data.(*pbx.PresenceChange).Status != "lunch" {
+		if len(events) == 0 || events[len(events)-1].Data.(*openapi.PresenceChange).Status != "lunch" {
 			return fmt.Errorf("%d events, the last one not yet the one after the flood", len(events))
 		}
 		return nil
@@ -179,7 +180,7 @@ func TestEventStreamFloodIsBounded(t *testing.T) {
 func TestEventStreamTooLargeFrame(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	var r eventRecorder
-	cfg := streamConfig(&r, pbx.EventPresence)
+	cfg := streamConfig(&r, openapi.EventPresence)
 	cfg.MaxFrameBytes = 4096
 	_, s := newStream(t, srv, &r, cfg)
 	srv.SendEventRaw(`{"type":30009,"sn":"X","msg":"` + strings.Repeat("x", 10000) + `"}`)
@@ -201,17 +202,17 @@ func TestEventStreamTooLargeFrame(t *testing.T) {
 func TestNewEventStreamValidates(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	o := newOpenAPI(t, realClockConfig(t, srv))
-	on := func(*pbx.OpenAPIEvent) {}
-	for _, cfg := range []pbx.EventStreamConfig{
+	on := func(*openapi.Event) {}
+	for _, cfg := range []openapi.EventStreamConfig{
 		{OnEvent: on},
-		{Topics: []pbx.EventType{30011}},
-		{Topics: []pbx.EventType{30011, 30011}, OnEvent: on},
-		{Topics: []pbx.EventType{-1}, OnEvent: on},
-		{Topics: []pbx.EventType{30011}, OnEvent: on, HeartbeatEvery: -1},
-		{Topics: []pbx.EventType{30011}, OnEvent: on, Buffer: -1},
+		{Topics: []openapi.EventType{30011}},
+		{Topics: []openapi.EventType{30011, 30011}, OnEvent: on},
+		{Topics: []openapi.EventType{-1}, OnEvent: on},
+		{Topics: []openapi.EventType{30011}, OnEvent: on, HeartbeatEvery: -1},
+		{Topics: []openapi.EventType{30011}, OnEvent: on, Buffer: -1},
 	} {
 		if _, err := o.NewEventStream(cfg); !errors.Is(err, pbx.ErrInvalidConfig) {
-			t.Errorf("NewEventStream(%+v) = %v, want ErrInvalidConfig", cfg, err)
+			t.Errorf("NewEventStream(%+v) = %v, want pbx.ErrInvalidConfig", cfg, err)
 		}
 	}
 }
@@ -221,7 +222,7 @@ func TestNewEventStreamValidates(t *testing.T) {
 func TestEventStreamOtherEvents(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	var r eventRecorder
-	newStream(t, srv, &r, streamConfig(&r, pbx.EventRegistration, pbx.EventPresence, pbx.EventSystemWarning))
+	newStream(t, srv, &r, streamConfig(&r, openapi.EventRegistration, openapi.EventPresence, openapi.EventSystemWarning))
 	srv.NotifyRegistration("1001", "Sip", "Registered", "192.0.2.7")
 	srv.SetPresence("1001", "do_not_disturb")
 	srv.NotifySystemEvent(30035, "sip_trunk_disconnect", "telephony", "warn", "Trunk SIM-TRUNK unreachable")

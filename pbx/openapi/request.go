@@ -1,23 +1,24 @@
-package pbx
+package openapi
 
 import (
 	"context"
 	"net/http"
 	"net/url"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx"
 	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
 )
 
 // do makes one OpenAPI request and returns the answer of a success (errcode
 // 0). token, if set, travels as the access_token query parameter (the
 // OpenAPI reads it nowhere else); body, if set, as JSON. A non-zero errcode,
-// or HTTP 401/403, is an *OpenAPIError wrapping kind; anything else that
-// goes wrong a *TransportError wrapping ErrPBXNetwork. Every error's text
+// or HTTP 401/403, is an *Error wrapping kind; anything else that
+// goes wrong a *pbx.TransportError wrapping pbx.ErrPBXNetwork. Every error's text
 // is redacted.
-func (o *OpenAPI) do(ctx context.Context, method, ep, token string, q url.Values, body any, kind error) (data []byte, err error) {
+func (o *Client) do(ctx context.Context, method, ep, token string, q url.Values, body any, kind error) (data []byte, err error) {
 	path := openAPIPrefix + ep
 	transportErr := func(cause error) error {
-		return &TransportError{Endpoint: path, SDK: ErrPBXNetwork, Err: o.red.Err(cause)}
+		return &pbx.TransportError{Endpoint: path, SDK: pbx.ErrPBXNetwork, Err: o.red.Err(cause)}
 	}
 	v := url.Values{}
 	for k, vs := range q {
@@ -31,7 +32,7 @@ func (o *OpenAPI) do(ctx context.Context, method, ep, token string, q url.Values
 	r := httpapi.Request{Method: method, Path: path, Query: v, Body: body, Endpoint: ep,
 		Header: http.Header{"User-Agent": {o.cfg.UserAgent}}}
 	refused := func(f *httpapi.Refusal) error {
-		return &OpenAPIError{Endpoint: path, HTTPStatus: f.Status, ErrCode: f.Code, ErrMsg: o.red.Text(f.Msg), Kind: kind}
+		return &Error{Endpoint: path, HTTPStatus: f.Status, ErrCode: f.Code, ErrMsg: o.red.Text(f.Msg), Kind: kind}
 	}
 	data, _, err = e.Exchange(ctx, r, transportErr, refused)
 	if err != nil {
