@@ -22,8 +22,9 @@ const (
 	FrameResubscribe
 )
 
-// DropReason says why a frame or an event was thrown away. Its string is
-// what Hooks.FrameDropped receives.
+// DropReason says why a frame or an event was thrown away, on the subscribe
+// socket or on the OpenAPI event socket (pbx/openapi adds reasons of its
+// own). Its string is what Hooks.FrameDropped receives.
 type DropReason string
 
 // The reasons for dropping.
