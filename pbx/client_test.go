@@ -17,6 +17,9 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
+// TestClientEndpoints calls every endpoint of one client in the order a
+// session does (before login, login, the reads, CDR queries, logout): long,
+// but split the client's login state would travel between the parts.
 func TestClientEndpoints(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001", Name: "Alice"})

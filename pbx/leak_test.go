@@ -46,6 +46,8 @@ func (c *tokenCapture) list() []string {
 // error messages that quote it, failing dials of the URL that holds it), and
 // checks every log line at debug level and every error string for the
 // secret and the token.
+// One session through one life: split, the session and the captured
+// logs would travel between the parts.
 func TestCredentialsNeverLeak(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})

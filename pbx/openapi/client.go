@@ -324,7 +324,7 @@ func (o *Client) Release(ctx context.Context) error {
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of the
-// client's own transport (not those of an Config.HTTPClient).
+// client's own transport (not those of a Config.HTTPClient).
 func (o *Client) CloseIdleConnections() {
 	if o.transport != nil {
 		o.transport.CloseIdleConnections()

@@ -19,6 +19,8 @@ import (
 // messages quote credentials, a transport failure of a URL that carries the
 // token, refreshes and Close, and checks every log line at debug level and
 // every error for the AccessKey, the tokens and the signatures.
+// One client through one life: split, the client and the captured logs
+// would travel between the parts.
 func TestOpenAPICredentialsNeverLeak(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})

@@ -15,6 +15,8 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
+// TestEventStreamInternalCall follows one internal call from ringing to
+// hang-up through the stream, step by step: one story, told in one place.
 func TestEventStreamInternalCall(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
