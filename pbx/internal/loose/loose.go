@@ -10,7 +10,9 @@ import (
 )
 
 // Number reads a JSON number; false for anything else (a string "-3" is
-// not -3 to the SDK's strict comparison either).
+// not -3 to the SDK's strict comparison either). JSON null reads as 0, as
+// json.Unmarshal reads it: a caller that must tell null apart checks it
+// first.
 func Number(raw json.RawMessage) (float64, bool) {
 	if len(raw) == 0 || raw[0] == '"' {
 		return 0, false
@@ -22,7 +24,8 @@ func Number(raw json.RawMessage) (float64, bool) {
 	return n, true
 }
 
-// JSONInt reads a JSON number that is a whole number in int32 range.
+// JSONInt reads a JSON number that is a whole number in int32 range (null
+// as Number reads it).
 func JSONInt(raw json.RawMessage) (int, bool) {
 	n, ok := Number(raw)
 	if !ok || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
