@@ -22,6 +22,7 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // Bridge serves a set of extensions of one PBX over one NATS connection.
@@ -35,10 +36,10 @@ type Bridge struct {
 	metrics  *metrics
 	host     string
 	set      extensionSet
-	openapi  *pbx.OpenAPI // nil without OpenAPI credentials
+	openapi  *openapi.Client // nil without OpenAPI credentials
 	// liveAPI is the event socket's own OpenAPI client while this replica
 	// holds it as the fleet's OpenAPI leader (leadLive), else nil.
-	liveAPI atomic.Pointer[pbx.OpenAPI]
+	liveAPI atomic.Pointer[openapi.Client]
 	fleet   atomic.Pointer[fleet.Fleet] // set by Run, unless Fleet.Enabled is false
 	leases  jetstream.KeyValue
 

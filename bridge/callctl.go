@@ -7,6 +7,7 @@ import (
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // Call control over request/reply: pbx.<ext>.call.dial, .hangup, .hold,
@@ -61,12 +62,12 @@ func callError(e *livecall.Error) *apiError {
 // (withOpenAPI), so that call control keeps to the fleet's token budget.
 type callAPI struct{ b *Bridge }
 
-func (a callAPI) do(ctx context.Context, fn func(context.Context, *pbx.OpenAPI) error) error {
+func (a callAPI) do(ctx context.Context, fn func(context.Context, *openapi.Client) error) error {
 	return a.b.withOpenAPI(ctx, fn)
 }
 
 func (a callAPI) Dial(ctx context.Context, caller, callee string, autoAnswer bool) (id string, err error) {
-	err = a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+	err = a.do(ctx, func(ctx context.Context, api *openapi.Client) error {
 		id, err = api.Dial(ctx, caller, callee, autoAnswer)
 		return err
 	})
@@ -74,23 +75,23 @@ func (a callAPI) Dial(ctx context.Context, caller, callee string, autoAnswer boo
 }
 
 func (a callAPI) Hangup(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Hangup(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *openapi.Client) error { return api.Hangup(ctx, ch) })
 }
 
 func (a callAPI) Hold(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Hold(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *openapi.Client) error { return api.Hold(ctx, ch) })
 }
 
 func (a callAPI) Unhold(ctx context.Context, ch string) error {
-	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Unhold(ctx, ch) })
+	return a.do(ctx, func(ctx context.Context, api *openapi.Client) error { return api.Unhold(ctx, ch) })
 }
 
-func (a callAPI) Transfer(ctx context.Context, req pbx.TransferRequest) error {
-	return a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error { return api.Transfer(ctx, req) })
+func (a callAPI) Transfer(ctx context.Context, req openapi.TransferRequest) error {
+	return a.do(ctx, func(ctx context.Context, api *openapi.Client) error { return api.Transfer(ctx, req) })
 }
 
-func (a callAPI) QueryCalls(ctx context.Context, q pbx.CallQuery) (calls []pbx.CallState, err error) {
-	err = a.do(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+func (a callAPI) QueryCalls(ctx context.Context, q openapi.CallQuery) (calls []openapi.CallState, err error) {
+	err = a.do(ctx, func(ctx context.Context, api *openapi.Client) error {
 		calls, err = api.QueryCalls(ctx, q)
 		return err
 	})

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // newOpenAPI makes the bridge's one OpenAPI client: one access token for
 // every extension, on the same connection pool and request limiter as the
 // sessions of the PBX.
-func (b *Bridge) newOpenAPI() (*pbx.OpenAPI, error) {
+func (b *Bridge) newOpenAPI() (*openapi.Client, error) {
 	m := b.metrics
-	return pbx.NewOpenAPI(pbx.OpenAPIConfig{
+	return openapi.New(openapi.Config{
 		URL:            b.cfg.PBX.URL,
 		AccessID:       b.cfg.OpenAPI.AccessID,
 		AccessKey:      b.cfg.OpenAPI.AccessKey,
@@ -21,7 +21,7 @@ func (b *Bridge) newOpenAPI() (*pbx.OpenAPI, error) {
 		Limiter:        b.limiter,
 		RequestTimeout: b.cfg.PBX.RequestTimeout,
 		Logger:         b.cfg.Logger,
-		Hooks: pbx.OpenAPIHooks{
+		Hooks: openapi.Hooks{
 			Request:        m.openAPIRequest,
 			TokenRefreshed: m.tokenRefreshed,
 		},
@@ -48,7 +48,7 @@ func (b *Bridge) discover(ctx context.Context) {
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.Is(err, pbx.ErrExtensionListRefused):
+		case errors.Is(err, openapi.ErrExtensionListRefused):
 			b.metrics.discoveryRun("refused")
 			if !refused {
 				b.cfg.Logger.Error("discovery: the PBX refuses to list its extensions to these OpenAPI credentials; "+
@@ -73,16 +73,16 @@ func (b *Bridge) discover(ctx context.Context) {
 // not give whole (ErrExtensionListIncomplete) only adds: an extension
 // missing from it may still exist.
 func (b *Bridge) discoverOnce(ctx context.Context) error {
-	var list []pbx.ExtensionInfo
+	var list []openapi.Extension
 	var err error
-	if werr := b.withOpenAPI(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+	if werr := b.withOpenAPI(ctx, func(ctx context.Context, api *openapi.Client) error {
 		list, err = api.Extensions(ctx)
 		return nil
 	}); werr != nil {
 		return werr
 	}
 	complete := err == nil
-	if err != nil && !errors.Is(err, pbx.ErrExtensionListIncomplete) {
+	if err != nil && !errors.Is(err, openapi.ErrExtensionListIncomplete) {
 		return err
 	}
 	if !complete {

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/fleet"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // The bridge's side of a fleet (bridge/fleet): what the leases drive, and
@@ -89,7 +89,7 @@ func (f fleetMetrics) Leases(held int)                 { f.m.setLeases(held) }
 // it (the fleet's OpenAPI leader with events on), whose token is alive
 // anyway. So the leader takes no second token, and a leader killed
 // outright leaves one token behind, not two.
-func (b *Bridge) withOpenAPI(ctx context.Context, fn func(context.Context, *pbx.OpenAPI) error) error {
+func (b *Bridge) withOpenAPI(ctx context.Context, fn func(context.Context, *openapi.Client) error) error {
 	if api := b.liveAPI.Load(); api != nil {
 		return fn(ctx, api)
 	}
@@ -102,7 +102,7 @@ func (b *Bridge) withOpenAPI(ctx context.Context, fn func(context.Context, *pbx.
 // sign mints ext's login signature (see withOpenAPI).
 func (b *Bridge) sign(ctx context.Context, ext string) (string, error) {
 	var sign string
-	err := b.withOpenAPI(ctx, func(ctx context.Context, api *pbx.OpenAPI) error {
+	err := b.withOpenAPI(ctx, func(ctx context.Context, api *openapi.Client) error {
 		var err error
 		sign, err = api.Sign(ctx, ext)
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -34,9 +35,9 @@ type EventsConfig struct {
 
 // LiveTopics are the OpenAPI event types the bridge maps to events.
 var LiveTopics = []int{
-	int(pbx.EventRegistration), int(pbx.EventExtensionCallStatus), int(pbx.EventPresence),
-	int(pbx.EventCallState), int(pbx.EventNewCDR), int(pbx.EventCallFailed),
-	int(pbx.EventSystemInfo), int(pbx.EventSystemWarning), int(pbx.EventSystemAlert),
+	int(openapi.EventRegistration), int(openapi.EventExtensionCallStatus), int(openapi.EventPresence),
+	int(openapi.EventCallState), int(openapi.EventNewCDR), int(openapi.EventCallFailed),
+	int(openapi.EventSystemInfo), int(openapi.EventSystemWarning), int(openapi.EventSystemAlert),
 }
 
 // validateEvents checks the events and call control keys.
@@ -88,7 +89,7 @@ func (b *Bridge) newLive() error {
 // feeds tr with its frames. On a lone bridge api is the bridge's OpenAPI
 // client and tr the tracker call control reads; in a fleet the OpenAPI
 // leader runs it with a client of its own (leadLive).
-func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tracker) {
+func (b *Bridge) runLive(ctx context.Context, api *openapi.Client, tr *livecall.Tracker) {
 	l := &liveRun{b: b, api: api, tr: tr, saved: make(chan struct{}, 1)}
 	if kv := b.liveStore(ctx); kv != nil {
 		l.store = newLiveState(kv, liveKey(b.host), b.nc.MaxPayload())
@@ -106,18 +107,18 @@ func (b *Bridge) runLive(ctx context.Context, api *pbx.OpenAPI, tr *livecall.Tra
 	if len(topics) == 0 {
 		topics = LiveTopics
 	}
-	types := make([]pbx.EventType, len(topics))
+	types := make([]openapi.EventType, len(topics))
 	for i, t := range topics {
-		types[i] = pbx.EventType(t)
+		types[i] = openapi.EventType(t)
 	}
-	stream, err := api.NewEventStream(pbx.EventStreamConfig{
+	stream, err := api.NewEventStream(openapi.EventStreamConfig{
 		Topics: types,
-		OnEvent: func(ev *pbx.OpenAPIEvent) {
+		OnEvent: func(ev *openapi.Event) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.publish(ctx, tr.Observe(ev))
 		},
-		OnState: func(st pbx.EventStreamState) { l.state(ctx, st) },
+		OnState: func(st openapi.EventStreamState) { l.state(ctx, st) },
 		OnLost: func(n int) {
 			b.metrics.liveDropped("slow", n)
 			b.cfg.Logger.Warn("live calls: events dropped, the bridge was too slow", "dropped", n)
@@ -184,7 +185,7 @@ func (b *Bridge) liveStore(ctx context.Context) jetstream.KeyValue {
 // and the saving of its tracker's state, on the saver's.
 type liveRun struct {
 	b     *Bridge
-	api   *pbx.OpenAPI
+	api   *openapi.Client
 	tr    *livecall.Tracker
 	store *liveState // nil without JetStream: the state lives as long as the process
 	// mu is held while frames become events and are published, and while
@@ -288,7 +289,7 @@ func (l *liveRun) outEvent(e livecall.Event) (outEvent, error) {
 // state reconciles the tracker after a gap, and after a start from a saved
 // state: the calls that ended while the socket was away end now (cause
 // gap). It asks the socket's own client, not the fleet's token lock.
-func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
+func (l *liveRun) state(ctx context.Context, st openapi.EventStreamState) {
 	if !st.Up {
 		l.b.cfg.Logger.Info("live calls: the event socket is down", "err", st.Err)
 		return
@@ -299,10 +300,10 @@ func (l *liveRun) state(ctx context.Context, st pbx.EventStreamState) {
 	}
 	l.stale = false
 	asOf := l.b.cfg.now()
-	var live []pbx.CallState
+	var live []openapi.CallState
 	for _, typ := range []string{"inbound", "outbound", "internal"} {
 		qctx, cancel := context.WithTimeout(ctx, l.b.cfg.RequestTimeout)
-		calls, err := l.api.QueryCalls(qctx, pbx.CallQuery{Type: typ})
+		calls, err := l.api.QueryCalls(qctx, openapi.CallQuery{Type: typ})
 		cancel()
 		if err != nil {
 			l.b.cfg.Logger.Warn("live calls: the live calls could not be read after a gap; the tracker waits for the next frames", "err", err)

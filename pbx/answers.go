@@ -42,7 +42,7 @@ func (c *Client) reportProblems(endpoint string, problems []FieldProblem) {
 			c.cfg.Hooks.DecodeProblem(endpoint, p.Field)
 		}
 		kind := "decode " + endpoint + " " + indexes.ReplaceAllString(p.Field, "[]")
-		if ok, suppressed := c.warns.allow(kind, time.Now()); ok {
+		if ok, suppressed := c.warns.Allow(kind, time.Now()); ok {
 			attrs := []any{"endpoint", endpoint, "field", p.Field, "json_kind", p.Kind}
 			if suppressed > 0 {
 				attrs = append(attrs, "suppressed", suppressed)

@@ -19,7 +19,7 @@ func TestDefaultEventBufferLimit(t *testing.T) {
 	cfg := fastConfig(t, srv, ext)
 	cfg.DeliverTimeout = 20 * time.Millisecond
 	var drops recorder
-	cfg.Hooks.FrameDropped = func(reason string) { drops.add(reason) }
+	cfg.Hooks.FrameDropped = func(reason string) { drops.Add(reason) }
 	s := open(t, srv, cfg)
 
 	const sent = 300
@@ -27,7 +27,7 @@ func TestDefaultEventBufferLimit(t *testing.T) {
 	for i := range sent {
 		srv.Notify("1001", pbx.TypeRecordFeatureCode, map[string]string{"record_feature_code": fmt.Sprint(i)})
 	}
-	eventually(t, "the drops", func() bool { return drops.count("overflow") >= lost })
+	eventually(t, "the drops", func() bool { return drops.Count("overflow") >= lost })
 	for i := range pbx.DefaultEventBuffer {
 		ev, _ := nextEvent(t, s)
 		if n, ok := ev.(*pbx.Notice); !ok || !jsonEqual(t, n.Msg, []byte(fmt.Sprintf(`{"record_feature_code":"%d"}`, i))) {
@@ -46,7 +46,7 @@ func TestDefaultEventBufferLimit(t *testing.T) {
 	if n, ok := ev.(*pbx.Notice); !ok || !jsonEqual(t, n.Msg, []byte(`{"record_feature_code":"after"}`)) {
 		t.Fatalf("event after the overflow = %s, want the newest notice", describe(ev))
 	}
-	if got := drops.count("overflow"); got != lost {
+	if got := drops.Count("overflow"); got != lost {
 		t.Errorf("%d overflow drops counted, want %d", got, lost)
 	}
 }

@@ -3,7 +3,6 @@ package pbx
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,14 +14,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/sample"
 )
 
 // apiPrefix is where the PBX's HTTP API lives.
 const apiPrefix = "/api/v1.0/"
-
-// maxResponseBytes bounds an API answer; a CDR page of 100 records is far
-// smaller.
-const maxResponseBytes = 16 << 20
 
 // loginErrSDKPlanDisabled is login's errcode for "SDK plan disabled" (-110).
 const loginErrSDKPlanDisabled = 70136
@@ -36,8 +35,8 @@ type Client struct {
 	transport *http.Transport // the one NewClient built, nil if cfg.HTTPClient
 	tls       *tls.Config     // the subscribe socket's, ready to dial with; shared
 	log       *slog.Logger
-	red       redactor
-	warns     warnSampler // the warnings of this client's session
+	red       redact.Redactor
+	warns     sample.Warnings // the warnings of this client's session
 
 	mu        sync.RWMutex
 	token     string
@@ -47,7 +46,7 @@ type Client struct {
 // NewClient validates cfg (URL, user agent, TLS, durations) and returns a
 // client. It does no network I/O.
 func NewClient(cfg Config) (*Client, error) {
-	origin, err := parsePBXURL(cfg.URL)
+	origin, err := ParseOrigin(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +59,11 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, origin: origin, tls: socketTC, log: cfg.Logger}
-	c.red.add(cfg.Secret)
+	c.red.Add(cfg.Secret)
 	if cfg.HTTPClient != nil {
 		c.http = cfg.HTTPClient
 	} else {
-		c.http, c.transport = newHTTPClient(tc)
+		c.http, c.transport = httpapi.NewClient(tc)
 	}
 	return c, nil
 }
@@ -79,7 +78,7 @@ func (c *Client) Token() string {
 }
 
 func (c *Client) setToken(token string) {
-	c.red.add(token)
+	c.red.Add(token)
 	c.mu.Lock()
 	c.token = token
 	c.mu.Unlock()
@@ -316,12 +315,6 @@ func (c *Client) logoutQuietly(ctx context.Context) {
 	}
 }
 
-// envelope is what every API answer has.
-type envelope struct {
-	ErrCode json.RawMessage `json:"errcode"`
-	ErrMsg  json.RawMessage `json:"errmsg"`
-}
-
 // call makes one API request and decodes a successful answer into out. sdk
 // is the code its failures wrap (ErrGetProductFailed for getproduct,
 // ErrPBXAPI or ErrPBXNetwork otherwise). On a non-zero errcode out is still
@@ -348,22 +341,22 @@ func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body a
 		netSDK = ErrGetProductFailed
 	}
 	transportErr := func(cause error) error {
-		return &TransportError{Endpoint: path, SDK: netSDK, Err: c.red.redactErr(cause)}
+		return &TransportError{Endpoint: path, SDK: netSDK, Err: c.red.Err(cause)}
 	}
-	r := apiRequest{method: method, path: path, query: q, body: body, endpoint: ep}
+	r := httpapi.Request{Method: method, Path: path, Query: q, Body: body, Endpoint: ep}
 	if auth {
 		token := c.Token()
 		if token == "" {
 			return fmt.Errorf("pbx %s: not logged in: %w", path, ErrPBXAPI)
 		}
-		r.header = http.Header{"Authorization": {token}}
+		r.Header = http.Header{"Authorization": {token}}
 	}
-	e := engine{http: c.http, origin: c.origin, timeout: c.cfg.RequestTimeout, limiter: c.cfg.Limiter,
-		onRequest: c.cfg.Hooks.Request, log: c.log, logMsg: "pbx request"}
-	refused := func(f *apiRefusal) error {
-		return &APIError{Endpoint: path, HTTPStatus: f.status, ErrCode: f.code, ErrMsg: c.red.redact(f.msg), SDK: sdk}
+	e := httpapi.Engine{HTTP: c.http, Origin: c.origin, Timeout: c.cfg.RequestTimeout, Limiter: c.cfg.Limiter,
+		OnRequest: c.cfg.Hooks.Request, Log: c.log, LogMsg: "pbx request"}
+	refused := func(f *httpapi.Refusal) error {
+		return &APIError{Endpoint: path, HTTPStatus: f.Status, ErrCode: f.Code, ErrMsg: c.red.Text(f.Msg), SDK: sdk}
 	}
-	data, h, err := e.exchange(ctx, r, transportErr, refused)
+	data, h, err := e.Exchange(ctx, r, transportErr, refused)
 	if header != nil && h != nil {
 		*header = h
 	}
@@ -375,20 +368,4 @@ func (c *Client) do(ctx context.Context, method, ep string, q url.Values, body a
 		}
 	}
 	return err
-}
-
-// errMsgText reads errmsg, a string normally; anything else is shown as JSON.
-func errMsgText(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	text := string(raw)
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		text = s
-	}
-	if len(text) > 200 {
-		text = strings.ToValidUTF8(text[:200], "") + "..."
-	}
-	return text
 }

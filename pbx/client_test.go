@@ -17,6 +17,9 @@ import (
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
+// TestClientEndpoints calls every endpoint of one client in the order a
+// session does (before login, login, the reads, CDR queries, logout): long,
+// but split the client's login state would travel between the parts.
 func TestClientEndpoints(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001", Name: "Alice"})
@@ -27,7 +30,7 @@ func TestClientEndpoints(t *testing.T) {
 		if d <= 0 {
 			t.Errorf("request %s took %v", endpoint, d)
 		}
-		requests.add(endpoint)
+		requests.Add(endpoint)
 	}
 	c, err := pbx.NewClient(cfg)
 	if err != nil {
@@ -175,8 +178,8 @@ func TestClientEndpoints(t *testing.T) {
 
 	wantEndpoints := []string{"pbx/getproduct", "login", "extension/getpersonalglobal", "licenseservice/get", "extension/getpersonal", "cdr/searchpersonal", "logout"}
 	for _, ep := range wantEndpoints {
-		if requests.count(ep) == 0 {
-			t.Errorf("Hooks.Request never saw %s (saw %v)", ep, requests.list())
+		if requests.Count(ep) == 0 {
+			t.Errorf("Hooks.Request never saw %s (saw %v)", ep, requests.List())
 		}
 	}
 }

@@ -8,9 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // The user agents the SDK knows. The PBX checks a different client flag for
@@ -233,11 +234,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// parsePBXURL checks a PBX URL the way the SDK does (-2, -3) and returns its
-// origin. It is stricter than the SDK about paths and user info: the API
-// lives at the origin's /api, so a path would be silently dropped, and user
-// info would be a credential in a config string.
-func parsePBXURL(raw string) (*url.URL, error) {
+// ParseOrigin checks a PBX URL as Config.URL must be, the way the SDK does
+// (-2, -3), and returns its origin; the OpenAPI client (pbx/openapi) checks
+// its URL with it too. It is stricter than the SDK about paths and user
+// info: the API lives at the origin's /api, so a path would be silently
+// dropped, and user info would be a credential in a config string.
+func ParseOrigin(raw string) (*url.URL, error) {
 	shown := Redact(raw)
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
@@ -258,35 +260,10 @@ func parsePBXURL(raw string) (*url.URL, error) {
 
 // tlsConfig builds the TLS settings of both the API client and the socket.
 func (cfg Config) tlsConfig() (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify}
-	switch {
-	case cfg.CAFile != "" && cfg.RootCAs != nil:
-		return nil, fmt.Errorf("%w: set CAFile or RootCAs, not both", ErrInvalidConfig)
-	case cfg.InsecureSkipVerify && cfg.CAFile != "":
-		// One of the two is a mistake: either the CA would be ignored or
-		// verification was meant to be on.
-		return nil, fmt.Errorf("%w: InsecureSkipVerify and CAFile are both set: verification is either off or against CAFile, not both", ErrInvalidConfig)
-	case cfg.InsecureSkipVerify && cfg.RootCAs != nil:
-		return nil, fmt.Errorf("%w: InsecureSkipVerify and RootCAs are both set: verification is either off or against RootCAs, not both", ErrInvalidConfig)
-	case cfg.CAFile != "":
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: CAFile: %w", ErrInvalidConfig, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: CAFile %s holds no PEM certificate", ErrInvalidConfig, cfg.CAFile)
-		}
-		tc.RootCAs = pool
-	case cfg.RootCAs != nil:
-		tc.RootCAs = cfg.RootCAs
-	case !cfg.InsecureSkipVerify && cfg.HTTPClient != nil:
-		if tr, ok := cfg.HTTPClient.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
-			tc = tr.TLSClientConfig.Clone()
-		}
-	}
-	if cfg.SessionCache != nil {
-		tc.ClientSessionCache = cfg.SessionCache
+	tc, err := wire.TLSConfig(wire.TLSOptions{CAFile: cfg.CAFile, RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify,
+		HTTPClient: cfg.HTTPClient, SessionCache: cfg.SessionCache})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return tc, nil
 }

@@ -82,7 +82,7 @@ func (s *Session) drop() {
 	if s.dropped == 1 {
 		// Once per overflow, and overflows are sampled too: a consumer
 		// that keeps falling behind must not fill the log.
-		if ok, suppressed := s.client.warns.allow("consumer too slow", time.Now()); ok {
+		if ok, suppressed := s.client.warns.Allow("consumer too slow", time.Now()); ok {
 			s.log.Warn("pbx consumer too slow: dropping events until it catches up", "event_buffer", s.cfg.EventBuffer, "deliver_timeout", s.cfg.DeliverTimeout, "overflows_suppressed", suppressed)
 		}
 	}

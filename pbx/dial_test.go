@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
@@ -63,8 +64,8 @@ func TestSocketThroughProxy(t *testing.T) {
 	}()
 	proxyURL, _ := url.Parse(proxy.URL)
 	proxyURL.User = url.UserPassword("u", "pw")
-	defer func(orig func(*http.Request) (*url.URL, error)) { socketProxy = orig }(socketProxy)
-	socketProxy = func(r *http.Request) (*url.URL, error) {
+	defer func(orig func(*http.Request) (*url.URL, error)) { wire.Proxy = orig }(wire.Proxy)
+	wire.Proxy = func(r *http.Request) (*url.URL, error) {
 		if r.URL.Scheme != "https" {
 			t.Errorf("proxy asked for scheme %q, want https", r.URL.Scheme)
 		}

@@ -168,15 +168,13 @@
 // it, whatever its size, total or repetitions; a scan must be bounded by
 // what the PBX actually returned.
 //
-// # Live calls (OpenAPI)
+// # The OpenAPI
 //
-// With OpenAPI credentials, OpenAPI.NewEventStream receives the PBX's
-// OpenAPI events (30011 call states with their whole member lists, 30012
-// CDRs, 30007-30009, 30015, 30034-30036; DecodeEventFrame says how strictly)
-// on the client's shared access token, and Dial, Hangup, Hold, Unhold,
-// Transfer and QueryCalls control calls; CallControlStatus maps their errors
-// to HTTP statuses. As with a Session, every down and every reconnecting up
-// of the stream is a gap.
+// The PBX's OpenAPI (login signatures, the extension list, the event
+// socket, call control) is package pbx/openapi, which imports this one; this
+// package never imports it. The two share their plumbing through
+// pbx/internal (wire, httpapi, loose, redact, sample) and this package's
+// errors, Closer, Limiter and DropReason.
 //
 // # Where the reference leaves room
 //

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/httpapi"
 )
 
 // Error is one of the SDK's PBXResult codes: a negative number and its name.
@@ -73,10 +75,6 @@ func (e *APIError) Error() string {
 
 func (e *APIError) Unwrap() error { return e.SDK }
 
-// errTokenInvalid is the PBX's errcode for an invalid or expired access
-// token ("INVALID OR EXPIRED TOKEN").
-const errTokenInvalid = 10004
-
 // IsTokenRejected reports whether err says the PBX refused the access token:
 // an error wrapping ErrTokenRejected, or an *APIError with HTTP 401 or 403,
 // errcode 10004, or an errmsg that mentions a token (in any case), since
@@ -95,7 +93,7 @@ func IsTokenRejected(err error) bool {
 		return false
 	}
 	return ae.HTTPStatus == http.StatusUnauthorized || ae.HTTPStatus == http.StatusForbidden ||
-		ae.ErrCode == errTokenInvalid || strings.Contains(strings.ToLower(ae.ErrMsg), "token")
+		ae.ErrCode == httpapi.ErrCodeTokenInvalid || strings.Contains(strings.ToLower(ae.ErrMsg), "token")
 }
 
 // TransportError is a failure to reach the PBX or to read its answer. It wraps

@@ -1,6 +1,10 @@
 package pbx
 
-import "time"
+import (
+	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
+)
 
 // RuntimeErrorFor exposes the runtime-error rules to the external tests: the
 // runtime error a decoded frame raises for a session of username in plan mode
@@ -15,7 +19,7 @@ func RuntimeErrorFor(f Frame, username, plan, userAgent string) error {
 // SDKHost exposes getproduct's host parameter for a PBX URL to the external
 // tests.
 func SDKHost(rawURL string) (string, error) {
-	u, err := parsePBXURL(rawURL)
+	u, err := ParseOrigin(rawURL)
 	if err != nil {
 		return "", err
 	}
@@ -25,10 +29,10 @@ func SDKHost(rawURL string) (string, error) {
 // ReconnectDelays returns the first n reconnect delays of a session with
 // these bounds.
 func ReconnectDelays(minDelay, maxDelay time.Duration, n int) []time.Duration {
-	r := newReconnectDelays(&Config{ReconnectMin: minDelay, ReconnectMax: maxDelay})
+	r := wire.NewReconnectDelays(minDelay, maxDelay)
 	out := make([]time.Duration, n)
 	for i := range out {
-		out[i] = r.next()
+		out[i] = r.Next()
 	}
 	return out
 }

@@ -3,8 +3,10 @@ package pbx
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"math"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/redact"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // FrameKind says what a decoded subscribe-socket frame asks of the client.
@@ -20,8 +22,9 @@ const (
 	FrameResubscribe
 )
 
-// DropReason says why a frame or an event was thrown away. Its string is
-// what Hooks.FrameDropped receives.
+// DropReason says why a frame or an event was thrown away, on the subscribe
+// socket or on the OpenAPI event socket (pbx/openapi adds reasons of its
+// own). Its string is what Hooks.FrameDropped receives.
 type DropReason string
 
 // The reasons for dropping.
@@ -62,9 +65,6 @@ type Frame struct {
 	Problems []FieldProblem
 }
 
-// heartbeatResponse is the PBX's answer to the client's "heartbeat".
-const heartbeatResponse = "heartbeat response"
-
 // knownTypes are the notification types of the reference table.
 var knownTypes = map[int]bool{
 	TypeLogin: true, TypeDesktopClient: true, TypeExtensionDeleted: true,
@@ -100,7 +100,7 @@ var objectMsgTypes = map[int]bool{
 // every credential field of msg, at any depth, is replaced with
 // RemovedCredential (see RedactCredentialFields) before anything reads it.
 func DecodeFrame(data []byte) (Frame, DropReason) {
-	if string(data) == heartbeatResponse {
+	if string(data) == wire.HeartbeatResponse {
 		return Frame{Kind: FrameHeartbeat}, ""
 	}
 	body := bytes.TrimSpace(data)
@@ -112,11 +112,11 @@ func DecodeFrame(data []byte) (Frame, DropReason) {
 		return Frame{}, DropNotJSON
 	}
 	var f Frame
-	typ, typeOK := jsonInt(fields["type"])
+	typ, typeOK := loose.JSONInt(fields["type"])
 	if typeOK {
 		f.Type = typ
 	}
-	if code, ok := jsonNumber(fields["errcode"]); ok {
+	if code, ok := loose.Number(fields["errcode"]); ok {
 		switch code {
 		case -3:
 			f.Kind = FrameResubscribe
@@ -139,7 +139,7 @@ func DecodeFrame(data []byte) (Frame, DropReason) {
 	}
 	// Credentials stop here: nothing downstream (events, logs, the
 	// runtime rules) needs one, and 20066 carries the SIP password.
-	msg, _ = redactValid(msg) // decodeMsg checked it is valid JSON
+	msg, _ = redact.ValidFields(msg) // decodeMsg checked it is valid JSON
 	f.Kind, f.Msg = FrameNotification, msg
 	if typ == TypeCDRChanged {
 		cdr := new(CDRChanged)
@@ -167,40 +167,6 @@ func decodeMsg(raw json.RawMessage) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return json.RawMessage(doc), true
-}
-
-// jsonNumber reads a JSON number; false for anything else (a string "-3" is
-// not -3 to the SDK's strict comparison either).
-func jsonNumber(raw json.RawMessage) (float64, bool) {
-	if len(raw) == 0 || raw[0] == '"' {
-		return 0, false
-	}
-	var n float64
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return 0, false
-	}
-	return n, true
-}
-
-// jsonInt reads a JSON number that is a whole number in int32 range.
-func jsonInt(raw json.RawMessage) (int, bool) {
-	n, ok := jsonNumber(raw)
-	if !ok || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {
-		return 0, false
-	}
-	return int(n), true
-}
-
-// decodeLenient decodes like json.Unmarshal but forgives fields of an
-// unexpected type, which stay zero: the SDK reads the PBX's JSON loosely,
-// and a PBX answer with one odd field must not fail a whole request.
-func decodeLenient(data []byte, v any) error {
-	err := json.Unmarshal(data, v)
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return nil
-	}
-	return err
 }
 
 // runtimeRules decide which notifications are runtime errors for one

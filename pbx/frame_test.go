@@ -16,6 +16,8 @@ func notification(typ int, msg string) string {
 	return `{"type":` + strconv.Itoa(typ) + `,"msg":` + strconv.Quote(msg) + `}`
 }
 
+// TestDecodeFrame is long for its table of frames, which reads best in
+// one place.
 func TestDecodeFrame(t *testing.T) {
 	cdrMsg := `{"ext_num":"1001","personal_cdr":{"date":"","time":"","timestamp":1693201380,"number":"1001","talk_duration":0}}`
 	tests := []struct {

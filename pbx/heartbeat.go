@@ -3,11 +3,9 @@ package pbx
 import (
 	"sync"
 	"time"
-)
 
-// heartbeatFrame is what the client sends; the PBX answers "heartbeat
-// response".
-var heartbeatFrame = []byte("heartbeat")
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
+)
 
 // heartbeat keeps one socket's liveness the way the SDK does, with two
 // timers:
@@ -30,7 +28,7 @@ var heartbeatFrame = []byte("heartbeat")
 // the timer for the next thing due.
 type heartbeat struct {
 	pingAfter, pongTimeout, keepalive time.Duration
-	c                                 *conn
+	c                                 *wire.Conn
 
 	mu           sync.Mutex
 	lastArrival  time.Time
@@ -57,7 +55,7 @@ func newHeartbeat(cfg *Config, opened time.Time) *heartbeat {
 }
 
 // start arms the timer for the socket c.
-func (h *heartbeat) start(c *conn) {
+func (h *heartbeat) start(c *wire.Conn) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.c = c
@@ -97,10 +95,10 @@ func (h *heartbeat) fire() {
 	case expire:
 		// The reader's ReadMessage ends with an error, and the reader asks
 		// timedOut why.
-		c.ws.Close()
+		c.WS.Close()
 	case send:
-		if err := c.write(heartbeatFrame); err != nil {
-			c.ws.Close()
+		if err := c.Write(wire.HeartbeatFrame); err != nil {
+			c.WS.Close()
 		}
 	}
 }

@@ -1,83 +1,31 @@
 package pbx_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/testrig"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
-// wait bounds every await: generous, since the race detector on a small
-// machine is slow, and an await returns as soon as its condition holds.
-const wait = 15 * time.Second
+// wait bounds every await.
+const wait = testrig.Wait
 
 // TestMain fails the run if any goroutine of package pbx outlives the
-// tests: every session is closed by its test, and Close must wait for all of
-// its goroutines.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines of package pbx leaked:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines returns the stacks of goroutines running code of package
-// pbx (not pbxtest, not the tests), after giving them time to finish.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "pbx-bridge/pbx.(") && !strings.Contains(g, "pbx-bridge/pbx_test.") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// tests.
+func TestMain(m *testing.M) { testrig.RunChecked(m, "github.com/pbx-bridge/pbx-bridge/pbx") }
 
 // newPBX starts a simulator that the test closes.
-func newPBX(t *testing.T, opts pbxtest.Options) *pbxtest.Server {
-	t.Helper()
-	srv, err := pbxtest.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
+func newPBX(t *testing.T, opts pbxtest.Options) *pbxtest.Server { return testrig.NewPBX(t, opts) }
 
 // testLogger sends the package's logs to the test's log, shown on failure.
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return testrig.Logger(t) }
 
 // fastConfig is a config for ext on srv with test timings: heartbeats and
 // reconnects in tens of milliseconds, and a pong timeout that a loaded
@@ -210,13 +158,7 @@ func awaitEnd(t *testing.T, s *pbx.Session) ([]pbx.Event, error) {
 // eventually polls cond until it holds, failing the test after the deadline.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", wait, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testrig.Eventually(t, what, cond)
 }
 
 func describe(ev pbx.Event) string {
@@ -242,55 +184,7 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 }
 
 // recorder collects strings from hooks and loggers on several goroutines.
-type recorder struct {
-	mu    sync.Mutex
-	items []string
-	times []time.Time
-}
-
-func (r *recorder) add(s string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.items = append(r.items, s)
-	r.times = append(r.times, time.Now())
-}
-
-func (r *recorder) list() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.items...)
-}
-
-func (r *recorder) count(s string) int {
-	n := 0
-	for _, item := range r.list() {
-		if item == s {
-			n++
-		}
-	}
-	return n
-}
-
-func (r *recorder) stamps() []time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Time(nil), r.times...)
-}
+type recorder = testrig.Recorder
 
 // syncBuffer is a bytes.Buffer for a logger on several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testrig.SyncBuffer

@@ -46,6 +46,8 @@ func (c *tokenCapture) list() []string {
 // error messages that quote it, failing dials of the URL that holds it), and
 // checks every log line at debug level and every error string for the
 // secret and the token.
+// One session through one life: split, the session and the captured
+// logs would travel between the parts.
 func TestCredentialsNeverLeak(t *testing.T) {
 	srv := newPBX(t, pbxtest.Options{})
 	ext := srv.AddExtension(pbxtest.Extension{Number: "1001"})
@@ -60,7 +62,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	cfg.HTTPClient = &http.Client{Transport: capture}
 	cfg.PongTimeout = 150 * time.Millisecond // the heartbeat timeout below
 	var reconnects recorder
-	cfg.Hooks.Reconnect = func() { reconnects.add("reconnect") }
+	cfg.Hooks.Reconnect = func() { reconnects.Add("reconnect") }
 	var errs []string
 	note := func(err error) {
 		if err != nil {
@@ -96,7 +98,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	// Failing dials of the URL that holds it, then a heartbeat timeout.
 	srv.CloseUpgrades(true)
 	srv.DropSockets("1001")
-	eventually(t, "failed dials", func() bool { return reconnects.count("reconnect") >= 3 })
+	eventually(t, "failed dials", func() bool { return reconnects.Count("reconnect") >= 3 })
 	srv.CloseUpgrades(false)
 	awaitEvent(t, s, func(st *pbx.SocketState) bool { return st.Up })
 	srv.StallHeartbeats("1001", true)

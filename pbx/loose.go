@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"unicode"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/loose"
 )
 
 // FieldProblem is a field of a PBX body that could not be read as its
@@ -57,7 +59,7 @@ func (d *looseDecoder) problem(path string, raw []byte) {
 	if path == "" {
 		path = rootField
 	}
-	d.problems = append(d.problems, FieldProblem{Field: path, Kind: jsonKind(raw)})
+	d.problems = append(d.problems, FieldProblem{Field: path, Kind: loose.Kind(raw)})
 }
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()
@@ -134,27 +136,6 @@ func joinPath(path, name string) string {
 		return name
 	}
 	return path + "." + name
-}
-
-// jsonKind names the kind of a JSON value for a log line.
-func jsonKind(raw []byte) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	}
-	return "number"
 }
 
 // looseField is one JSON field of a struct.

@@ -1,8 +1,12 @@
 package pbx_test
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,6 +102,86 @@ func TestCDRQueryValidate(t *testing.T) {
 				if _, nerr := tt.q.Normalized(); (nerr == nil) != (err == nil) {
 					t.Fatalf("Normalized = %v, Validate = %v: they disagree", nerr, err)
 				}
+			}
+		})
+	}
+}
+
+// TestCDRPageOddities: what a searchpersonal answer of a firmware that is
+// not the simulator gives: numbers as strings or floats read as numbers,
+// unusable fields left zero and reported, an unusable total as -1, and a
+// list that is no list as an error, never as an empty page.
+func TestCDRPageOddities(t *testing.T) {
+	type problem struct{ endpoint, field string }
+	tests := []struct {
+		name     string
+		body     string
+		want     *pbx.CDRResult
+		problems []problem
+		err      string // a fragment of the error; "" for none
+		apiErr   bool
+	}{
+		{name: "no list, no total", body: `{"errcode":0,"errmsg":"SUCCESS"}`, want: &pbx.CDRResult{ErrMsg: "SUCCESS"}},
+		{name: "null list, total as a string", body: `{"errcode":0,"personal_cdr_list":null,"total_number":"0"}`, want: &pbx.CDRResult{}},
+		{name: "strings and floats for numbers",
+			body: `{"errcode":0,"personal_cdr_list":[{"id":"2546","status":"2","timestamp":"1693201380","talk_duration":3.0,"number":2000,` +
+				`"extension":{"ext_id":"3","ext_num":1001,"enb_vm":"1"},"disposition":"NO ANSWER"}],"total_number":1.0}`,
+			want: &pbx.CDRResult{TotalNumber: 1, Records: []pbx.CDR{{ID: 2546, Status: pbx.StatusMissed, Timestamp: 1693201380, TalkDuration: 3, Number: "2000",
+				Extension: pbx.CDRExtension{ExtID: 3, ExtNum: "1001", EnbVM: 1}, Disposition: "NO ANSWER"}}}},
+		{name: "unusable fields",
+			body: `{"errcode":0,"personal_cdr_list":[{"id":{"x":1},"number":"2001"},7,{"id":8,"extension":"none","status":2.5}],"total_number":"many"}`,
+			want: &pbx.CDRResult{TotalNumber: -1, Records: []pbx.CDR{{Number: "2001"}, {}, {ID: 8}}},
+			problems: []problem{
+				{"cdr/searchpersonal", "personal_cdr_list[0].id"},
+				{"cdr/searchpersonal", "personal_cdr_list[1]"},
+				{"cdr/searchpersonal", "personal_cdr_list[2].extension"},
+				{"cdr/searchpersonal", "personal_cdr_list[2].status"},
+				{"cdr/searchpersonal", "total_number"},
+			}},
+		{name: "negative total is the PBX's", body: `{"errcode":0,"personal_cdr_list":[],"total_number":-5}`, want: &pbx.CDRResult{TotalNumber: -5, Records: []pbx.CDR{}}},
+		{name: "list is an object", body: `{"errcode":0,"personal_cdr_list":{"id":1},"total_number":1}`,
+			problems: []problem{{"cdr/searchpersonal", "personal_cdr_list"}}, err: "personal_cdr_list is a JSON object, not a list"},
+		{name: "list is a string", body: `{"errcode":0,"personal_cdr_list":"","total_number":0}`,
+			problems: []problem{{"cdr/searchpersonal", "personal_cdr_list"}}, err: "personal_cdr_list is a JSON string"},
+		{name: "an errcode wins over a bad list", body: `{"errcode":40002,"errmsg":"PARAMETER ERROR","personal_cdr_list":7}`,
+			want: &pbx.CDRResult{ErrCode: 40002, ErrMsg: "PARAMETER ERROR"}, problems: []problem{{"cdr/searchpersonal", "personal_cdr_list"}}, err: "40002", apiErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/api/v1.0/login" {
+					_, _ = w.Write([]byte(`{"errcode":0,"access_token":"tok-0123456789abcdef"}`))
+					return
+				}
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			var problems []problem
+			c, err := pbx.NewClient(pbx.Config{URL: srv.URL, Username: "1001", Secret: "signature-0123456789",
+				RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, Logger: testLogger(t),
+				Hooks: pbx.Hooks{DecodeProblem: func(endpoint, field string) { problems = append(problems, problem{endpoint, field}) }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseIdleConnections()
+			if _, err := c.Login(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.SearchPersonal(context.Background(), pbx.CDRQuery{})
+			if tt.err == "" && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if tt.err != "" {
+				var ae *pbx.APIError
+				if !errors.Is(err, pbx.ErrPBXAPI) || !strings.Contains(err.Error(), tt.err) || errors.As(err, &ae) != tt.apiErr {
+					t.Fatalf("err = %v, want ErrPBXAPI with %q (an *APIError: %v)", err, tt.err, tt.apiErr)
+				}
+			}
+			if !reflect.DeepEqual(res, tt.want) {
+				t.Errorf("result = %+v\nwant     %+v", res, tt.want)
+			}
+			if !slices.Equal(problems, tt.problems) {
+				t.Errorf("problems %v\nwant     %v", problems, tt.problems)
 			}
 		})
 	}

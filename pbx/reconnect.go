@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // The subscribe socket's life across reconnects: keepSocket, its delays and
@@ -26,7 +26,7 @@ import (
 // ErrTokenRejected; any other API error, a transport error or a success
 // means keep reconnecting.
 func (s *Session) keepSocket(ctx context.Context) error {
-	k := socketRetries{delays: newReconnectDelays(&s.cfg)}
+	k := socketRetries{delays: wire.NewReconnectDelays(s.cfg.ReconnectMin, s.cfg.ReconnectMax)}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 && !s.awaitReconnect(ctx, k.delays, attempt) {
 			return nil
@@ -63,15 +63,15 @@ func (s *Session) keepSocket(ctx context.Context) error {
 
 // socketRetries is keepSocket's state between attempts.
 type socketRetries struct {
-	delays        *reconnectDelays
+	delays        *wire.ReconnectDelays
 	wasUp         bool // a socket of this session was up before
 	shortFailures int  // failed dials and short-lived sockets in a row
 }
 
 // awaitReconnect waits the next reconnect delay (false: ctx ended first)
 // and prepares the attempt.
-func (s *Session) awaitReconnect(ctx context.Context, delays *reconnectDelays, attempt int) bool {
-	t := time.NewTimer(delays.next())
+func (s *Session) awaitReconnect(ctx context.Context, delays *wire.ReconnectDelays, attempt int) bool {
+	t := time.NewTimer(delays.Next())
 	select {
 	case <-ctx.Done():
 		t.Stop()
@@ -112,7 +112,7 @@ func (s *Session) socketLost(ctx context.Context, k *socketRetries, up bool, ope
 	}
 	if up && time.Since(opened) >= s.cfg.ReconnectMin {
 		k.shortFailures = 0
-		k.delays.reset()
+		k.delays.Reset()
 	} else {
 		k.shortFailures++
 	}
@@ -141,35 +141,6 @@ func (s *Session) refreshProduct(ctx context.Context) {
 		s.log.Info("pbx firmware changed: new topic list", "version", product.Version, "previous_version", old, "topics", len(topics))
 	}
 }
-
-// reconnectDelays yields the socket's reconnect delays: exponential from
-// ReconnectMin, doubling, jittered by 25%, and never above ReconnectMax.
-// (backoff caps the interval before it adds the jitter, so on its own the
-// delay could exceed ReconnectMax by a quarter.)
-type reconnectDelays struct {
-	b   *backoff.ExponentialBackOff
-	max time.Duration
-}
-
-// newReconnectDelays takes cfg by pointer, as newHeartbeat does: keepSocket
-// and serve stay on the stack of an idle socket, and a Config passed by
-// value would be copied into their frames.
-func newReconnectDelays(cfg *Config) *reconnectDelays {
-	return &reconnectDelays{
-		b: backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(cfg.ReconnectMin),
-			backoff.WithMaxInterval(cfg.ReconnectMax),
-			backoff.WithMaxElapsedTime(0),
-			backoff.WithRandomizationFactor(0.25),
-			backoff.WithMultiplier(2),
-		),
-		max: cfg.ReconnectMax,
-	}
-}
-
-func (r *reconnectDelays) next() time.Duration { return min(r.b.NextBackOff(), r.max) }
-
-func (r *reconnectDelays) reset() { r.b.Reset() }
 
 // probeToken asks the PBX whether the token still works. Only an answer
 // that says so (IsTokenRejected) ends the session: any other API error, or

@@ -274,7 +274,7 @@ func (s *Session) end(ctx context.Context, err error) {
 	if s.dropped > 0 {
 		s.events.push(&Overflow{Dropped: s.dropped})
 	}
-	for kind, n := range s.client.warns.flush() {
+	for kind, n := range s.client.warns.Flush() {
 		s.log.Warn("pbx warnings suppressed", "kind", kind, "suppressed", n)
 	}
 	if err == ErrClosed {

@@ -8,17 +8,17 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // subscribePath is the subscribe socket's path.
 const subscribePath = apiPrefix + "subscribe"
 
 // dial opens the subscribe socket. The handshake is bounded in time
-// (RequestTimeout) and in size (maxHandshakeBytes). The returned error is
+// (RequestTimeout) and in size (wire.MaxHandshakeBytes). The returned error is
 // redacted (the URL carries the token); status is the HTTP status of a
 // refused handshake.
 func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
@@ -30,10 +30,10 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 	}
 	// The connection whose handshake reads are bounded; gorilla dials it
 	// once per DialContext, on this goroutine.
-	var hc *handshakeConn
+	var hc *wire.HandshakeConn
 	d := websocket.Dialer{
 		NetDialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := s.dialTLS(ctx, network, addr)
+			c, err := wire.DialTLS(ctx, s.client.tls, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -46,7 +46,7 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 		// keep an idle socket cheap when thousands are open.
 		ReadBufferSize:  1024,
 		WriteBufferSize: 1024,
-		WriteBufferPool: socketWriteBuffers,
+		WriteBufferPool: wire.WriteBuffers,
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
@@ -55,9 +55,9 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 			status = resp.StatusCode
 			err = fmt.Errorf("%w (HTTP %d)", err, status)
 		}
-		return nil, status, fmt.Errorf("pbx %s: %w", subscribePath, s.client.red.redactErr(err))
+		return nil, status, fmt.Errorf("pbx %s: %w", subscribePath, s.client.red.Err(err))
 	}
-	hc.open()
+	hc.Open()
 	return ws, 0, nil
 }
 
@@ -66,7 +66,7 @@ func (s *Session) dial(ctx context.Context) (*websocket.Conn, int, error) {
 // error (fatal), or ctx ends. up reports whether the topic list went out.
 func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool) (up bool, fatal, closeErr error) {
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
-	c := &conn{ws: ws, writeTimeout: s.cfg.RequestTimeout}
+	c := &wire.Conn{WS: ws, WriteTimeout: s.cfg.RequestTimeout}
 	// The topic list is the first frame, before the heartbeat goroutine
 	// exists: started first, it could send a "heartbeat" ahead of it (a
 	// reader delayed PingAfter on a loaded machine is enough), which the PBX
@@ -89,16 +89,16 @@ func (s *Session) serve(ctx context.Context, ws *websocket.Conn, reconnect bool)
 // frame), which ends its read: a callback on the context, not a goroutine
 // waiting for it. The function returned closes the socket and stops hb
 // when the socket is done with, waiting for that callback if it runs.
-func closeOnEnd(ctx context.Context, c *conn) func(hb *heartbeat) {
+func closeOnEnd(ctx context.Context, c *wire.Conn) func(hb *heartbeat) {
 	closed := make(chan struct{})
 	stopClosing := context.AfterFunc(ctx, func() {
 		defer close(closed)
-		c.closeGracefully()
-		c.ws.Close()
+		c.CloseGracefully()
+		c.WS.Close()
 	})
 	return func(hb *heartbeat) {
 		if stopClosing() {
-			c.ws.Close()
+			c.WS.Close()
 		} else {
 			<-closed
 		}
@@ -114,9 +114,9 @@ func (s *Session) socketUp(ctx context.Context, hb *heartbeat, reconnect bool) {
 
 // readFrames reads and handles frames until the socket closes (closeErr)
 // or a notification raises a runtime error (fatal).
-func (s *Session) readFrames(ctx context.Context, c *conn, hb *heartbeat) (fatal, closeErr error) {
+func (s *Session) readFrames(ctx context.Context, c *wire.Conn, hb *heartbeat) (fatal, closeErr error) {
 	for {
-		mt, data, err := c.ws.ReadMessage()
+		mt, data, err := c.WS.ReadMessage()
 		if err != nil {
 			return nil, s.readFailed(hb, err)
 		}
@@ -134,12 +134,12 @@ func (s *Session) readFailed(hb *heartbeat, err error) error {
 	if hb.timedOut() {
 		err = ErrHeartbeatTimeout
 	}
-	return fmt.Errorf("pbx socket: %w", s.client.red.redactErr(err))
+	return fmt.Errorf("pbx socket: %w", s.client.red.Err(err))
 }
 
 // frame handles one frame read of type mt; a runtime error it raises is
 // fatal, a failed resubscription closes the socket (closeErr).
-func (s *Session) frame(ctx context.Context, c *conn, hb *heartbeat, mt int, data []byte) (fatal, closeErr error) {
+func (s *Session) frame(ctx context.Context, c *wire.Conn, hb *heartbeat, mt int, data []byte) (fatal, closeErr error) {
 	f, reason := Frame{}, DropNotJSON // a binary frame is no text, let alone JSON
 	if mt == websocket.TextMessage {
 		f, reason = DecodeFrame(data)
@@ -179,7 +179,7 @@ func (s *Session) frame(ctx context.Context, c *conn, hb *heartbeat, mt int, dat
 // resubscribe sends the topic list again on an open socket and reports the
 // gap: whatever the PBX asked it for (errcode -3, a 20104 switch-over), the
 // notifications before it may be lost.
-func (s *Session) resubscribe(ctx context.Context, hb *heartbeat, c *conn) error {
+func (s *Session) resubscribe(ctx context.Context, hb *heartbeat, c *wire.Conn) error {
 	if err := s.subscribe(c); err != nil {
 		return err
 	}
@@ -188,15 +188,15 @@ func (s *Session) resubscribe(ctx context.Context, hb *heartbeat, c *conn) error
 }
 
 // subscribe sends the topic list.
-func (s *Session) subscribe(c *conn) error {
+func (s *Session) subscribe(c *wire.Conn) error {
 	frame, err := json.Marshal(struct {
 		TopicList []int `json:"topic_list"`
 	}{s.topics})
 	if err != nil {
 		return err
 	}
-	if err := c.write(frame); err != nil {
-		return fmt.Errorf("pbx socket: sending the topic list: %w", s.client.red.redactErr(err))
+	if err := c.Write(frame); err != nil {
+		return fmt.Errorf("pbx socket: sending the topic list: %w", s.client.red.Err(err))
 	}
 	return nil
 }
@@ -204,7 +204,7 @@ func (s *Session) subscribe(c *conn) error {
 // dropFrame counts and logs a dropped frame. The log shows a short, redacted
 // prefix of a frame that is not JSON, and nothing of the others' content.
 // The count (Hooks.FrameDropped) is exact; the warnings are sampled per
-// reason (warnSampler), so a flood of garbage gives a handful of lines.
+// reason (sample.Warnings), so a flood of garbage gives a handful of lines.
 func (s *Session) dropFrame(reason DropReason, f Frame, data []byte) {
 	if s.cfg.Hooks.FrameDropped != nil {
 		s.cfg.Hooks.FrameDropped(string(reason))
@@ -213,14 +213,14 @@ func (s *Session) dropFrame(reason DropReason, f Frame, data []byte) {
 		s.log.Debug("pbx frame dropped", "reason", reason, "type", f.Type)
 		return
 	}
-	ok, suppressed := s.client.warns.allow("frame dropped: "+string(reason), time.Now())
+	ok, suppressed := s.client.warns.Allow("frame dropped: "+string(reason), time.Now())
 	if !ok {
 		return
 	}
 	attrs := []any{"reason", reason}
 	switch reason {
 	case DropNotJSON:
-		attrs = append(attrs, "len", len(data), "prefix", s.client.red.framePrefix(data))
+		attrs = append(attrs, "len", len(data), "prefix", s.client.red.FramePrefix(data))
 	case DropTooLarge:
 		attrs = append(attrs, "max_frame_bytes", s.cfg.MaxFrameBytes)
 	default:
@@ -235,31 +235,3 @@ func (s *Session) dropFrame(reason DropReason, f Frame, data []byte) {
 	}
 	s.log.Warn(msg, attrs...)
 }
-
-// conn is one subscribe socket's write side: gorilla allows one writer at a
-// time, and both the reader (topic lists) and the heartbeat write.
-type conn struct {
-	ws           *websocket.Conn
-	writeTimeout time.Duration
-	mu           sync.Mutex
-}
-
-func (c *conn) write(frame []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-		return err
-	}
-	return c.ws.WriteMessage(websocket.TextMessage, frame)
-}
-
-// closeGracefully sends a close frame (best effort, bounded) before the
-// socket is closed, when the session itself ends.
-func (c *conn) closeGracefully() {
-	deadline := time.Now().Add(min(c.writeTimeout, time.Second))
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
-}
-
-// socketWriteBuffers is shared by every socket: a write buffer is held only
-// while a frame is written.
-var socketWriteBuffers = &sync.Pool{}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"reflect"
 	"sync"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/internal/wire"
 )
 
 // tlsShare holds the TLS configurations of every client made from one
@@ -58,17 +60,11 @@ func (cfg Config) tlsConfigs(origin *url.URL) (api, socket *tls.Config, err erro
 }
 
 // buildTLS builds the API's TLS configuration and, from it, the
-// socket's: the PBX's name, and HTTP/1.1 only (a configuration taken from
-// an HTTP transport may offer h2; the upgrade is HTTP/1.1).
+// socket's (wire.SocketTLS).
 func (cfg Config) buildTLS(origin *url.URL) (api, socket *tls.Config, err error) {
 	api, err = cfg.tlsConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	socket = api.Clone()
-	if socket.ServerName == "" {
-		socket.ServerName = origin.Hostname()
-	}
-	socket.NextProtos = []string{"http/1.1"}
-	return api, socket, nil
+	return api, wire.SocketTLS(api, origin), nil
 }

@@ -24,7 +24,7 @@ import (
 //
 // Why at most two tokens are alive at once: a token exists only while its
 // replica holds the lock, plus the moment a renewal overlaps the old and
-// the new one (pbx.OpenAPI revokes the old before using the new), plus a
+// the new one (openapi.Client revokes the old before using the new), plus a
 // holder fenced (its renewals failed) that has not revoked yet: fencing
 // happens at half the lock's TTL and the lock lapses at the whole TTL, so
 // the fenced holder's revoke normally lands before the next holder's

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // BenchmarkObserveCall runs whole two-party calls (ring, answer, hold,
@@ -21,20 +21,20 @@ func BenchmarkObserveCall(b *testing.B) {
 	for i := range 1000 {
 		tr.Observe(callFrame(b, fmt.Sprintf("bg.%d", i), ext(fmt.Sprint(2000+i), fmt.Sprintf("PJSIP/%d-1", 2000+i), "RING")))
 	}
-	member := func(number, channel string, st pbx.MemberStatus) pbx.CallMember {
-		return pbx.CallMember{Kind: pbx.MemberExtension, Number: number, ChannelID: channel, Status: st}
+	member := func(number, channel string, st openapi.MemberStatus) openapi.CallMember {
+		return openapi.CallMember{Kind: openapi.MemberExtension, Number: number, ChannelID: channel, Status: st}
 	}
-	steps := [][2]pbx.MemberStatus{{"ALERT", "RING"}, {"ANSWERED", "ANSWER"}, {"ANSWERED", "HOLD"}, {"ANSWERED", "ANSWER"}, {"BYE", "BYE"}}
+	steps := [][2]openapi.MemberStatus{{"ALERT", "RING"}, {"ANSWERED", "ANSWER"}, {"ANSWERED", "HOLD"}, {"ANSWERED", "ANSWER"}, {"BYE", "BYE"}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	n, events := 0, 0
 	for i := 0; i < b.N; i++ {
 		id := "b." + strconv.Itoa(i)
 		for _, st := range steps {
-			events += len(tr.Observe(&pbx.OpenAPIEvent{Type: pbx.EventCallState, Data: &pbx.CallState{CallID: id,
-				Members: []pbx.CallMember{member("1001", ch1, st[0]), member("1002", ch2, st[1])}}}))
+			events += len(tr.Observe(&openapi.Event{Type: openapi.EventCallState, Data: &openapi.CallState{CallID: id,
+				Members: []openapi.CallMember{member("1001", ch1, st[0]), member("1002", ch2, st[1])}}}))
 		}
-		events += len(tr.Observe(&pbx.OpenAPIEvent{Type: pbx.EventNewCDR, Data: &pbx.NewCDR{CallID: id, Status: "ANSWERED", Type: "Internal"}}))
+		events += len(tr.Observe(&openapi.Event{Type: openapi.EventNewCDR, Data: &openapi.NewCDR{CallID: id, Status: "ANSWERED", Type: "Internal"}}))
 		n += len(steps) + 1
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/frame")

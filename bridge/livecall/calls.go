@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -32,15 +32,15 @@ func parsePhase(s string) (phase, bool) {
 
 // statusPhase maps a member_status of the reference to its phase; false
 // for a status it does not list, which changes no phase.
-func statusPhase(s pbx.MemberStatus) (phase, bool) {
+func statusPhase(s openapi.MemberStatus) (phase, bool) {
 	switch s {
-	case pbx.StatusRing, pbx.StatusAlert, pbx.StatusEarlyMedia:
+	case openapi.StatusRing, openapi.StatusAlert, openapi.StatusEarlyMedia:
 		return phaseRinging, true
-	case pbx.StatusAnswer, pbx.StatusAnswered:
+	case openapi.StatusAnswer, openapi.StatusAnswered:
 		return phaseAnswered, true
-	case pbx.StatusHold:
+	case openapi.StatusHold:
 		return phaseHeld, true
-	case pbx.StatusBye:
+	case openapi.StatusBye:
 		return phaseEnded, true
 	}
 	return phaseNone, false
@@ -53,7 +53,7 @@ var rank = [...]int{phaseNone: 0, phaseEnded: 1, phaseRinging: 2, phaseHeld: 3, 
 
 // member is one channel of a call as last seen.
 type member struct {
-	pbx.CallMember
+	openapi.CallMember
 	phase phase
 }
 
@@ -83,16 +83,16 @@ func (c *call) member(channel string) *member {
 
 // usable reports whether a member can be tracked: a channel, a status,
 // an extension's number, and no field beyond its bound.
-func usable(m pbx.CallMember) bool {
-	return m.ChannelID != "" && m.Status != "" && (m.Kind != pbx.MemberExtension || m.Number != "") &&
-		(m.Kind == pbx.MemberExtension || m.Kind == pbx.MemberInbound || m.Kind == pbx.MemberOutbound) &&
+func usable(m openapi.CallMember) bool {
+	return m.ChannelID != "" && m.Status != "" && (m.Kind != openapi.MemberExtension || m.Number != "") &&
+		(m.Kind == openapi.MemberExtension || m.Kind == openapi.MemberInbound || m.Kind == openapi.MemberOutbound) &&
 		fits(m.ChannelID, string(m.Status), m.Number, m.From, m.To, m.TrunkName) && len(m.CallPath) <= MaxCallPathBytes
 }
 
 // applyCall applies one Call_Info (a 30011, a 30015, an item of
 // call/query) and returns the events of the extensions whose state
 // changed.
-func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
+func (t *Tracker) applyCall(cs *openapi.CallState, now time.Time) []Event {
 	t.countN(ReasonBadMember, len(cs.MemberErrors))
 	if cs.CallID == "" || !fits(cs.CallID) {
 		t.count(ReasonBadEvent)
@@ -139,7 +139,7 @@ func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
 			out = append(out, ev)
 		}
 	}
-	if !slices.ContainsFunc(valid, func(m pbx.CallMember) bool { return m.Status != pbx.StatusBye }) {
+	if !slices.ContainsFunc(valid, func(m openapi.CallMember) bool { return m.Status != openapi.StatusBye }) {
 		out = append(out, t.endCall(c, now, schema.CauseCallEnded)...)
 	}
 	return out
@@ -148,10 +148,10 @@ func (t *Tracker) applyCall(cs *pbx.CallState, now time.Time) []Event {
 // usableMembers returns the members that can be tracked, counting the
 // others: incomplete ones, and channels that changed hands (another kind or
 // number than c knows for them).
-func (t *Tracker) usableMembers(ms []pbx.CallMember, c *call) []pbx.CallMember {
-	out := make([]pbx.CallMember, 0, len(ms))
+func (t *Tracker) usableMembers(ms []openapi.CallMember, c *call) []openapi.CallMember {
+	out := make([]openapi.CallMember, 0, len(ms))
 	for _, m := range ms {
-		if !usable(m) || slices.ContainsFunc(out, func(o pbx.CallMember) bool { return o.ChannelID == m.ChannelID }) {
+		if !usable(m) || slices.ContainsFunc(out, func(o openapi.CallMember) bool { return o.ChannelID == m.ChannelID }) {
 			t.count(ReasonBadMember)
 			continue
 		}
@@ -170,14 +170,14 @@ func (t *Tracker) usableMembers(ms []pbx.CallMember, c *call) []pbx.CallMember {
 // is back, or one that talked or was held rings (RING) again. The PBX
 // numbers no frame, so an older frame that does not contradict the state
 // cannot be told from a newer one.
-func stale(c *call, ms []pbx.CallMember) bool {
+func stale(c *call, ms []openapi.CallMember) bool {
 	for _, m := range ms {
 		old := c.member(m.ChannelID)
 		switch {
 		case old == nil:
-		case old.phase == phaseEnded && m.Status != pbx.StatusBye:
+		case old.phase == phaseEnded && m.Status != openapi.StatusBye:
 			return true
-		case (old.phase == phaseAnswered || old.phase == phaseHeld) && m.Status == pbx.StatusRing:
+		case (old.phase == phaseAnswered || old.phase == phaseHeld) && m.Status == openapi.StatusRing:
 			return true
 		}
 	}
@@ -187,7 +187,7 @@ func stale(c *call, ms []pbx.CallMember) bool {
 // update records the frame's members in c, in the frame's order ahead of
 // the channels it did not list, and returns the extensions it lists, in
 // order.
-func (t *Tracker) update(c *call, ms []pbx.CallMember) []string {
+func (t *Tracker) update(c *call, ms []openapi.CallMember) []string {
 	listed := make([]*member, 0, len(c.members)+len(ms))
 	var exts []string
 	added := 0
@@ -210,7 +210,7 @@ func (t *Tracker) update(c *call, ms []pbx.CallMember) []string {
 		}
 		cur.CallMember = m
 		listed = append(listed, cur)
-		if m.Kind == pbx.MemberExtension && !slices.Contains(exts, m.Number) {
+		if m.Kind == openapi.MemberExtension && !slices.Contains(exts, m.Number) {
 			exts = append(exts, m.Number)
 		}
 	}
@@ -229,7 +229,7 @@ func (t *Tracker) update(c *call, ms []pbx.CallMember) []string {
 func extPhase(c *call, ext string) (phase, *member) {
 	var best *member
 	for _, m := range c.members {
-		if m.Kind != pbx.MemberExtension || m.Number != ext {
+		if m.Kind != openapi.MemberExtension || m.Number != ext {
 			continue
 		}
 		if best == nil || rank[m.phase] > rank[best.phase] {
@@ -289,7 +289,7 @@ func (t *Tracker) endCall(c *call, now time.Time, cause string) []Event {
 	var seen []string
 	for _, m := range c.members {
 		ext := m.Number
-		if m.Kind != pbx.MemberExtension || slices.Contains(seen, ext) {
+		if m.Kind != openapi.MemberExtension || slices.Contains(seen, ext) {
 			continue
 		}
 		seen = append(seen, ext)
@@ -307,8 +307,8 @@ func (t *Tracker) endCall(c *call, now time.Time, cause string) []Event {
 	return out
 }
 
-func (c *call) callMembers() []pbx.CallMember {
-	out := make([]pbx.CallMember, len(c.members))
+func (c *call) callMembers() []openapi.CallMember {
+	out := make([]openapi.CallMember, len(c.members))
 	for i, m := range c.members {
 		out[i] = m.CallMember
 	}
@@ -316,26 +316,26 @@ func (c *call) callMembers() []pbx.CallMember {
 }
 
 // snapshot returns c as a Call_Info.
-func (c *call) snapshot() pbx.CallState {
-	return pbx.CallState{CallID: c.id, Members: c.callMembers()}
+func (c *call) snapshot() openapi.CallState {
+	return openapi.CallState{CallID: c.id, Members: c.callMembers()}
 }
 
 // direction is the call's: inbound if a member is a caller on a trunk,
 // else outbound if one is a callee on a trunk, else internal.
-func direction(ms []pbx.CallMember) string {
+func direction(ms []openapi.CallMember) string {
 	switch {
-	case slices.ContainsFunc(ms, func(m pbx.CallMember) bool { return m.Kind == pbx.MemberInbound }):
+	case slices.ContainsFunc(ms, func(m openapi.CallMember) bool { return m.Kind == openapi.MemberInbound }):
 		return schema.DirectionInbound
-	case slices.ContainsFunc(ms, func(m pbx.CallMember) bool { return m.Kind == pbx.MemberOutbound }):
+	case slices.ContainsFunc(ms, func(m openapi.CallMember) bool { return m.Kind == openapi.MemberOutbound }):
 		return schema.DirectionOutbound
 	}
 	return schema.DirectionInternal
 }
 
 // trunk is the trunk of the call's first trunk leg with one.
-func trunk(ms []pbx.CallMember) string {
+func trunk(ms []openapi.CallMember) string {
 	for _, m := range ms {
-		if m.Kind != pbx.MemberExtension && m.TrunkName != "" {
+		if m.Kind != openapi.MemberExtension && m.TrunkName != "" {
 			return m.TrunkName
 		}
 	}
@@ -347,7 +347,7 @@ func trunk(ms []pbx.CallMember) string {
 func other(ms []*member, ext string) *schema.CallParty {
 	var found *member
 	for _, m := range ms {
-		if m.Kind == pbx.MemberExtension && m.Number == ext {
+		if m.Kind == openapi.MemberExtension && m.Number == ext {
 			continue
 		}
 		if m.phase != phaseEnded {
@@ -361,9 +361,9 @@ func other(ms []*member, ext string) *schema.CallParty {
 	}
 	p := &schema.CallParty{Kind: string(found.Kind), Number: found.Number, TrunkName: found.TrunkName}
 	switch found.Kind {
-	case pbx.MemberInbound:
+	case openapi.MemberInbound:
 		p.Number = found.From
-	case pbx.MemberOutbound:
+	case openapi.MemberOutbound:
 		p.Number = found.To
 	}
 	return p

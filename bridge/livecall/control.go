@@ -5,18 +5,18 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
-// CallAPI is the PBX's call control, as *pbx.OpenAPI offers it.
+// CallAPI is the PBX's call control, as *openapi.Client offers it.
 type CallAPI interface {
 	Dial(ctx context.Context, caller, callee string, autoAnswer bool) (string, error)
 	Hangup(ctx context.Context, channelID string) error
 	Hold(ctx context.Context, channelID string) error
 	Unhold(ctx context.Context, channelID string) error
-	Transfer(ctx context.Context, req pbx.TransferRequest) error
-	QueryCalls(ctx context.Context, q pbx.CallQuery) ([]pbx.CallState, error)
+	Transfer(ctx context.Context, req openapi.TransferRequest) error
+	QueryCalls(ctx context.Context, q openapi.CallQuery) ([]openapi.CallState, error)
 }
 
 // ControllerConfig configures a Controller.
@@ -131,11 +131,11 @@ func (e *Error) Reply() schema.ErrorReply {
 }
 
 // pbxError maps an error of the PBX's call control to the API's codes with
-// pbx.CallControlStatus: 400 for a request the PBX refused, 404 for a call
+// openapi.CallControlStatus: 400 for a request the PBX refused, 404 for a call
 // or channel it does not know, 503 when it cannot take requests (or the
 // client has no token), 502 when it could not be reached or understood.
 func pbxError(err error) *Error {
-	code := pbx.CallControlStatus(err)
+	code := openapi.CallControlStatus(err)
 	var what string
 	switch code {
 	case codeBadRequest:
@@ -148,7 +148,7 @@ func pbxError(err error) *Error {
 		code, what = codePBXError, "the PBX could not be reached or answered what cannot be read"
 	}
 	e := &Error{Code: code, Message: what + ": " + err.Error()}
-	var oe *pbx.OpenAPIError
+	var oe *openapi.Error
 	if errors.As(err, &oe) {
 		e.PBXErrCode, e.PBXErrMsg = oe.ErrCode, oe.ErrMsg
 	}
@@ -219,7 +219,7 @@ func (r *Request) Run(ctx context.Context) (any, *Error) {
 		}
 		return schema.CallDialResult{CallID: id}, nil
 	case OpList:
-		calls, err := api.QueryCalls(ctx, pbx.CallQuery{Extension: r.ext})
+		calls, err := api.QueryCalls(ctx, openapi.CallQuery{Extension: r.ext})
 		if err != nil {
 			return nil, pbxError(err)
 		}
@@ -241,7 +241,7 @@ func (r *Request) Run(ctx context.Context) (any, *Error) {
 
 // act makes the request's action on the extension's leg own of cs, and
 // returns the channel it acted on.
-func (r *Request) act(ctx context.Context, cs pbx.CallState, own pbx.CallMember) (string, error) {
+func (r *Request) act(ctx context.Context, cs openapi.CallState, own openapi.CallMember) (string, error) {
 	api := r.c.cfg.API
 	switch r.op {
 	case OpHangup:
@@ -252,10 +252,10 @@ func (r *Request) act(ctx context.Context, cs pbx.CallState, own pbx.CallMember)
 		return own.ChannelID, api.Unhold(ctx, own.ChannelID)
 	}
 	t := r.transfer
-	req := pbx.TransferRequest{Type: pbx.TransferType(t.Type), ChannelID: own.ChannelID}
+	req := openapi.TransferRequest{Type: openapi.TransferType(t.Type), ChannelID: own.ChannelID}
 	switch {
 	case t.AttendedOperate != "":
-		req.AttendedOperate = pbx.AttendedOperation(t.AttendedOperate)
+		req.AttendedOperate = openapi.AttendedOperation(t.AttendedOperate)
 	case t.Type == schema.TransferBlind:
 		// The PBX moves the channel it is given: the party the extension
 		// talks to, with the extension's dial permission.
@@ -271,7 +271,7 @@ func (r *Request) act(ctx context.Context, cs pbx.CallState, own pbx.CallMember)
 }
 
 // listResult renders call/query's calls.
-func listResult(calls []pbx.CallState) schema.CallListResult {
+func listResult(calls []openapi.CallState) schema.CallListResult {
 	out := schema.CallListResult{Calls: make([]schema.LiveCall, 0, len(calls))}
 	for _, cs := range calls {
 		lc := schema.LiveCall{CallID: cs.CallID, Direction: direction(cs.Members), Trunk: trunk(cs.Members),

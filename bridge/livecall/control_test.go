@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -132,7 +132,7 @@ func TestCallControlWithoutTracker(t *testing.T) {
 
 // TestCallControlRefusals: what the bridge refuses itself (another
 // extension's channel, a call it is not in, a blind transfer with two
-// other parties) and the PBX's errors, mapped by pbx.CallControlStatus.
+// other parties) and the PBX's errors, mapped by openapi.CallControlStatus.
 func TestCallControlRefusals(t *testing.T) {
 	srv, r, c := controlPBX(t, true)
 	id, err := srv.StartCall("1001", "1002")
@@ -196,7 +196,7 @@ func TestCallControlNoToken(t *testing.T) {
 	}
 	defer srv.Close()
 	srv.AddExtension(pbxtest.Extension{Number: "1001"})
-	o, err := pbx.NewOpenAPI(pbx.OpenAPIConfig{URL: srv.URL(), AccessID: "wrong", AccessKey: "wrong", RootCAs: srv.CertPool(), Logger: testLogger(t)})
+	o, err := openapi.New(openapi.Config{URL: srv.URL(), AccessID: "wrong", AccessKey: "wrong", RootCAs: srv.CertPool(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
-// Package livecall turns the PBX's OpenAPI events (pbx.OpenAPIEvent, from
-// pbx.EventStream) into the bridge's live events, and serves call control
+// Package livecall turns the PBX's OpenAPI events (openapi.Event, from
+// openapi.EventStream) into the bridge's live events, and serves call control
 // requests.
 //
 // A Tracker keeps the state of every live call, member by member, and of
@@ -18,7 +18,7 @@
 // unhold, transfer, list) of the extensions the bridge serves: one parser
 // validates each body, the extension's channel is found from the Tracker
 // (or call/query), and the PBX's errors map to the request/reply API's
-// codes (pbx.CallControlStatus).
+// codes (openapi.CallControlStatus).
 //
 // The package knows no NATS: it returns subjects' suffixes, types, ids and
 // data, and replies with codes; the bridge publishes and answers. The

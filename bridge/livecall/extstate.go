@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -73,7 +73,7 @@ func (t *Tracker) extEvent(ext, suffix, typ string, now time.Time, data any, par
 	return []Event{{Ext: ext, Suffix: suffix, Type: typ, ID: id, Time: now, Data: data}}
 }
 
-func (t *Tracker) observePresence(d *pbx.PresenceChange, now time.Time) []Event {
+func (t *Tracker) observePresence(d *openapi.PresenceChange, now time.Time) []Event {
 	if d.Extension == "" || d.Status == "" {
 		t.count(ReasonBadEvent)
 		return nil
@@ -90,7 +90,7 @@ func (t *Tracker) observePresence(d *pbx.PresenceChange, now time.Time) []Event 
 	return t.extEvent(d.Extension, "presence.changed", schema.TypePresenceChanged, now, data, d.Status, strconv.Itoa(x.presence.seq))
 }
 
-func (t *Tracker) observeCallStatus(d *pbx.ExtensionCallStatus, now time.Time) []Event {
+func (t *Tracker) observeCallStatus(d *openapi.ExtensionCallStatus, now time.Time) []Event {
 	if d.Extension == "" || d.Status == "" {
 		t.count(ReasonBadEvent)
 		return nil
@@ -110,7 +110,7 @@ func (t *Tracker) observeCallStatus(d *pbx.ExtensionCallStatus, now time.Time) [
 // observeRegistration follows each kind of endpoint on its own: a phone
 // registering says nothing of the mobile app. A new address with the same
 // status is a change too (the endpoint registered again from elsewhere).
-func (t *Tracker) observeRegistration(d *pbx.RegistrationChange, now time.Time) []Event {
+func (t *Tracker) observeRegistration(d *openapi.RegistrationChange, now time.Time) []Event {
 	if d.Extension == "" || d.Status == "" {
 		t.count(ReasonBadEvent)
 		return nil
@@ -142,7 +142,7 @@ func (t *Tracker) observeRegistration(d *pbx.RegistrationChange, now time.Time) 
 
 // observeCDR publishes the record of an ended call, and ends the call if
 // it is still tracked (its last 30011 lost, or coming late).
-func (t *Tracker) observeCDR(d *pbx.NewCDR, now time.Time) []Event {
+func (t *Tracker) observeCDR(d *openapi.NewCDR, now time.Time) []Event {
 	if d.CallID == "" || !fits(d.CallID) {
 		t.count(ReasonBadEvent)
 		return nil
@@ -167,15 +167,15 @@ func (t *Tracker) observeCDR(d *pbx.NewCDR, now time.Time) []Event {
 		ID: schema.EventID(schema.TypeCDREnded, t.cfg.PBX, d.CallID)})
 }
 
-var systemLevels = map[pbx.EventType]string{
-	pbx.EventSystemInfo:    schema.SystemLevelInfo,
-	pbx.EventSystemWarning: schema.SystemLevelWarning,
-	pbx.EventSystemAlert:   schema.SystemLevelAlert,
+var systemLevels = map[openapi.EventType]string{
+	openapi.EventSystemInfo:    schema.SystemLevelInfo,
+	openapi.EventSystemWarning: schema.SystemLevelWarning,
+	openapi.EventSystemAlert:   schema.SystemLevelAlert,
 }
 
 // observeSystem publishes a system event. Its id is its content: the PBX
 // numbers none, so two identical events in the same second are one.
-func (t *Tracker) observeSystem(typ pbx.EventType, d *pbx.SystemEvent, now time.Time) []Event {
+func (t *Tracker) observeSystem(typ openapi.EventType, d *openapi.SystemEvent, now time.Time) []Event {
 	level, ok := systemLevels[typ]
 	if !ok || d.EventName == "" {
 		t.count(ReasonBadEvent)

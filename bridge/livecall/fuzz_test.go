@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // FuzzTracker feeds arbitrary frames, one a line, through the event
@@ -37,7 +37,7 @@ func FuzzTracker(f *testing.F) {
 		cfg := livecall.Config{MaxCalls: 4, MaxExtensions: 4, CallTTL: time.Minute, EndedTTL: time.Minute, Now: clock.Now}
 		tr := newTracker(t, cfg)
 		for _, line := range bytes.Split(data, []byte("\n")) {
-			fr, err := pbx.DecodeEventFrame(line)
+			fr, err := openapi.DecodeEventFrame(line)
 			if err != nil || fr.Event == nil {
 				continue
 			}

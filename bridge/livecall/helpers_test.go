@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -75,11 +75,11 @@ func newTracker(t testing.TB, cfg livecall.Config) *livecall.Tracker {
 type recorder struct {
 	tr     *livecall.Tracker
 	mu     sync.Mutex
-	frames []*pbx.OpenAPIEvent
+	frames []*openapi.Event
 	events []livecall.Event
 }
 
-func (r *recorder) onEvent(ev *pbx.OpenAPIEvent) {
+func (r *recorder) onEvent(ev *openapi.Event) {
 	out := r.tr.Observe(ev)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -87,10 +87,10 @@ func (r *recorder) onEvent(ev *pbx.OpenAPIEvent) {
 	r.events = append(r.events, out...)
 }
 
-func (r *recorder) snapshot() ([]*pbx.OpenAPIEvent, []livecall.Event) {
+func (r *recorder) snapshot() ([]*openapi.Event, []livecall.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]*pbx.OpenAPIEvent(nil), r.frames...), append([]livecall.Event(nil), r.events...)
+	return append([]*openapi.Event(nil), r.frames...), append([]livecall.Event(nil), r.events...)
 }
 
 // awaitEvents waits until the recorder's events of the suffix prefix
@@ -139,7 +139,7 @@ func channel(t *testing.T, r *recorder, ext string) string {
 
 // livePBX starts a simulator with the extensions, an OpenAPI client of it
 // and an event stream feeding r, and waits for the subscription.
-func livePBX(t *testing.T, r *recorder, exts ...string) (*pbxtest.Server, *pbx.OpenAPI) {
+func livePBX(t *testing.T, r *recorder, exts ...string) (*pbxtest.Server, *openapi.Client) {
 	t.Helper()
 	srv, err := pbxtest.NewServer(pbxtest.Options{})
 	if err != nil {
@@ -150,18 +150,18 @@ func livePBX(t *testing.T, r *recorder, exts ...string) (*pbxtest.Server, *pbx.O
 		srv.AddExtension(pbxtest.Extension{Number: n})
 	}
 	id, key := srv.OpenAPICredentials()
-	o, err := pbx.NewOpenAPI(pbx.OpenAPIConfig{URL: srv.URL(), AccessID: id, AccessKey: key, RootCAs: srv.CertPool(),
+	o, err := openapi.New(openapi.Config{URL: srv.URL(), AccessID: id, AccessKey: key, RootCAs: srv.CertPool(),
 		RequestTimeout: 5 * time.Second, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = o.Close(context.Background()) })
 	up := make(chan struct{}, 1)
-	s, err := o.NewEventStream(pbx.EventStreamConfig{
-		Topics: []pbx.EventType{pbx.EventRegistration, pbx.EventExtensionCallStatus, pbx.EventPresence,
-			pbx.EventCallState, pbx.EventNewCDR, pbx.EventSystemInfo, pbx.EventSystemWarning, pbx.EventSystemAlert},
+	s, err := o.NewEventStream(openapi.EventStreamConfig{
+		Topics: []openapi.EventType{openapi.EventRegistration, openapi.EventExtensionCallStatus, openapi.EventPresence,
+			openapi.EventCallState, openapi.EventNewCDR, openapi.EventSystemInfo, openapi.EventSystemWarning, openapi.EventSystemAlert},
 		OnEvent: r.onEvent,
-		OnState: func(st pbx.EventStreamState) {
+		OnState: func(st openapi.EventStreamState) {
 			if st.Up {
 				select {
 				case up <- struct{}{}:
@@ -211,7 +211,7 @@ func ext(number, channel, status string) m { return m{"extension", number, chann
 
 // callFrame renders a 30011 frame as the reference documents it (msg a
 // JSON string) and decodes it as the event socket does.
-func callFrame(t testing.TB, callID string, members ...m) *pbx.OpenAPIEvent {
+func callFrame(t testing.TB, callID string, members ...m) *openapi.Event {
 	t.Helper()
 	list := []any{}
 	for _, mm := range members {
@@ -230,14 +230,14 @@ func callFrame(t testing.TB, callID string, members ...m) *pbx.OpenAPIEvent {
 }
 
 // frame renders and decodes an event frame of the type with msg.
-func frame(t testing.TB, typ int, msg any) *pbx.OpenAPIEvent {
+func frame(t testing.TB, typ int, msg any) *openapi.Event {
 	t.Helper()
 	inner, err := json.Marshal(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(map[string]any{"type": typ, "sn": "3631A2124XXX", "msg": string(inner)})
-	f, err := pbx.DecodeEventFrame(raw)
+	f, err := openapi.DecodeEventFrame(raw)
 	if err != nil || f.Event == nil {
 		t.Fatalf("DecodeEventFrame(%s) = %+v, %v", raw, f, err)
 	}
@@ -245,7 +245,7 @@ func frame(t testing.TB, typ int, msg any) *pbx.OpenAPIEvent {
 }
 
 // observeAll feeds frames to tr and returns every event.
-func observeAll(tr *livecall.Tracker, frames ...*pbx.OpenAPIEvent) []livecall.Event {
+func observeAll(tr *livecall.Tracker, frames ...*openapi.Event) []livecall.Event {
 	var out []livecall.Event
 	for _, f := range frames {
 		out = append(out, tr.Observe(f)...)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -16,14 +16,14 @@ type noPBX struct{ t *testing.T }
 
 func (n noPBX) fail() error {
 	n.t.Error("a request reached the PBX")
-	return pbx.ErrCallUnavailable
+	return openapi.ErrCallUnavailable
 }
 func (n noPBX) Dial(context.Context, string, string, bool) (string, error) { return "", n.fail() }
 func (n noPBX) Hangup(context.Context, string) error                       { return n.fail() }
 func (n noPBX) Hold(context.Context, string) error                         { return n.fail() }
 func (n noPBX) Unhold(context.Context, string) error                       { return n.fail() }
-func (n noPBX) Transfer(context.Context, pbx.TransferRequest) error        { return n.fail() }
-func (n noPBX) QueryCalls(context.Context, pbx.CallQuery) ([]pbx.CallState, error) {
+func (n noPBX) Transfer(context.Context, openapi.TransferRequest) error    { return n.fail() }
+func (n noPBX) QueryCalls(context.Context, openapi.CallQuery) ([]openapi.CallState, error) {
 	return nil, n.fail()
 }
 

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // stateVersion is the version of Export's document; Import takes no other.
@@ -182,8 +182,8 @@ func importCall(cd callDoc) (*call, error) {
 	}
 	c := &call{id: cd.CallID, seen: time.UnixMilli(cd.Seen), exts: map[string]*extCall{}}
 	for _, md := range cd.Members {
-		m := &member{CallMember: pbx.CallMember{Kind: pbx.MemberKind(md.Kind), Number: md.Number, From: md.From, To: md.To,
-			TrunkName: md.Trunk, ChannelID: md.Channel, Status: pbx.MemberStatus(md.Status), CallPath: md.CallPath}}
+		m := &member{CallMember: openapi.CallMember{Kind: openapi.MemberKind(md.Kind), Number: md.Number, From: md.From, To: md.To,
+			TrunkName: md.Trunk, ChannelID: md.Channel, Status: openapi.MemberStatus(md.Status), CallPath: md.CallPath}}
 		p, ok := parsePhase(md.Phase)
 		if !ok || !usable(m.CallMember) || c.member(m.ChannelID) != nil {
 			return nil, errorf("state has an unusable or repeated member %q in call %q", md.Channel, cd.CallID)
@@ -237,19 +237,19 @@ func keepNewest(calls map[string]*call, n int, dropped func(int)) map[string]*ca
 
 // Call returns the tracked call with the id as last seen (every channel,
 // hung-up ones included), and whether it is tracked.
-func (t *Tracker) Call(callID string) (pbx.CallState, bool) {
+func (t *Tracker) Call(callID string) (openapi.CallState, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.calls[callID]
 	if c == nil {
-		return pbx.CallState{}, false
+		return openapi.CallState{}, false
 	}
 	return c.snapshot(), true
 }
 
 // CallOfChannel returns the tracked call that has the channel, as Call
 // does.
-func (t *Tracker) CallOfChannel(channelID string) (pbx.CallState, bool) {
+func (t *Tracker) CallOfChannel(channelID string) (openapi.CallState, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, id := range sortedKeys(t.calls) {
@@ -257,5 +257,5 @@ func (t *Tracker) CallOfChannel(channelID string) (pbx.CallState, bool) {
 			return c.snapshot(), true
 		}
 	}
-	return pbx.CallState{}, false
+	return openapi.CallState{}, false
 }

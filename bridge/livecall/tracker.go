@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -222,7 +222,7 @@ func (t *Tracker) reset() {
 // (Export): a replica that takes over from a state saved before a publish
 // publishes again with the same ids, one saved after a publish that did
 // not happen would skip it.
-func (t *Tracker) Observe(ev *pbx.OpenAPIEvent) []Event {
+func (t *Tracker) Observe(ev *openapi.Event) []Event {
 	if ev == nil {
 		return nil
 	}
@@ -233,19 +233,19 @@ func (t *Tracker) Observe(ev *pbx.OpenAPIEvent) []Event {
 	t.maybeSweep(now)
 	var out []Event
 	switch d := ev.Data.(type) {
-	case *pbx.CallState:
+	case *openapi.CallState:
 		out = t.applyCall(d, now)
-	case *pbx.CallFailed:
+	case *openapi.CallFailed:
 		out = t.applyCall(&d.CallState, now)
-	case *pbx.NewCDR:
+	case *openapi.NewCDR:
 		out = t.observeCDR(d, now)
-	case *pbx.PresenceChange:
+	case *openapi.PresenceChange:
 		out = t.observePresence(d, now)
-	case *pbx.RegistrationChange:
+	case *openapi.RegistrationChange:
 		out = t.observeRegistration(d, now)
-	case *pbx.ExtensionCallStatus:
+	case *openapi.ExtensionCallStatus:
 		out = t.observeCallStatus(d, now)
-	case *pbx.SystemEvent:
+	case *openapi.SystemEvent:
 		out = t.observeSystem(ev.Type, d, now)
 	default:
 		if ev.Data == nil && handled[ev.Type] {
@@ -265,7 +265,7 @@ func (t *Tracker) Observe(ev *pbx.OpenAPIEvent) []Event {
 // (call/query for each of inbound, outbound and internal), asOf being the
 // tracker's time just before the first query was sent: a call whose frames
 // came after asOf is newer than the answer, and left alone.
-func (t *Tracker) Reconcile(live []pbx.CallState, asOf time.Time) []Event {
+func (t *Tracker) Reconcile(live []openapi.CallState, asOf time.Time) []Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.cfg.Now()
@@ -353,10 +353,10 @@ func (t *Tracker) served(ext string) bool {
 }
 
 // handled are the event types Observe publishes for.
-var handled = map[pbx.EventType]bool{
-	pbx.EventRegistration: true, pbx.EventExtensionCallStatus: true, pbx.EventPresence: true,
-	pbx.EventCallState: true, pbx.EventNewCDR: true, pbx.EventCallFailed: true,
-	pbx.EventSystemInfo: true, pbx.EventSystemWarning: true, pbx.EventSystemAlert: true,
+var handled = map[openapi.EventType]bool{
+	openapi.EventRegistration: true, openapi.EventExtensionCallStatus: true, openapi.EventPresence: true,
+	openapi.EventCallState: true, openapi.EventNewCDR: true, openapi.EventCallFailed: true,
+	openapi.EventSystemInfo: true, openapi.EventSystemWarning: true, openapi.EventSystemAlert: true,
 }
 
 // reservedTokens are extension tokens the bridge's own subjects use.

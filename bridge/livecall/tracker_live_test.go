@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
@@ -117,7 +117,7 @@ func TestReplayedFramesYieldNothing(t *testing.T) {
 	}
 	// Each frame twice in a row: 30011 repeats, 30008 repeats.
 	twice := newTracker(t, livecall.Config{})
-	var doubled []*pbx.OpenAPIEvent
+	var doubled []*openapi.Event
 	for _, f := range frames {
 		doubled = append(doubled, f, f)
 	}

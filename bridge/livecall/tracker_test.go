@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/livecall"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -140,8 +140,8 @@ func TestCallEndsWithoutTheMembersBye(t *testing.T) {
 // the same ids; another call, another extension or a later change give
 // others.
 func TestIDsAreTheFactsNotTheMoments(t *testing.T) {
-	frames := func(id string) []*pbx.OpenAPIEvent {
-		return []*pbx.OpenAPIEvent{
+	frames := func(id string) []*openapi.Event {
+		return []*openapi.Event{
 			callFrame(t, id, ext("1001", ch1, "ALERT"), ext("1002", ch2, "RING")),
 			callFrame(t, id, ext("1001", ch1, "ANSWERED"), ext("1002", ch2, "ANSWER")),
 			frame(t, 30009, map[string]any{"extension": "1001", "status": "away"}),
@@ -237,7 +237,7 @@ func TestBoundsAndFloods(t *testing.T) {
 func TestHostileFrames(t *testing.T) {
 	tr := newTracker(t, livecall.Config{})
 	cases := []struct {
-		ev     *pbx.OpenAPIEvent
+		ev     *openapi.Event
 		reason livecall.Reason
 	}{
 		{callFrame(t, "7.1", ext("10.01", "PJSIP/x-1", "RING")), livecall.ReasonUnsafeExtension},
@@ -247,10 +247,10 @@ func TestHostileFrames(t *testing.T) {
 		{frame(t, 30009, map[string]any{"extension": "1001 ", "status": "away"}), ""}, // trimmed by the decoder
 		{frame(t, 30009, map[string]any{"extension": "a>b", "status": "away"}), livecall.ReasonUnsafeExtension},
 		{frame(t, 30016, map[string]any{"anything": 1}), livecall.ReasonUnknownType},
-		{&pbx.OpenAPIEvent{Type: pbx.EventCallState}, livecall.ReasonBadEvent},
-		{&pbx.OpenAPIEvent{Type: pbx.EventCallState, Data: &pbx.CallState{CallID: "7.5", Members: []pbx.CallMember{{Kind: "conference", ChannelID: "x", Status: "RING"}}}}, livecall.ReasonBadMember},
-		{&pbx.OpenAPIEvent{Type: pbx.EventSystemInfo, Data: &pbx.SystemEvent{}}, livecall.ReasonBadEvent},
-		{&pbx.OpenAPIEvent{Type: pbx.EventCallState, Data: &pbx.PresenceChange{Extension: "1001", Status: ""}}, livecall.ReasonBadEvent},
+		{&openapi.Event{Type: openapi.EventCallState}, livecall.ReasonBadEvent},
+		{&openapi.Event{Type: openapi.EventCallState, Data: &openapi.CallState{CallID: "7.5", Members: []openapi.CallMember{{Kind: "conference", ChannelID: "x", Status: "RING"}}}}, livecall.ReasonBadMember},
+		{&openapi.Event{Type: openapi.EventSystemInfo, Data: &openapi.SystemEvent{}}, livecall.ReasonBadEvent},
+		{&openapi.Event{Type: openapi.EventCallState, Data: &openapi.PresenceChange{Extension: "1001", Status: ""}}, livecall.ReasonBadEvent},
 		{callFrame(t, "7.6", ext("1001", "PJSIP/"+strings.Repeat("x", livecall.MaxFieldBytes), "RING")), livecall.ReasonBadMember},
 		{callFrame(t, strings.Repeat("7", livecall.MaxFieldBytes+1), ext("1001", ch1, "RING")), livecall.ReasonBadEvent},
 		{frame(t, 30009, map[string]any{"extension": "1001", "status": strings.Repeat("a", livecall.MaxFieldBytes+1)}), livecall.ReasonBadEvent},
@@ -285,7 +285,7 @@ func TestReconcileAfterAGap(t *testing.T) {
 	asOf := clock.Now()
 	clock.Add(time.Second)
 	observeAll(tr, callFrame(t, "8.3", ext("1004", "PJSIP/1004-1", "RING")))
-	live := []pbx.CallState{{CallID: "8.2", Members: []pbx.CallMember{{Kind: pbx.MemberExtension, Number: "1003", ChannelID: ch3, Status: pbx.StatusAnswer}}}}
+	live := []openapi.CallState{{CallID: "8.2", Members: []openapi.CallMember{{Kind: openapi.MemberExtension, Number: "1003", ChannelID: ch3, Status: openapi.StatusAnswer}}}}
 	got := describeCalls(tr.Reconcile(live, asOf))
 	want := []string{"1003:answered<ringing#2", "1001:ended<answered#2", "1002:ended<answered#2"}
 	if !slices.Equal(got, want) {

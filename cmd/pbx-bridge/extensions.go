@@ -12,7 +12,7 @@ import (
 	"unicode"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge"
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 )
 
 // extensionsCmd lists the PBX's extensions through its OpenAPI and says,
@@ -39,7 +39,7 @@ func extensionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *verbose {
 		log = newLogger(stderr, "debug", fc.Log.Format)
 	}
-	oa, err := pbx.NewOpenAPI(pbx.OpenAPIConfig{
+	oa, err := openapi.New(openapi.Config{
 		URL:                fc.PBX.URL,
 		AccessID:           fc.PBX.OpenAPI.AccessID,
 		AccessKey:          fc.PBX.OpenAPI.AccessKey,
@@ -62,17 +62,17 @@ func extensionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	list, err := oa.Extensions(ctx)
 	switch {
-	case errors.Is(err, pbx.ErrExtensionListRefused):
+	case errors.Is(err, openapi.ErrExtensionListRefused):
 		fmt.Fprintf(stderr, "pbx-bridge extensions: the PBX refuses to list its extensions to these OpenAPI credentials (%v). "+
 			"Remedy: use API credentials (PBX web portal, Integrations > API: Client ID and Client Secret) as pbx.openapi.access_id "+
 			"and pbx.openapi.access_key, or list the extensions to serve under extensions in %s\n", err, *path)
 		return errReported
-	case errors.Is(err, pbx.ErrOpenAPIAuth):
+	case errors.Is(err, openapi.ErrAuth):
 		fmt.Fprintf(stderr, "pbx-bridge extensions: the PBX refused the OpenAPI credentials (%v). "+
 			"Check pbx.openapi.access_id and pbx.openapi.access_key (Integrations > Linkus SDK, or Integrations > API); "+
 			"a PBX blocks an IP after a few failed attempts, so correct them before trying again\n", err)
 		return errReported
-	case err != nil && !errors.Is(err, pbx.ErrExtensionListIncomplete):
+	case err != nil && !errors.Is(err, openapi.ErrExtensionListIncomplete):
 		return err
 	}
 	rows := extensionRows(list, fc)
@@ -96,7 +96,7 @@ type extensionRow struct {
 // a configured extension always, a listed one when discovery is on and
 // its patterns match. The PBX's order is kept; configured extensions the
 // list lacks come last.
-func extensionRows(list []pbx.ExtensionInfo, fc *fileConfig) []extensionRow {
+func extensionRows(list []openapi.Extension, fc *fileConfig) []extensionRow {
 	configured := make(map[string]bool, len(fc.Extensions))
 	for _, e := range fc.Extensions {
 		configured[e.Username] = true

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pbx-bridge/pbx-bridge/pbx"
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
@@ -170,7 +170,7 @@ func TestExtensionRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list := []pbx.ExtensionInfo{{Number: "1001"}, {Number: "1999"}, {Number: "250"}, {Number: "3001"}, {Number: "1.1"}, {Number: "1 2"}}
+	list := []openapi.Extension{{Number: "1001"}, {Number: "1999"}, {Number: "250"}, {Number: "3001"}, {Number: "1.1"}, {Number: "1 2"}}
 	want := []extensionRow{
 		{"1001", "", true, "include: 1*"},
 		{"1999", "", false, "exclude: 1999"},
