@@ -35,6 +35,7 @@ type benchOptions struct {
 	loginRate    float64       // the bridge's PBX request limit in figure 3
 	concurrency  int           // the bridge's PBX requests at once
 	perExtension bool          // the bridge's metrics.per_extension
+	live         liveOptions   // figure 7
 	jsonFile     string
 	profileDir   string
 	figures      map[string]bool // which to measure
@@ -84,11 +85,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.relogins, "relogins", 50, "figure 6: extensions asked to log in again")
 	fs.Float64Var(&o.loginRate, "login-rate", 5000, "figure 3: the bridge's PBX request limit (requests/s)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "the bridge's PBX requests at once")
+	fs.Float64Var(&o.live.rate, "live-rate", 1000, "figure 7: live calls started a second")
+	fs.DurationVar(&o.live.duration, "live-duration", 3*time.Second, "figure 7: how long calls are started (after a warm-up of 0.5s)")
+	fs.DurationVar(&o.live.ring, "live-ring", 200*time.Millisecond, "figure 7: how long each call rings")
+	fs.DurationVar(&o.live.talk, "live-talk", 800*time.Millisecond, "figure 7: how long each call talks once answered")
+	fs.IntVar(&o.live.exts, "live-extensions", 0, "figure 7: extensions the calls use (0: twice the calls live at once)")
 	fs.BoolVar(&o.perExtension, "per-extension-metrics", false, "run the bridge with metrics.per_extension: true")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "write the bridge's heap and CPU profiles here")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
-	figures := fs.String("figures", "1,2,3,4,5,6", "the figures to measure")
+	figures := fs.String("figures", "1,2,3,4,5,6,7", "the figures to measure")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,7 +137,7 @@ func (o benchOptions) check() error {
 	case o.latencyFor <= 0 || o.queryFor <= 0 || o.loginRate <= 0 || o.concurrency < 1:
 		return errors.New("durations, --login-rate and --concurrency must be positive")
 	}
-	return nil
+	return o.live.check()
 }
 
 // benchRun is one run of the bench: a NATS server in this process, the
@@ -171,8 +177,8 @@ func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		return nil, err
 	}
-	exts := fmt.Sprintf("%d-%d,%d-%d,%s-%s,%d-%d", smallFrom, smallFrom+o.small-1, workFrom, workFrom+o.work-1,
-		queryExt, catchupExt, largeFrom, largeFrom+o.large-1)
+	exts := fmt.Sprintf("%d-%d,%d-%d,%s-%s,%d-%d,%d-%d", smallFrom, smallFrom+o.small-1, workFrom, workFrom+o.work-1,
+		queryExt, catchupExt, liveFrom, liveFrom+o.live.extensions()-1, largeFrom, largeFrom+o.large-1)
 	r.progress("starting the simulator (%s)", exts)
 	if r.sim, err = startSimChild(ctx, exts, dir+"/ca.pem"); err != nil {
 		return nil, err
@@ -200,6 +206,7 @@ func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error
 			return err
 		}},
 		{"figures 1, 2, 4, 5, and 6: calls", o.wants("1", "2", "4", "5", "6"), r.work},
+		{"figure 7: live calls", o.wants("7"), r.live},
 	}
 	for _, st := range steps {
 		if !st.want {
@@ -263,7 +270,7 @@ type benchReport struct {
 // benchFigure is one row of the table: a figure of the bridge next to its
 // limit, measured in the same run.
 type benchFigure struct {
-	Figure    string  `json:"figure"` // 1..6, as in the table
+	Figure    string  `json:"figure"` // 1..7, as in the table
 	Name      string  `json:"name"`
 	Value     float64 `json:"value"`
 	Unit      string  `json:"unit"`

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -31,6 +33,7 @@ import (
 //	heap FILE         write a heap profile
 //	cpu-start FILE    start a CPU profile
 //	cpu-stop          stop it
+//	metrics           the bridge's Prometheus counters (childLine.Metrics)
 //
 // Its first line is its stats before the bridge exists, the second says the
 // bridge runs (with the time it started). At the end of stdin it shuts the
@@ -71,10 +74,13 @@ func residentBytes() uint64 {
 
 // childLine is one line the bridge child writes.
 type childLine struct {
-	Event     string      `json:"event"`
-	Stats     *benchStats `json:"stats,omitempty"`
-	StartedNs int64       `json:"started_ns,omitempty"`
-	Error     string      `json:"error,omitempty"`
+	Event string      `json:"event"`
+	Stats *benchStats `json:"stats,omitempty"`
+	// Metrics are the bridge's pbx_bridge_* samples, by series as
+	// Prometheus writes it (name{labels}).
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	StartedNs int64              `json:"started_ns,omitempty"`
+	Error     string             `json:"error,omitempty"`
 }
 
 // benchBridgeChild is pbx-bridge bench --role bridge.
@@ -88,6 +94,8 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	concurrency := fs.Int("concurrency", 8, "PBX requests at once")
 	perExt := fs.Bool("per-extension-metrics", false, "metrics.per_extension")
 	logFile := fs.String("log", "", "log file (warnings and errors)")
+	events := fs.Bool("events", false, "events.enabled: live calls from the OpenAPI event socket")
+	openAPIFile := fs.String("openapi", "", `JSON file {"access_id": ..., "access_key": ...}: the PBX's OpenAPI credentials`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,8 +132,14 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 		PBXRate:        *rate,
 		PBXConcurrency: *concurrency,
 		Metrics:        bridge.MetricsConfig{PerExtension: *perExt},
+		Events:         bridge.EventsConfig{Enabled: *events},
 		Logger:         log,
 		Version:        version,
+	}
+	if *openAPIFile != "" {
+		if cfg.OpenAPI, err = readOpenAPIFile(*openAPIFile); err != nil {
+			return err
+		}
 	}
 	for n, s := range secrets {
 		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: n, Secret: s})
@@ -142,15 +156,52 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err := out.Encode(childLine{Event: "ready", StartedNs: started.UnixNano()}); err != nil {
 		return err
 	}
-	childCommands(stdin, out)
+	childCommands(stdin, out, b)
 	stop()
 	err = <-done
 	_ = nc.Drain()
 	return err
 }
 
+// readOpenAPIFile reads the OpenAPI credentials the parent wrote.
+func readOpenAPIFile(path string) (bridge.OpenAPIConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return bridge.OpenAPIConfig{}, err
+	}
+	var c struct {
+		ID  string `json:"access_id"`
+		Key string `json:"access_key"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return bridge.OpenAPIConfig{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return bridge.OpenAPIConfig{AccessID: c.ID, AccessKey: c.Key}, nil
+}
+
+// bridgeMetrics scrapes the bridge's /metrics in the process and returns
+// its pbx_bridge_* samples by series.
+func bridgeMetrics(b *bridge.Bridge) (map[string]float64, error) {
+	rec := httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: HTTP %d", rec.Code)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if !strings.HasPrefix(line, "pbx_bridge_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); i > 0 && err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, nil
+}
+
 // childCommands answers the parent's commands until stdin ends.
-func childCommands(stdin io.Reader, out *json.Encoder) {
+func childCommands(stdin io.Reader, out *json.Encoder, b *bridge.Bridge) {
 	sc := bufio.NewScanner(stdin)
 	var cpu *os.File
 	for sc.Scan() {
@@ -161,6 +212,8 @@ func childCommands(stdin io.Reader, out *json.Encoder) {
 		case "stats":
 			st := readStats()
 			line.Stats = &st
+		case "metrics":
+			line.Metrics, err = bridgeMetrics(b)
 		case "heap":
 			runtime.GC()
 			err = writeProfile(arg, func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) })
@@ -213,8 +266,12 @@ type bridgeChildOptions struct {
 	rate                    float64
 	concurrency             int
 	perExtensionMetrics     bool
-	dir                     string // for the secrets and the log
-	name                    string
+	// events runs the bridge with events.enabled and the OpenAPI
+	// credentials accessID and accessKey.
+	events              bool
+	accessID, accessKey string
+	dir                 string // for the secrets and the log
+	name                string
 }
 
 // startBridgeChild starts a bridge child and waits until its bridge runs.
@@ -228,9 +285,19 @@ func startBridgeChild(ctx context.Context, o bridgeChildOptions) (*bridgeChild, 
 	if err := os.WriteFile(secretsFile, raw, 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "--role", "bridge", "--nats", o.natsURL, "--pbx", o.pbxURL, "--ca-file", o.caFile,
+	args := []string{"bench", "--role", "bridge", "--nats", o.natsURL, "--pbx", o.pbxURL, "--ca-file", o.caFile,
 		"--secrets", secretsFile, "--rate", fmt.Sprint(o.rate), "--concurrency", fmt.Sprint(o.concurrency),
-		"--log", o.dir+"/"+o.name+".log", fmt.Sprintf("--per-extension-metrics=%v", o.perExtensionMetrics))
+		"--log", o.dir + "/" + o.name + ".log", fmt.Sprintf("--per-extension-metrics=%v", o.perExtensionMetrics)}
+	if o.events {
+		// In a file, as the secrets are: not on a command line anyone may read.
+		f := o.dir + "/" + o.name + "-openapi.json"
+		raw, _ := json.Marshal(map[string]string{"access_id": o.accessID, "access_key": o.accessKey})
+		if err := os.WriteFile(f, raw, 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--events", "--openapi", f)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -296,6 +363,15 @@ func (c *bridgeChild) ask(ctx context.Context, cmd string) (childLine, error) {
 		err = errors.New(l.Error)
 	}
 	return l, err
+}
+
+// metrics returns the bridge's pbx_bridge_* samples by series.
+func (c *bridgeChild) metrics(ctx context.Context) (map[string]float64, error) {
+	l, err := c.ask(ctx, "metrics")
+	if err != nil {
+		return nil, fmt.Errorf("bridge child metrics: %w", err)
+	}
+	return l.Metrics, nil
 }
 
 func (c *bridgeChild) stats(ctx context.Context) (benchStats, error) {
