@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -99,13 +97,9 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(*secretsFile)
+	creds, oa, err := childCredentials(*secretsFile, *openAPIFile)
 	if err != nil {
 		return err
-	}
-	var secrets map[string]string
-	if err := json.Unmarshal(raw, &secrets); err != nil {
-		return fmt.Errorf("%s: %w", *secretsFile, err)
 	}
 	logOut := io.Discard
 	if *logFile != "" {
@@ -129,20 +123,14 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	}
 	cfg := bridge.Config{
 		PBX:            pbx.Config{URL: *pbxURL, CAFile: *caFile},
+		Extensions:     creds,
+		OpenAPI:        oa,
 		PBXRate:        *rate,
 		PBXConcurrency: *concurrency,
 		Metrics:        bridge.MetricsConfig{PerExtension: *perExt},
 		Events:         bridge.EventsConfig{Enabled: *events},
 		Logger:         log,
 		Version:        version,
-	}
-	if *openAPIFile != "" {
-		if cfg.OpenAPI, err = readOpenAPIFile(*openAPIFile); err != nil {
-			return err
-		}
-	}
-	for n, s := range secrets {
-		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: n, Secret: s})
 	}
 	b, err := bridge.New(nc, cfg)
 	if err != nil {
@@ -161,43 +149,6 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	err = <-done
 	_ = nc.Drain()
 	return err
-}
-
-// readOpenAPIFile reads the OpenAPI credentials the parent wrote.
-func readOpenAPIFile(path string) (bridge.OpenAPIConfig, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return bridge.OpenAPIConfig{}, err
-	}
-	var c struct {
-		ID  string `json:"access_id"`
-		Key string `json:"access_key"`
-	}
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return bridge.OpenAPIConfig{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return bridge.OpenAPIConfig{AccessID: c.ID, AccessKey: c.Key}, nil
-}
-
-// bridgeMetrics scrapes the bridge's /metrics in the process and returns
-// its pbx_bridge_* samples by series.
-func bridgeMetrics(b *bridge.Bridge) (map[string]float64, error) {
-	rec := httptest.NewRecorder()
-	b.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: HTTP %d", rec.Code)
-	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		if !strings.HasPrefix(line, "pbx_bridge_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); i > 0 && err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, nil
 }
 
 // childCommands answers the parent's commands until stdin ends.
