@@ -182,16 +182,17 @@ func (r *benchRun) liveMeasure(ctx context.Context, c *bridgeChild, exts []strin
 	if err != nil {
 		return err
 	}
-	ceil, err := r.liveLimits(ctx, t, l.duration)
+	offered := offeredEvents(res)
+	ceil, err := r.liveLimits(ctx, t, offered, l.duration)
 	if err != nil {
 		return err
 	}
-	r.addLive(res, t, ceil, storedAfter-storedBefore, metricsDelta(before, after, "pbx_bridge_live_events_dropped_total"))
+	r.addLive(res, t, offered, ceil, storedAfter-storedBefore, metricsDelta(before, after, "pbx_bridge_live_events_dropped_total"))
 	return nil
 }
 
 // addLive adds figure 7's rows.
-func (r *benchRun) addLive(res pbxtest.CallLoadResult, t liveTally, ceil liveCeiling, stored uint64, drops map[string]float64) {
+func (r *benchRun) addLive(res pbxtest.CallLoadResult, t liveTally, offered int, ceil liveCeiling, stored uint64, drops map[string]float64) {
 	l := r.opts.live
 	label := fmt.Sprintf("at %s calls/s", number(l.rate))
 	for _, p := range []float64{50, 99, 100} {
@@ -219,8 +220,8 @@ func (r *benchRun) addLive(res pbxtest.CallLoadResult, t liveTally, ceil liveCei
 		Note: "pbx_bridge_live_events_dropped_total grew by: " + dropText(drops)})
 	r.add(benchFigure{Figure: "7", Name: "live events delivered " + label, Value: t.rate(), Unit: "events/s",
 		Limit: ceil.rate, LimitName: "msgs/s raw core publish, same messages",
-		Note: fmt.Sprintf("%d events (%d call, %d call_status.changed, %d cdr.ended; %.0f bytes on average) from the first frame to the last event; raw: %d of %d arrived",
-			len(t.all), t.calls, t.statuses, t.cdrs, t.meanBytes(), ceil.got, ceil.sent)})
+		Note: fmt.Sprintf("%d of %d events offered at %s/s (%d call, %d call_status.changed, %d cdr.ended; %.0f bytes on average), from the first frame to the last event; raw: %d of %d arrived",
+			len(t.all), offered, number(float64(offered)/l.duration.Seconds()), t.calls, t.statuses, t.cdrs, t.meanBytes(), ceil.got, ceil.sent)})
 }
 
 // droppedFrames is the frames the bridge dropped by its counter's growth:
@@ -302,6 +303,23 @@ func expectCallEvents(res pbxtest.CallLoadResult) map[callKey]int64 {
 		}
 	}
 	return want
+}
+
+// offeredEvents is how many events the load's frames give a bridge that
+// keeps up: its call events, one cdr.ended a call, and a
+// call_status.changed for each change of an extension's status as the
+// simulator sends them (an internal call's caller Busy, Idle, its callee
+// Ringing, Busy, Idle; an inbound call's callee Ringing, Busy, Idle).
+func offeredEvents(res pbxtest.CallLoadResult) int {
+	n := len(expectCallEvents(res))
+	for _, c := range res.Calls {
+		if c.Sent[pbxtest.PhaseRinging] == 0 {
+			continue
+		}
+		n++ // cdr.ended
+		n += 3 + 2*(len(c.Exts)-1)
+	}
+	return n
 }
 
 // sortedLatencies sorts and returns lat.

@@ -237,10 +237,10 @@ type liveCeiling struct {
 
 // liveLimits replays the events the bridge published (the same subjects
 // but for the extension token, the same headers and bodies, in the same
-// mix) as core publishes from a connection of their own: at the rate the
-// load offered them for d, each timed, then all of them as fast as the
-// connection goes.
-func (r *benchRun) liveLimits(ctx context.Context, t liveTally, d time.Duration) (liveCeiling, error) {
+// mix), as many as the load offered, as core publishes from a connection
+// of their own: at the rate the load offered them for d, each timed, then
+// all of them as fast as the connection goes.
+func (r *benchRun) liveLimits(ctx context.Context, t liveTally, offered int, d time.Duration) (liveCeiling, error) {
 	var ceil liveCeiling
 	if len(t.all) == 0 {
 		return ceil, errors.New("no live event arrived: nothing to replay")
@@ -250,12 +250,12 @@ func (r *benchRun) liveLimits(ctx context.Context, t liveTally, d time.Duration)
 		return ceil, err
 	}
 	defer pub.Close()
-	offered := float64(len(t.all)) / d.Seconds()
-	if ceil.lat, err = rawCorePaced(ctx, r.nc, pub, rawLiveMessages(t.all, len(t.all)), offered); err != nil {
+	rate := float64(offered) / d.Seconds()
+	if ceil.lat, err = rawCorePaced(ctx, r.nc, pub, rawLiveMessages(t.all, offered), rate); err != nil {
 		return ceil, err
 	}
-	ceil.sent = len(t.all)
-	ceil.got, ceil.rate, err = rawCoreFast(ctx, r.nc, pub, rawLiveMessages(t.all, len(t.all)))
+	ceil.sent = offered
+	ceil.got, ceil.rate, err = rawCoreFast(ctx, r.nc, pub, rawLiveMessages(t.all, offered))
 	return ceil, err
 }
 
