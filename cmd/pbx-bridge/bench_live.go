@@ -183,7 +183,7 @@ func (r *benchRun) liveMeasure(ctx context.Context, c *bridgeChild, exts []strin
 		return err
 	}
 	offered := offeredEvents(res)
-	ceil, err := r.liveLimits(ctx, t, offered, l.duration)
+	ceil, err := r.liveLimits(ctx, t, offered, frameSpan(res))
 	if err != nil {
 		return err
 	}
@@ -220,8 +220,8 @@ func (r *benchRun) addLive(res pbxtest.CallLoadResult, t liveTally, offered int,
 		Note: "pbx_bridge_live_events_dropped_total grew by: " + dropText(drops)})
 	r.add(benchFigure{Figure: "7", Name: "live events delivered " + label, Value: t.rate(), Unit: "events/s",
 		Limit: ceil.rate, LimitName: "msgs/s raw core publish, same messages",
-		Note: fmt.Sprintf("%d of %d events offered at %s/s (%d call, %d call_status.changed, %d cdr.ended; %.0f bytes on average), from the first frame to the last event; raw: %d of %d arrived",
-			len(t.all), offered, number(float64(offered)/l.duration.Seconds()), t.calls, t.statuses, t.cdrs, t.meanBytes(), ceil.got, ceil.sent)})
+		Note: fmt.Sprintf("%d of %d events arrived (%d call, %d call_status.changed, %d cdr.ended; %.0f bytes on average), counted from the first frame to the last event; offered at %s/s, from the first frame to the last; raw: %d of %d arrived",
+			len(t.all), offered, t.calls, t.statuses, t.cdrs, t.meanBytes(), number(float64(offered)/frameSpan(res).Seconds()), ceil.got, ceil.sent)})
 }
 
 // droppedFrames is the frames the bridge dropped by its counter's growth:
@@ -303,6 +303,21 @@ func expectCallEvents(res pbxtest.CallLoadResult) map[callKey]int64 {
 		}
 	}
 	return want
+}
+
+// frameSpan is the time from the load's first frame to its last (at least
+// a millisecond): the events it offers come over that span.
+func frameSpan(res pbxtest.CallLoadResult) time.Duration {
+	var first, last int64
+	for _, c := range res.Calls {
+		for _, s := range c.Sent {
+			if s != 0 && (first == 0 || s < first) {
+				first = s
+			}
+			last = max(last, s)
+		}
+	}
+	return max(time.Millisecond, time.Duration(last-first))
 }
 
 // offeredEvents is how many events the load's frames give a bridge that

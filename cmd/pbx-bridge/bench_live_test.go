@@ -75,7 +75,7 @@ func TestBenchLiveFigureCounts(t *testing.T) {
 		}
 	}
 	// And 5×5 + 5×3 call statuses: every event offered arrived.
-	if d := rows["live events delivered"]; !strings.HasPrefix(d.Note, "95 of 95 events offered") || !strings.Contains(d.Note, "(45 call, 40 call_status.changed, 10 cdr.ended;") {
+	if d := rows["live events delivered"]; !strings.HasPrefix(d.Note, "95 of 95 events arrived") || !strings.Contains(d.Note, "(45 call, 40 call_status.changed, 10 cdr.ended;") {
 		t.Errorf("delivered: %q, want 95 of 95: 45 call events, 40 statuses and 10 cdr.ended", d.Note)
 	}
 }
