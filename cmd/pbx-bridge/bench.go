@@ -8,10 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -35,6 +33,7 @@ type benchOptions struct {
 	loginRate    float64       // the bridge's PBX request limit in figure 3
 	concurrency  int           // the bridge's PBX requests at once
 	perExtension bool          // the bridge's metrics.per_extension
+	live         liveOptions   // figure 7
 	jsonFile     string
 	profileDir   string
 	figures      map[string]bool // which to measure
@@ -84,11 +83,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.relogins, "relogins", 50, "figure 6: extensions asked to log in again")
 	fs.Float64Var(&o.loginRate, "login-rate", 5000, "figure 3: the bridge's PBX request limit (requests/s)")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "the bridge's PBX requests at once")
+	fs.Float64Var(&o.live.rate, "live-rate", 1000, "figure 7: live calls started a second")
+	fs.DurationVar(&o.live.duration, "live-duration", 3*time.Second, "figure 7: how long calls are started (after a warm-up of 0.5s)")
+	fs.DurationVar(&o.live.ring, "live-ring", 200*time.Millisecond, "figure 7: how long each call rings")
+	fs.DurationVar(&o.live.talk, "live-talk", 800*time.Millisecond, "figure 7: how long each call talks once answered")
+	fs.IntVar(&o.live.exts, "live-extensions", 0, "figure 7: extensions the calls use (0: twice the calls live at once)")
 	fs.BoolVar(&o.perExtension, "per-extension-metrics", false, "run the bridge with metrics.per_extension: true")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "write the bridge's heap and CPU profiles here")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after this long")
-	figures := fs.String("figures", "1,2,3,4,5,6", "the figures to measure")
+	figures := fs.String("figures", "1,2,3,4,5,6,7", "the figures to measure")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,7 +135,7 @@ func (o benchOptions) check() error {
 	case o.latencyFor <= 0 || o.queryFor <= 0 || o.loginRate <= 0 || o.concurrency < 1:
 		return errors.New("durations, --login-rate and --concurrency must be positive")
 	}
-	return nil
+	return o.live.check()
 }
 
 // benchRun is one run of the bench: a NATS server in this process, the
@@ -171,8 +175,8 @@ func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error
 	if r.js, err = jetstream.New(r.nc); err != nil {
 		return nil, err
 	}
-	exts := fmt.Sprintf("%d-%d,%d-%d,%s-%s,%d-%d", smallFrom, smallFrom+o.small-1, workFrom, workFrom+o.work-1,
-		queryExt, catchupExt, largeFrom, largeFrom+o.large-1)
+	exts := fmt.Sprintf("%d-%d,%d-%d,%s-%s,%d-%d,%d-%d", smallFrom, smallFrom+o.small-1, workFrom, workFrom+o.work-1,
+		queryExt, catchupExt, liveFrom, liveFrom+o.live.extensions()-1, largeFrom, largeFrom+o.large-1)
 	r.progress("starting the simulator (%s)", exts)
 	if r.sim, err = startSimChild(ctx, exts, dir+"/ca.pem"); err != nil {
 		return nil, err
@@ -200,6 +204,7 @@ func (r *benchRun) run(ctx context.Context, command string) (*benchReport, error
 			return err
 		}},
 		{"figures 1, 2, 4, 5, and 6: calls", o.wants("1", "2", "4", "5", "6"), r.work},
+		{"figure 7: live calls", o.wants("7"), r.live},
 	}
 	for _, st := range steps {
 		if !st.want {
@@ -249,139 +254,4 @@ func numbers(first, n int) []string {
 		out[i] = strconv.Itoa(first + i)
 	}
 	return out
-}
-
-// benchReport is what a run measured, as printed and as --json writes it.
-type benchReport struct {
-	Command string        `json:"command"`
-	Started string        `json:"started"`
-	Seconds float64       `json:"seconds"`
-	Machine benchMachine  `json:"machine"`
-	Figures []benchFigure `json:"figures"`
-}
-
-// benchFigure is one row of the table: a figure of the bridge next to its
-// limit, measured in the same run.
-type benchFigure struct {
-	Figure    string  `json:"figure"` // 1..6, as in the table
-	Name      string  `json:"name"`
-	Value     float64 `json:"value"`
-	Unit      string  `json:"unit"`
-	Limit     float64 `json:"limit,omitempty"`
-	LimitName string  `json:"limit_name,omitempty"`
-	Ratio     float64 `json:"ratio,omitempty"` // value / limit
-	Target    string  `json:"target,omitempty"`
-	Met       *bool   `json:"met,omitempty"`
-	Note      string  `json:"note,omitempty"`
-}
-
-func (r *benchRun) add(f benchFigure) {
-	if f.Limit != 0 && f.Ratio == 0 {
-		f.Ratio = f.Value / f.Limit
-	}
-	r.rep.Figures = append(r.rep.Figures, f)
-}
-
-// met makes the Met field.
-func met(ok bool) *bool { return &ok }
-
-func (rep *benchReport) print(w io.Writer) {
-	m := rep.Machine
-	fmt.Fprintf(w, "pbx-bridge bench: %d CPUs (%s), %s memory, %s; load %s before the run, %s after; %gs\n",
-		m.CPUs, m.CPUModel, m.Memory, m.GoVersion, m.LoadBefore, m.LoadAfter, rep.Seconds)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "#\tfigure\tbridge\tlimit, same run\tratio\ttarget\tmet")
-	for _, f := range rep.Figures {
-		limit, ratio := "", ""
-		if f.LimitName != "" {
-			limit = fmt.Sprintf("%s %s", number(f.Limit), f.LimitName)
-		}
-		if f.Ratio != 0 {
-			ratio = fmt.Sprintf("%.2f", f.Ratio)
-		}
-		metText := ""
-		if f.Met != nil {
-			metText = map[bool]string{true: "yes", false: "NO"}[*f.Met]
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\t%s\t%s\t%s\n", f.Figure, f.Name, number(f.Value), f.Unit, limit, ratio, f.Target, metText)
-	}
-	_ = tw.Flush()
-	for _, f := range rep.Figures {
-		if f.Note != "" {
-			fmt.Fprintf(w, "  %s %s: %s\n", f.Figure, f.Name, f.Note)
-		}
-	}
-}
-
-// number prints a figure with three significant digits and thousands
-// separators.
-func number(v float64) string {
-	switch a := math.Abs(v); {
-	case a == 0:
-		return "0"
-	case a >= 1000:
-		s := strconv.FormatFloat(math.Round(v), 'f', 0, 64)
-		neg := strings.HasPrefix(s, "-")
-		s = strings.TrimPrefix(s, "-")
-		var b strings.Builder
-		for i, c := range s {
-			if i > 0 && (len(s)-i)%3 == 0 {
-				b.WriteByte(',')
-			}
-			b.WriteRune(c)
-		}
-		if neg {
-			return "-" + b.String()
-		}
-		return b.String()
-	case a >= 100:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case a >= 10:
-		return strconv.FormatFloat(v, 'f', 1, 64)
-	default:
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
-}
-
-// benchMachine is where the figures were measured.
-type benchMachine struct {
-	CPUs       int    `json:"cpus"`
-	CPUModel   string `json:"cpu_model"`
-	Memory     string `json:"memory"`
-	GoVersion  string `json:"go_version"`
-	LoadBefore string `json:"load_before"` // /proc/loadavg's 1, 5 and 15 minute figures
-	LoadAfter  string `json:"load_after"`
-}
-
-func thisMachine() benchMachine {
-	m := benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.CPUModel = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-				m.Memory = fmt.Sprintf("%.1f GiB", kb/(1<<20))
-			}
-		}
-	}
-	m.LoadBefore = loadAverage()
-	return m
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures ("" where
-// there is none).
-func loadAverage() string {
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			return strings.Join(f[:3], " ")
-		}
-	}
-	return ""
 }

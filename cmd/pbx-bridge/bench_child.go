@@ -31,6 +31,7 @@ import (
 //	heap FILE         write a heap profile
 //	cpu-start FILE    start a CPU profile
 //	cpu-stop          stop it
+//	metrics           the bridge's Prometheus counters (childLine.Metrics)
 //
 // Its first line is its stats before the bridge exists, the second says the
 // bridge runs (with the time it started). At the end of stdin it shuts the
@@ -71,10 +72,13 @@ func residentBytes() uint64 {
 
 // childLine is one line the bridge child writes.
 type childLine struct {
-	Event     string      `json:"event"`
-	Stats     *benchStats `json:"stats,omitempty"`
-	StartedNs int64       `json:"started_ns,omitempty"`
-	Error     string      `json:"error,omitempty"`
+	Event string      `json:"event"`
+	Stats *benchStats `json:"stats,omitempty"`
+	// Metrics are the bridge's pbx_bridge_* samples, by series as
+	// Prometheus writes it (name{labels}).
+	Metrics   map[string]float64 `json:"metrics,omitempty"`
+	StartedNs int64              `json:"started_ns,omitempty"`
+	Error     string             `json:"error,omitempty"`
 }
 
 // benchBridgeChild is pbx-bridge bench --role bridge.
@@ -88,16 +92,14 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	concurrency := fs.Int("concurrency", 8, "PBX requests at once")
 	perExt := fs.Bool("per-extension-metrics", false, "metrics.per_extension")
 	logFile := fs.String("log", "", "log file (warnings and errors)")
+	events := fs.Bool("events", false, "events.enabled: live calls from the OpenAPI event socket")
+	openAPIFile := fs.String("openapi", "", `JSON file {"access_id": ..., "access_key": ...}: the PBX's OpenAPI credentials`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	raw, err := os.ReadFile(*secretsFile)
+	creds, oa, err := childCredentials(*secretsFile, *openAPIFile)
 	if err != nil {
 		return err
-	}
-	var secrets map[string]string
-	if err := json.Unmarshal(raw, &secrets); err != nil {
-		return fmt.Errorf("%s: %w", *secretsFile, err)
 	}
 	logOut := io.Discard
 	if *logFile != "" {
@@ -121,14 +123,14 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	}
 	cfg := bridge.Config{
 		PBX:            pbx.Config{URL: *pbxURL, CAFile: *caFile},
+		Extensions:     creds,
+		OpenAPI:        oa,
 		PBXRate:        *rate,
 		PBXConcurrency: *concurrency,
 		Metrics:        bridge.MetricsConfig{PerExtension: *perExt},
+		Events:         bridge.EventsConfig{Enabled: *events},
 		Logger:         log,
 		Version:        version,
-	}
-	for n, s := range secrets {
-		cfg.Extensions = append(cfg.Extensions, bridge.Credential{Username: n, Secret: s})
 	}
 	b, err := bridge.New(nc, cfg)
 	if err != nil {
@@ -142,7 +144,7 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err := out.Encode(childLine{Event: "ready", StartedNs: started.UnixNano()}); err != nil {
 		return err
 	}
-	childCommands(stdin, out)
+	childCommands(stdin, out, b)
 	stop()
 	err = <-done
 	_ = nc.Drain()
@@ -150,7 +152,7 @@ func benchBridgeChild(ctx context.Context, args []string, stdin io.Reader, stdou
 }
 
 // childCommands answers the parent's commands until stdin ends.
-func childCommands(stdin io.Reader, out *json.Encoder) {
+func childCommands(stdin io.Reader, out *json.Encoder, b *bridge.Bridge) {
 	sc := bufio.NewScanner(stdin)
 	var cpu *os.File
 	for sc.Scan() {
@@ -161,6 +163,8 @@ func childCommands(stdin io.Reader, out *json.Encoder) {
 		case "stats":
 			st := readStats()
 			line.Stats = &st
+		case "metrics":
+			line.Metrics, err = bridgeMetrics(b)
 		case "heap":
 			runtime.GC()
 			err = writeProfile(arg, func(w io.Writer) error { return pprof.Lookup("heap").WriteTo(w, 0) })
@@ -213,8 +217,12 @@ type bridgeChildOptions struct {
 	rate                    float64
 	concurrency             int
 	perExtensionMetrics     bool
-	dir                     string // for the secrets and the log
-	name                    string
+	// events runs the bridge with events.enabled and the OpenAPI
+	// credentials accessID and accessKey.
+	events              bool
+	accessID, accessKey string
+	dir                 string // for the secrets and the log
+	name                string
 }
 
 // startBridgeChild starts a bridge child and waits until its bridge runs.
@@ -228,9 +236,19 @@ func startBridgeChild(ctx context.Context, o bridgeChildOptions) (*bridgeChild, 
 	if err := os.WriteFile(secretsFile, raw, 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "--role", "bridge", "--nats", o.natsURL, "--pbx", o.pbxURL, "--ca-file", o.caFile,
+	args := []string{"bench", "--role", "bridge", "--nats", o.natsURL, "--pbx", o.pbxURL, "--ca-file", o.caFile,
 		"--secrets", secretsFile, "--rate", fmt.Sprint(o.rate), "--concurrency", fmt.Sprint(o.concurrency),
-		"--log", o.dir+"/"+o.name+".log", fmt.Sprintf("--per-extension-metrics=%v", o.perExtensionMetrics))
+		"--log", o.dir + "/" + o.name + ".log", fmt.Sprintf("--per-extension-metrics=%v", o.perExtensionMetrics)}
+	if o.events {
+		// In a file, as the secrets are: not on a command line anyone may read.
+		f := o.dir + "/" + o.name + "-openapi.json"
+		raw, _ := json.Marshal(map[string]string{"access_id": o.accessID, "access_key": o.accessKey})
+		if err := os.WriteFile(f, raw, 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--events", "--openapi", f)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -296,6 +314,15 @@ func (c *bridgeChild) ask(ctx context.Context, cmd string) (childLine, error) {
 		err = errors.New(l.Error)
 	}
 	return l, err
+}
+
+// metrics returns the bridge's pbx_bridge_* samples by series.
+func (c *bridgeChild) metrics(ctx context.Context) (map[string]float64, error) {
+	l, err := c.ask(ctx, "metrics")
+	if err != nil {
+		return nil, fmt.Errorf("bridge child metrics: %w", err)
+	}
+	return l.Metrics, nil
 }
 
 func (c *bridgeChild) stats(ctx context.Context) (benchStats, error) {

@@ -12,16 +12,21 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/pbx-bridge/pbx-bridge/pbx/pbxtest"
 )
 
 // simChild is the bench's handle on `pbx-bridge sim` running in a process
 // of its own, driven through its control API.
 type simChild struct {
-	cmd     *exec.Cmd
-	url     string // the PBX's
-	caFile  string
-	control string // the control API's
-	http    *http.Client
+	cmd    *exec.Cmd
+	url    string // the PBX's
+	caFile string
+	// accessID and accessKey are the OpenAPI's credentials, for the
+	// bridge's event socket.
+	accessID, accessKey string
+	control             string // the control API's
+	http                *http.Client
 }
 
 // startSimChild starts the simulator with the extensions exts (in the
@@ -50,6 +55,10 @@ func startSimChild(ctx context.Context, exts, caFile string) (*simChild, error) 
 			switch {
 			case strings.HasPrefix(line, "url:") && s.url == "":
 				s.url = strings.TrimSpace(strings.TrimPrefix(line, "url:"))
+			case strings.HasPrefix(line, "access_id:") && s.accessID == "":
+				s.accessID = strings.TrimSpace(strings.TrimPrefix(line, "access_id:"))
+			case strings.HasPrefix(line, "access_key:") && s.accessKey == "":
+				s.accessKey = strings.TrimSpace(strings.TrimPrefix(line, "access_key:"))
 			case strings.HasPrefix(line, "control API:"):
 				s.control = strings.TrimSpace(strings.TrimPrefix(line, "control API:"))
 				found <- nil
@@ -136,6 +145,21 @@ func (s *simChild) push(ctx context.Context, req pushRequest) (pushResult, error
 	var out pushResult
 	err := s.do(ctx, "/push", req, &out)
 	return out, err
+}
+
+// liveCalls makes a load of live calls and returns once the last ended.
+func (s *simChild) liveCalls(ctx context.Context, req liveCallsRequest) (pbxtest.CallLoadResult, error) {
+	var out pbxtest.CallLoadResult
+	err := s.do(ctx, "/live-calls", req, &out)
+	return out, err
+}
+
+// eventSockets returns the open OpenAPI event sockets and the topic_lists
+// they sent.
+func (s *simChild) eventSockets(ctx context.Context) (open, subscribed int, err error) {
+	var out struct{ Open, Subscribed int }
+	err = s.do(ctx, "/event-sockets", nil, &out)
+	return out.Open, out.Subscribed, err
 }
 
 func (s *simChild) relogin(ctx context.Context, ext string) error {

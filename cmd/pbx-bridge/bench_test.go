@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestExtensionListRanges(t *testing.T) {
@@ -35,7 +36,8 @@ func TestBenchNumber(t *testing.T) {
 }
 
 func TestBenchOptionsChecked(t *testing.T) {
-	ok := benchOptions{small: 10, large: 20, work: 5, push: 10, latencyFor: 1, queryFor: 1, gap: 10, calls: 1, relogins: 1, loginRate: 1, concurrency: 1}
+	ok := benchOptions{small: 10, large: 20, work: 5, push: 10, latencyFor: 1, queryFor: 1, gap: 10, calls: 1, relogins: 1, loginRate: 1, concurrency: 1,
+		live: liveOptions{rate: 10, duration: time.Second}}
 	if err := ok.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +46,9 @@ func TestBenchOptionsChecked(t *testing.T) {
 		"more relogins than extensions":      func(o *benchOptions) { o.relogins = 11 },
 		"no push":                            func(o *benchOptions) { o.push = 0 },
 		"no concurrency":                     func(o *benchOptions) { o.concurrency = 0 },
+		"no live call rate":                  func(o *benchOptions) { o.live.rate = 0 },
+		"more live extensions than tracked":  func(o *benchOptions) { o.live.exts = maxLiveExtensions + 1 },
+		"live calls without an end":          func(o *benchOptions) { o.live.talk = -1 },
 	} {
 		o := ok
 		bad(&o)

@@ -17,8 +17,9 @@ import (
 // simControl is the simulator's control API (pbx-bridge sim --control), so
 // that another process (pbx-bridge bench) can drive a simulator running in
 // a process of its own: make calls, push notifications, read the request
-// counters. Plain HTTP and JSON, on a loopback address only: it takes no
-// credential and hands out the extensions' secrets.
+// counters, make live calls on the event socket. Plain HTTP and JSON, on a
+// loopback address only: it takes no credential and hands out the
+// extensions' secrets.
 type simControl struct {
 	sim     *pbxtest.Server
 	numbers []string
@@ -48,6 +49,8 @@ func serveSimControl(ctx context.Context, sim *pbxtest.Server, numbers []string,
 	mux.HandleFunc("POST /calls", c.calls)
 	mux.HandleFunc("POST /push", c.push)
 	mux.HandleFunc("POST /relogin", c.relogin)
+	mux.HandleFunc("POST /live-calls", c.liveCalls)
+	mux.HandleFunc("GET /event-sockets", c.eventSockets)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	context.AfterFunc(ctx, func() { _ = hs.Close() })

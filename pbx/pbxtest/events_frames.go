@@ -68,6 +68,9 @@ type emission struct {
 type liveTx struct {
 	ems   []emission
 	after []func()
+	// sent, if set, is told each frame's emission just before the frame
+	// is written to a socket (callload.go times frames with it).
+	sent func(em emission, at time.Time)
 }
 
 func (tx *liveTx) emit(typ int, msg map[string]any) {
@@ -83,6 +86,7 @@ func (s *Server) change(f func(ls *liveState, tx *liveTx) error) error {
 	defer ls.emitMu.Unlock()
 	var tx liveTx
 	type out struct {
+		em    emission
 		socks []*eventSocket
 		frame []byte
 	}
@@ -91,12 +95,15 @@ func (s *Server) change(f func(ls *liveState, tx *liveTx) error) error {
 	outs := make([]out, 0, len(tx.ems))
 	for _, em := range tx.ems {
 		if socks := s.eventSubscribers(em.typ); len(socks) > 0 {
-			outs = append(outs, out{socks, ls.render(em)})
+			outs = append(outs, out{em, socks, ls.render(em)})
 		}
 	}
 	s.mu.Unlock()
 	for _, o := range outs {
 		for _, c := range o.socks {
+			if tx.sent != nil {
+				tx.sent(o.em, time.Now())
+			}
 			c.send(o.frame)
 		}
 	}
