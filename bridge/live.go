@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,18 +89,10 @@ func (b *Bridge) newLive() error {
 // client and tr the tracker call control reads; in a fleet the OpenAPI
 // leader runs it with a client of its own (leadLive).
 func (b *Bridge) runLive(ctx context.Context, api *openapi.Client, tr *livecall.Tracker) {
-	l := &liveRun{b: b, api: api, tr: tr, saved: make(chan struct{}, 1)}
+	l := &liveRun{b: b, api: api, tr: tr, saved: make(chan struct{}, 1), q: newLiveQueue(liveQueueMax)}
 	if kv := b.liveStore(ctx); kv != nil {
 		l.store = newLiveState(kv, liveKey(b.host), b.nc.MaxPayload())
-		if data, err := l.store.load(ctx); err != nil {
-			b.cfg.Logger.Warn("live calls: the saved state could not be read; starting afresh", "err", err)
-		} else if data != nil {
-			if err := tr.Import(data); err != nil {
-				b.cfg.Logger.Warn("live calls: the saved state is unreadable; starting afresh", "err", err)
-			} else {
-				l.stale = true
-			}
-		}
+		l.resume(ctx)
 	}
 	topics := b.cfg.Events.Topics
 	if len(topics) == 0 {
@@ -119,8 +110,9 @@ func (b *Bridge) runLive(ctx context.Context, api *openapi.Client, tr *livecall.
 			l.publish(ctx, tr.Observe(ev))
 		},
 		OnState: func(st openapi.EventStreamState) { l.state(ctx, st) },
+		// Each event dropped for slowness is counted once, by OnDrop
+		// (reason overflow); OnLost only says how many, before the next.
 		OnLost: func(n int) {
-			b.metrics.liveDropped("slow", n)
 			b.cfg.Logger.Warn("live calls: events dropped, the bridge was too slow", "dropped", n)
 		},
 		OnDrop: func(r pbx.DropReason) { b.metrics.liveDropped(string(r), 1) },
@@ -131,12 +123,50 @@ func (b *Bridge) runLive(ctx context.Context, api *openapi.Client, tr *livecall.
 	}
 	b.metrics.liveHeld(true)
 	defer b.metrics.liveHeld(false)
-	var saver sync.WaitGroup
+	// The publisher outlives ctx by up to liveFlushTimeout, to publish what
+	// was queued before the stream stopped; the saver saves after it.
+	pctx, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPublishing()
+	var publisher, saver sync.WaitGroup
+	publisher.Go(func() { l.publishLoop(pctx) })
 	saver.Go(func() { l.saveLoop(ctx) })
 	if err := stream.Run(ctx); err != nil && ctx.Err() == nil {
 		b.cfg.Logger.Error("live calls: the event stream ended", "err", err)
 	}
+	l.q.close()
+	flush := time.AfterFunc(liveFlushTimeout, stopPublishing)
+	publisher.Wait()
+	flush.Stop()
 	saver.Wait()
+}
+
+// resume starts the tracker from the saved state and the call events
+// published after it (replayLive); without a saved state, from the events
+// of the last liveReplayFresh (within the stream's duplicate window: older
+// ids are not dropped anyway). Either way the first connection then
+// reconciles with the PBX.
+func (l *liveRun) resume(ctx context.Context) {
+	b := l.b
+	since := time.Now().Add(-min(b.cfg.JetStream.DuplicateWindow, liveReplayFresh))
+	data, at, err := l.store.load(ctx)
+	switch {
+	case err != nil:
+		b.cfg.Logger.Warn("live calls: the saved state could not be read; starting afresh", "err", err)
+	case data != nil:
+		if err := l.tr.Import(data); err != nil {
+			b.cfg.Logger.Warn("live calls: the saved state is unreadable; starting afresh", "err", err)
+		} else {
+			l.stale, since = true, at.Add(-liveReplayMargin)
+		}
+	}
+	moved, err := b.replayLive(ctx, l.tr, since)
+	if err != nil {
+		b.cfg.Logger.Warn("live calls: the events published since the saved state could not all be read; a transition may be numbered twice", "err", err)
+	}
+	if moved > 0 {
+		l.stale = true
+		b.cfg.Logger.Info("live calls: took in the call events published after the saved state", "events", moved)
+	}
 }
 
 // leadLive is the event socket as the fleet's OpenAPI leader holds it,
@@ -179,99 +209,6 @@ func (b *Bridge) liveStore(ctx context.Context) jetstream.KeyValue {
 		return nil
 	}
 	return kv
-}
-
-// liveRun is one event stream's publishing, on the stream's goroutine,
-// and the saving of its tracker's state, on the saver's.
-type liveRun struct {
-	b     *Bridge
-	api   *openapi.Client
-	tr    *livecall.Tracker
-	store *liveState // nil without JetStream: the state lives as long as the process
-	// mu is held while frames become events and are published, and while
-	// the state is exported: a saved state never has a transition whose
-	// event was not published yet (publish first: a crash between the two
-	// makes the next holder publish it again, with the same id).
-	mu    sync.Mutex
-	dirty atomic.Bool   // events were published since the last save
-	saved chan struct{} // pokes the saver
-	// stale: the tracker started from a saved state, which calls may have
-	// left since; the first connection reconciles as after a gap.
-	stale bool
-}
-
-// publish publishes evs in order (l.mu held), and has the state saved.
-func (l *liveRun) publish(ctx context.Context, evs []livecall.Event) {
-	if len(evs) == 0 {
-		return
-	}
-	for _, e := range evs {
-		ev, err := l.outEvent(e)
-		if err != nil {
-			l.b.cfg.Logger.Error("live calls: event not built", "type", e.Type, "err", err)
-			continue
-		}
-		if err := l.b.pub.publish(ctx, ev); err != nil && ctx.Err() == nil {
-			l.b.cfg.Logger.Warn("live calls: event not published", "subject", ev.subject, "err", err)
-		}
-	}
-	l.dirty.Store(true)
-	select {
-	case l.saved <- struct{}{}:
-	default:
-	}
-}
-
-// saveLoop saves the state after events were published, at most every
-// liveSaveEvery, until ctx ends; then once more, what is left.
-func (l *liveRun) saveLoop(ctx context.Context) {
-	if l.store == nil {
-		return
-	}
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			l.saveOnce(fctx, &failing)
-			cancel()
-			return
-		case <-l.saved:
-		}
-		l.saveOnce(ctx, &failing)
-		sleep(ctx, liveSaveEvery)
-	}
-}
-
-// saveOnce writes the state if events were published since the last
-// write. A failure is warned about once, until a save works again.
-func (l *liveRun) saveOnce(ctx context.Context, failing *bool) {
-	if !l.dirty.Swap(false) {
-		return
-	}
-	l.mu.Lock()
-	state, err := l.tr.Export()
-	l.mu.Unlock()
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = l.store.save(sctx, state)
-		cancel()
-	}
-	switch {
-	case err != nil:
-		l.dirty.Store(true)
-		select {
-		case l.saved <- struct{}{}:
-		default:
-		}
-		if !*failing {
-			l.b.cfg.Logger.Warn("live calls: the state was not saved; trying again (a failover meanwhile may repeat or miss a transition)", "err", err)
-		}
-		*failing = true
-	case *failing:
-		l.b.cfg.Logger.Info("live calls: the state is saved again")
-		*failing = false
-	}
 }
 
 func (l *liveRun) outEvent(e livecall.Event) (outEvent, error) {

@@ -39,6 +39,10 @@ const maxLiveChunks = 64
 // (minutes) drops the second copies.
 const liveSaveEvery = time.Second
 
+// errUnpublished is a save given up because the events before it were not
+// published: the state would run ahead of the stream.
+var errUnpublished = errors.New("the events before the state were not published")
+
 // liveManifest is the value of the state's key.
 type liveManifest struct {
 	Slot   string    `json:"slot"`
@@ -66,37 +70,38 @@ func (s *liveState) chunkKey(slot string, i int) string {
 	return s.key + "." + slot + "." + strconv.Itoa(i)
 }
 
-// load returns the saved state (nil if there is none). A manifest whose
+// load returns the saved state (nil if there is none) and when it was
+// saved. A manifest whose
 // chunks do not add up (missing, another size or hash: two holders wrote
 // at once) is an error, as is one that is not a manifest.
-func (s *liveState) load(ctx context.Context) ([]byte, error) {
+func (s *liveState) load(ctx context.Context) ([]byte, time.Time, error) {
 	e, err := s.kv.Get(ctx, s.key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	var m liveManifest
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return nil, fmt.Errorf("%s is not a manifest: %w", s.key, err)
+		return nil, time.Time{}, fmt.Errorf("%s is not a manifest: %w", s.key, err)
 	}
 	if (m.Slot != "a" && m.Slot != "b") || m.Chunks < 1 || m.Chunks > maxLiveChunks || m.Size < 0 {
-		return nil, fmt.Errorf("%s is not a manifest (slot %q, %d chunks, size %d)", s.key, m.Slot, m.Chunks, m.Size)
+		return nil, time.Time{}, fmt.Errorf("%s is not a manifest (slot %q, %d chunks, size %d)", s.key, m.Slot, m.Chunks, m.Size)
 	}
 	data := make([]byte, 0, m.Size)
 	for i := range m.Chunks {
 		c, err := s.kv.Get(ctx, s.chunkKey(m.Slot, i))
 		if err != nil {
-			return nil, fmt.Errorf("chunk %d of %d: %w", i, m.Chunks, err)
+			return nil, time.Time{}, fmt.Errorf("chunk %d of %d: %w", i, m.Chunks, err)
 		}
 		data = append(data, c.Value()...)
 	}
 	if sum := sha256.Sum256(data); len(data) != m.Size || hex.EncodeToString(sum[:]) != m.SHA256 {
-		return nil, fmt.Errorf("the chunks of slot %s do not make the state the manifest names (%d bytes, want %d)", m.Slot, len(data), m.Size)
+		return nil, time.Time{}, fmt.Errorf("the chunks of slot %s do not make the state the manifest names (%d bytes, want %d)", m.Slot, len(data), m.Size)
 	}
 	s.slot = m.Slot
-	return data, nil
+	return data, m.At, nil
 }
 
 // save writes data to the other slot, then the manifest, then deletes the

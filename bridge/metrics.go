@@ -118,7 +118,7 @@ func newMetrics(perExt bool) *metrics {
 			Name: "pbx_bridge_events_dropped_total", Help: "Events that could never be published and were dropped (larger than the NATS server's max_payload even when shrunk), by CloudEvents type and reason.",
 		}, []string{"type", "reason"}),
 		liveDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pbx_bridge_live_events_dropped_total", Help: "OpenAPI event socket frames (or call members) not turned into events, by reason: undecodable (the stream's drop reasons), or slow (the bridge fell behind).",
+			Name: "pbx_bridge_live_events_dropped_total", Help: "OpenAPI event socket frames (or call members) not turned into events, by reason: the stream's drop reasons (overflow: the bridge fell behind; the others: undecodable), each event counted once.",
 		}, []string{"reason"}),
 		liveSocket: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pbx_bridge_live_socket_held", Help: "1 while this replica runs the PBX's OpenAPI event socket (a lone bridge with events.enabled, or the fleet's OpenAPI leader), else 0.",

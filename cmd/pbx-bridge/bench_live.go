@@ -224,18 +224,14 @@ func (r *benchRun) addLive(res pbxtest.CallLoadResult, t liveTally, offered int,
 			len(t.all), offered, t.calls, t.statuses, t.cdrs, t.meanBytes(), number(float64(offered)/frameSpan(res).Seconds()), ceil.got, ceil.sent)})
 }
 
-// droppedFrames is the frames the bridge dropped by its counter's growth:
-// the bridge counts each frame it was too slow for under "overflow" (the
-// stream's drop reason) and again under "slow" (its OnLost), so the larger
-// of the two, plus the undecodable frames.
+// droppedFrames is the frames the bridge dropped, by its counter's growth:
+// each is counted once, under its reason (overflow: too slow).
 func droppedFrames(drops map[string]float64) float64 {
 	var n float64
-	for k, v := range drops {
-		if k != `{reason="overflow"}` && k != `{reason="slow"}` {
-			n += v
-		}
+	for _, v := range drops {
+		n += v
 	}
-	return n + max(drops[`{reason="overflow"}`], drops[`{reason="slow"}`])
+	return n
 }
 
 // unsent counts the frames of the calls that were made but went to no

@@ -127,9 +127,8 @@ func TestDroppedFrames(t *testing.T) {
 		want  float64
 	}{
 		{nil, 0},
-		// Each frame the bridge was too slow for is counted twice.
-		{map[string]float64{`{reason="overflow"}`: 7, `{reason="slow"}`: 7}, 7},
-		{map[string]float64{`{reason="slow"}`: 3, `{reason="not_json"}`: 2}, 5},
+		{map[string]float64{`{reason="overflow"}`: 7}, 7},
+		{map[string]float64{`{reason="overflow"}`: 3, `{reason="not_json"}`: 2}, 5},
 	} {
 		if got := droppedFrames(tc.drops); got != tc.want {
 			t.Errorf("droppedFrames(%v) = %v, want %v", tc.drops, got, tc.want)
