@@ -132,9 +132,10 @@ func (l *liveRun) saveOnce(ctx context.Context, failing *bool) {
 		return
 	}
 	l.mu.Lock()
-	state, err := l.tr.Export()
+	snap := l.tr.Snapshot()
 	queued := l.q.count()
 	l.mu.Unlock()
+	state, err := snap.JSON()
 	if err == nil && !l.q.wait(ctx, queued) {
 		err = errUnpublished
 	}
