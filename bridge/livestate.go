@@ -35,8 +35,7 @@ const maxLiveChunks = 64
 // come: a save is a few KV writes of the whole state, and a PBX with
 // 1,000 calls a second sends thousands of frames a second. A holder that
 // dies leaves the transitions of its last second unsaved; the next one
-// derives them again with the same ids, and the stream's duplicate window
-// (minutes) drops the second copies.
+// reads their events back from the signals stream (livereplay.go).
 const liveSaveEvery = time.Second
 
 // errUnpublished is a save given up because the events before it were not
