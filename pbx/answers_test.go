@@ -50,6 +50,11 @@ func TestOddAnswers(t *testing.T) {
 			answers: map[string]answer{"/api/v1.0/login": {200, `{"errmsg":"SUCCESS","access_token":"x"}`}},
 			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
 			sdk:     pbx.ErrPBXNetwork, text: "no numeric errcode"},
+		// The SDK compares errcode === 0: null is no success.
+		{name: "login with a null errcode",
+			answers: map[string]answer{"/api/v1.0/login": {200, `{"errcode":null,"errmsg":"SUCCESS","access_token":"x"}`}},
+			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },
+			sdk:     pbx.ErrPBXNetwork, text: "no numeric errcode"},
 		{name: "login without token",
 			answers: map[string]answer{"/api/v1.0/login": {200, `{"errcode":0,"errmsg":"SUCCESS"}`}},
 			call:    func(c *pbx.Client) error { _, err := c.Login(context.Background()); return err },

@@ -150,6 +150,7 @@ func TestDecodeEventDrops(t *testing.T) {
 		{"sn a number", `{"type":30011,"sn":3631,"msg":{}}`, openapi.DropBadEnvelope},
 		{"no type, no errcode", `{"sn":"X","msg":{}}`, openapi.DropBadEnvelope},
 		{"errcode a string", `{"errcode":"0","errmsg":"SUCCESS"}`, openapi.DropBadEnvelope},
+		{"errcode null", `{"errcode":null,"errmsg":"SUCCESS"}`, openapi.DropBadEnvelope}, // no answer to a subscribe
 		{"no msg", `{"type":30011,"sn":"X"}`, pbx.DropBadMsg},
 		{"msg null", `{"type":30011,"sn":"X","msg":null}`, pbx.DropBadMsg},
 		{"msg an array", `{"type":30011,"sn":"X","msg":[]}`, pbx.DropBadMsg},

@@ -10,11 +10,12 @@ import (
 )
 
 // Number reads a JSON number; false for anything else (a string "-3" is
-// not -3 to the SDK's strict comparison either). JSON null reads as 0, as
-// json.Unmarshal reads it: a caller that must tell null apart checks it
-// first.
+// not -3 to the SDK's strict comparison either, nor is null: an errcode
+// of null is no success to errcode === 0, though json.Unmarshal would
+// read it as 0).
 func Number(raw json.RawMessage) (float64, bool) {
-	if len(raw) == 0 || raw[0] == '"' {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] == '"' || bytes.Equal(raw, []byte("null")) {
 		return 0, false
 	}
 	var n float64
@@ -24,8 +25,8 @@ func Number(raw json.RawMessage) (float64, bool) {
 	return n, true
 }
 
-// JSONInt reads a JSON number that is a whole number in int32 range (null
-// as Number reads it).
+// JSONInt reads a JSON number that is a whole number in int32 range (not
+// null, as Number).
 func JSONInt(raw json.RawMessage) (int, bool) {
 	n, ok := Number(raw)
 	if !ok || n != math.Trunc(n) || n < math.MinInt32 || n > math.MaxInt32 {

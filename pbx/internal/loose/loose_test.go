@@ -22,7 +22,7 @@ func TestInts(t *testing.T) {
 		{`" 12 "`, 0, false, true},
 		{`"abc"`, 0, false, false},
 		{`true`, 0, false, false},
-		{`null`, 0, true, false}, // as json.Unmarshal reads null; see Number
+		{`null`, 0, false, false}, // no number, though json.Unmarshal reads 0; see Number
 		{``, 0, false, false},
 	}
 	for _, tt := range tests {
