@@ -168,9 +168,11 @@ func (r *benchRun) liveMeasure(ctx context.Context, c *bridgeChild, exts []strin
 		r.profile(ctx, c, "cpu-stop", "")
 		return err
 	}
-	want := expectCallEvents(res)
+	want, offered := expectCallEvents(res), offeredEvents(res)
+	// Every event offered, the call statuses too: a status may follow the
+	// call's cdr.ended.
 	rec.awaitQuiet(ctx, 5*time.Second, 2*time.Minute, func(c liveCounts) bool {
-		return c.calls >= len(want) && c.cdrs >= len(res.Calls)
+		return c.calls >= len(want) && c.cdrs >= len(res.Calls) && c.all >= offered
 	})
 	r.profile(ctx, c, "cpu-stop", "")
 	t := tallyLive(want, rec.snapshot())
@@ -182,7 +184,6 @@ func (r *benchRun) liveMeasure(ctx context.Context, c *bridgeChild, exts []strin
 	if err != nil {
 		return err
 	}
-	offered := offeredEvents(res)
 	ceil, err := r.liveLimits(ctx, t, offered, frameSpan(res))
 	if err != nil {
 		return err
