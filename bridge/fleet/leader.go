@@ -44,11 +44,11 @@ func (f *Fleet) leaderKey() string { return "openapi.leader." + kvkey.Host(f.pbx
 func (f *Fleet) listKey() string   { return "discovery." + kvkey.Host(f.pbxHost) }
 
 // leader is the leader lease's state, used by lead's goroutine only but
-// renewed, which the fence reads.
+// renewed and fenced, which the fence reads and sets.
 type leader struct {
 	rev     uint64
-	renewed atomic.Int64    // unix nanoseconds of the last renewal
-	ctx     context.Context // the leadership's: ends when it is fenced
+	renewed atomic.Int64 // unix nanoseconds of the last renewal
+	fenced  atomic.Bool  // fenceLead ended the leadership
 	stop    context.CancelFunc
 	loops   sync.WaitGroup
 }
@@ -80,7 +80,7 @@ func (f *Fleet) Lead(ctx context.Context) {
 		switch {
 		case l.stop == nil:
 			f.takeLead(ctx, &l)
-		case l.ctx.Err() != nil && ctx.Err() == nil:
+		case l.fenced.Load() && ctx.Err() == nil:
 			// Fenced: the duties have stopped; the lease is given up, not
 			// kept without them.
 			end()
@@ -111,7 +111,8 @@ func (f *Fleet) takeLead(ctx context.Context, l *leader) {
 	l.rev = rev
 	l.setRenewed()
 	lctx, stop := context.WithCancel(ctx)
-	l.ctx, l.stop = lctx, stop
+	l.stop = stop
+	l.fenced.Store(false)
 	f.log.Info("fleet: this replica is the OpenAPI leader: it reads the extension list and holds the event socket for the fleet")
 	l.loops.Go(func() { f.host.Lead(lctx) })
 	l.loops.Go(func() { f.fenceLead(lctx, l, stop) })
@@ -143,6 +144,7 @@ func (f *Fleet) fenceLead(ctx context.Context, l *leader, stop context.CancelFun
 		if since := time.Since(l.renewedAt()); since > f.fenceAfter() {
 			f.log.Warn("fleet: the OpenAPI leader lease was not renewed for half its TTL; leaving the lead (fencing)",
 				"since_renewed", since.Round(time.Millisecond))
+			l.fenced.Store(true)
 			stop()
 			return
 		}
