@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
+	"github.com/pbx-bridge/pbx-bridge/pbx/openapi"
 	"github.com/pbx-bridge/pbx-bridge/schema"
 )
 
@@ -63,27 +63,6 @@ func members(body []byte, allowed, booleans []string) (map[string]string, map[st
 	return strs, bools, nil
 }
 
-// validNumber: a number to dial, 1 to 32 of 0-9 * # + (pbx's rule).
-func validNumber(s string) bool {
-	return s != "" && len(s) <= 32 && strings.Trim(s, "0123456789*#+") == ""
-}
-
-// validToken: 1 to n ASCII letters, digits and the extra characters.
-func validToken(s string, n int, extra string) bool {
-	if s == "" || len(s) > n {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune(extra, r)) {
-			return false
-		}
-	}
-	return true
-}
-
-func validCallID(s string) bool  { return validToken(s, 64, "._-") }
-func validChannel(s string) bool { return validToken(s, 128, "/_.@:;-") }
-
 // ParseDial reads and validates a call.dial request body.
 func ParseDial(body []byte) (schema.CallDialRequest, error) {
 	strs, bools, err := members(body, []string{"callee"}, []string{"auto_answer"})
@@ -91,7 +70,7 @@ func ParseDial(body []byte) (schema.CallDialRequest, error) {
 		return schema.CallDialRequest{}, err
 	}
 	req := schema.CallDialRequest{Callee: strs["callee"], AutoAnswer: bools["auto_answer"]}
-	if !validNumber(req.Callee) {
+	if !openapi.ValidNumber(req.Callee) {
 		return req, badRequest("callee %q is not a number to dial (1 to 32 of 0-9 * # +)", req.Callee)
 	}
 	return req, nil
@@ -116,9 +95,9 @@ func checkLeg(strs map[string]string) error {
 	switch {
 	case hasCall == hasChannel:
 		return badRequest("give exactly one of call_id and channel_id")
-	case hasCall && !validCallID(callID):
+	case hasCall && !openapi.ValidCallID(callID):
 		return badRequest("call_id %q is not a call id (1 to 64 of A-Z a-z 0-9 . _ -)", callID)
-	case hasChannel && !validChannel(channel):
+	case hasChannel && !openapi.ValidChannelID(channel):
 		return badRequest("channel_id %q is not a channel id (1 to 128 of A-Z a-z 0-9 / _ . @ : ; -)", channel)
 	}
 	return nil
@@ -146,7 +125,7 @@ func ParseTransfer(body []byte) (schema.CallTransferRequest, error) {
 		return req, badRequest("attended_operate acts on the transfer under way: it takes no number")
 	case hasOp && !slices.Contains([]string{schema.AttendedComplete, schema.AttendedAbort, schema.AttendedThreeway, schema.AttendedSwap}, op):
 		return req, badRequest("attended_operate %q is none of complete, abort, threeway, swap", op)
-	case !hasOp && !validNumber(req.Number):
+	case !hasOp && !openapi.ValidNumber(req.Number):
 		return req, badRequest("number %q is not a number to dial (1 to 32 of 0-9 * # +)", req.Number)
 	}
 	return req, nil

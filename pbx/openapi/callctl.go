@@ -202,7 +202,7 @@ func (o *Client) QueryCalls(ctx context.Context, q CallQuery) ([]CallState, erro
 		return nil, fmt.Errorf("%w: a call query takes exactly one of call_id, type, extension", ErrInvalidCallRequest)
 	case q.Type != "" && q.Type != "inbound" && q.Type != "outbound" && q.Type != "internal":
 		return nil, fmt.Errorf("%w: call query type %q is none of inbound, outbound, internal", ErrInvalidCallRequest, q.Type)
-	case q.CallID != "" && !safeToken(q.CallID, 64, "._-"):
+	case q.CallID != "" && !ValidCallID(q.CallID):
 		return nil, fmt.Errorf("%w: call_id %q is malformed", ErrInvalidCallRequest, q.CallID)
 	case q.Extension != "":
 		if err := checkNumbers("extension", q.Extension); err != nil {
@@ -316,7 +316,7 @@ func tokenStale(err error) bool {
 // of the characters a phone dials (digits, *, #, +).
 func checkNumbers(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
-		if v := pairs[i+1]; v == "" || len(v) > 32 || strings.Trim(v, "0123456789*#+") != "" {
+		if v := pairs[i+1]; !ValidNumber(v) {
 			return fmt.Errorf("%w: %s %q is not a number to dial (1 to 32 of 0-9 * # +)", ErrInvalidCallRequest, pairs[i], v)
 		}
 	}
@@ -325,11 +325,30 @@ func checkNumbers(pairs ...string) error {
 
 // checkChannel validates a channel id such as "PJSIP/2005-00000023".
 func checkChannel(ch string) error {
-	if !safeToken(ch, 128, "/-_.@:;") {
+	if !ValidChannelID(ch) {
 		return fmt.Errorf("%w: channel_id %q is empty, too long or has characters a channel id does not", ErrInvalidCallRequest, ch)
 	}
 	return nil
 }
+
+// ValidNumber, ValidCallID and ValidChannelID are the rules the client
+// holds call control parameters to before it sends anything: a caller that
+// refuses a request itself (with its own error) checks with them, so the
+// two never differ.
+
+// ValidNumber reports whether s is a number to dial: 1 to 32 of the
+// characters a phone dials (digits, *, #, +).
+func ValidNumber(s string) bool {
+	return s != "" && len(s) <= 32 && strings.Trim(s, "0123456789*#+") == ""
+}
+
+// ValidCallID reports whether s can be a call_id: 1 to 64 letters, digits,
+// dots, underscores and dashes.
+func ValidCallID(s string) bool { return safeToken(s, 64, "._-") }
+
+// ValidChannelID reports whether s can be a channel id such as
+// "PJSIP/2005-00000023".
+func ValidChannelID(s string) bool { return safeToken(s, 128, "/-_.@:;") }
 
 // safeToken reports whether s is 1 to n letters, digits and the extra
 // characters.
