@@ -107,7 +107,7 @@ func (b *Bridge) runLive(ctx context.Context, api *openapi.Client, tr *livecall.
 		OnEvent: func(ev *openapi.Event) {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			l.publish(ctx, tr.Observe(ev))
+			l.queue(tr.Observe(ev))
 		},
 		OnState: func(st openapi.EventStreamState) { l.state(ctx, st) },
 		// Each event dropped for slowness is counted once, by OnDrop
@@ -250,5 +250,5 @@ func (l *liveRun) state(ctx context.Context, st openapi.EventStreamState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.publish(ctx, l.tr.Reconcile(live, asOf))
+	l.queue(l.tr.Reconcile(live, asOf))
 }

@@ -52,8 +52,9 @@ type liveRun struct {
 	stale bool
 }
 
-// publish queues evs in order (l.mu held), and has the state saved.
-func (l *liveRun) publish(_ context.Context, evs []livecall.Event) {
+// queue queues evs in order for the publisher (l.mu held), and has the
+// state saved.
+func (l *liveRun) queue(evs []livecall.Event) {
 	if len(evs) == 0 {
 		return
 	}
