@@ -291,22 +291,12 @@ func rawCorePaced(ctx context.Context, sub, pub *nats.Conn, msgs []*nats.Msg, ra
 		return nil, err
 	}
 	defer rec.stop()
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	start := time.Now()
-	for sent := 0; sent < len(msgs); {
-		due := min(len(msgs), int(rate*time.Since(start).Seconds())+1)
-		for ; sent < due; sent++ {
-			msgs[sent].Header.Set(rawSentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
-			if err := pub.PublishMsg(msgs[sent]); err != nil {
-				return nil, fmt.Errorf("raw publish: %w", err)
-			}
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	err = paced(ctx, len(msgs), rate, func(i int) error {
+		msgs[i].Header.Set(rawSentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
+		return pub.PublishMsg(msgs[i])
+	})
+	if err != nil {
+		return nil, err
 	}
 	rec.awaitQuiet(ctx, 2*time.Second, time.Minute, func(c liveCounts) bool { return c.all >= len(msgs) })
 	var lat []time.Duration

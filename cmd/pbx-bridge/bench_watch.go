@@ -220,29 +220,42 @@ func rawLatency(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, msgs
 		return nil, err
 	}
 	defer a.stop()
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
-	start := time.Now()
-	for sent := 0; sent < len(msgs); {
-		due := min(len(msgs), int(rate*time.Since(start).Seconds())+1)
-		for ; sent < due; sent++ {
-			m := msgs[sent]
-			m.Data = stamp(m.Data, time.Now())
-			if _, err := js.PublishMsgAsync(m); err != nil {
-				return nil, fmt.Errorf("raw publish: %w", err)
-			}
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	err = paced(ctx, len(msgs), rate, func(i int) error {
+		m := msgs[i]
+		m.Data = stamp(m.Data, time.Now())
+		_, err := js.PublishMsgAsync(m)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := a.awaitCount(ctx, "the raw messages", len(msgs), 10*time.Second, time.Minute); err != nil {
 		return nil, err
 	}
 	_, _, _, lat := a.snapshot()
 	return lat, nil
+}
+
+// paced calls send for 0 to n-1 at rate a second (checked every
+// millisecond), and stops at the first error or when ctx ends.
+func paced(ctx context.Context, n int, rate float64, send func(i int) error) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	start := time.Now()
+	for sent := 0; sent < n; {
+		due := min(n, int(rate*time.Since(start).Seconds())+1)
+		for ; sent < due; sent++ {
+			if err := send(sent); err != nil {
+				return fmt.Errorf("raw publish: %w", err)
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // stamp returns data with its "sent_ns" value (or, if it has none, a
