@@ -84,13 +84,32 @@ func tallyStream(t testing.TB, nc *nats.Conn) streamTally {
 // against its schema.
 func eachRecordEvent(t testing.TB, nc *nats.Conn, filter string, fn func(subject string, env schema.Event, rec schema.CDR)) {
 	t.Helper()
+	eachStreamEvent(t, nc, "PBX_EVENTS", filter, func(m jetstream.Msg, env schema.Event) {
+		if err := schema.ValidateEvent(m.Data()); err != nil {
+			t.Errorf("%s: %v", m.Subject(), err)
+		}
+		var d struct {
+			Record schema.CDR `json:"record"`
+		}
+		if err := json.Unmarshal(env.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		fn(m.Subject(), env, d.Record)
+	})
+}
+
+// eachStreamEvent calls fn, in stream order, for every event of stream
+// on filter, read with an ordered consumer up to what the stream held
+// when it began.
+func eachStreamEvent(t testing.TB, nc *nats.Conn, stream, filter string, fn func(m jetstream.Msg, env schema.Event)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := js.OrderedConsumer(ctx, "PBX_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,24 +129,15 @@ func eachRecordEvent(t testing.TB, nc *nats.Conn, filter string, fn func(subject
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			if err := schema.ValidateEvent(m.Data()); err != nil {
-				t.Errorf("%s: %v", m.Subject(), err)
-			}
 			var env schema.Event
-			var d struct {
-				Record schema.CDR `json:"record"`
-			}
 			if err := json.Unmarshal(m.Data(), &env); err != nil {
-				t.Fatal(err)
+				t.Fatalf("%s: %v", m.Subject(), err)
 			}
-			if err := json.Unmarshal(env.Data, &d); err != nil {
-				t.Fatal(err)
-			}
-			fn(m.Subject(), env, d.Record)
+			fn(m, env)
 		}
 		if got == 0 {
 			if stalls++; stalls == 5 || ctx.Err() != nil {
-				t.Fatalf("stream read stalled with %d pending: %v", pending, batch.Error())
+				t.Fatalf("%s read stalled with %d pending: %v", stream, pending, batch.Error())
 			}
 			time.Sleep(500 * time.Millisecond)
 			continue

@@ -147,18 +147,7 @@ shutdown_timeout: 5s
 	}
 	watcher := connect(t, urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	rec := record(t, watcher, "pbx.>")
-	procs := map[string]*process{}
-	for _, r := range []string{"r1", "r2", "r3", "r4", "r5", "r6"} {
-		procs[r] = startProcess(t, config(r), env...)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, p := range procs {
-				p.dump()
-				t.Logf("log of %s:\n%s", name, p.logs.String())
-			}
-		}
-	})
+	procs := startReplicas(t, config, env, "r1", "r2", "r3", "r4", "r5", "r6")
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.online", 1, 60*time.Second)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pbx-bridge/pbx-bridge/bridge/kvkey"
@@ -34,47 +33,6 @@ func liveLeader(t *testing.T, kv jetstream.KeyValue, pbxHost string) string {
 		return ""
 	}
 	return v.Replica
-}
-
-// signalCallEvents reads every call event the signals stream holds, in
-// stream order.
-func signalCallEvents(t *testing.T, nc *nats.Conn) []schema.Event {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := js.OrderedConsumer(ctx, "PBX_SIGNALS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"pbx.*.call.*"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schema.Event
-	for pending := int(info.NumPending); pending > 0; {
-		batch, err := c.Fetch(pending, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var env schema.Event
-			if err := json.Unmarshal(m.Data(), &env); err != nil {
-				t.Fatalf("%s: %v", m.Subject(), err)
-			}
-			out = append(out, env)
-		}
-		if got == 0 {
-			t.Fatalf("the signals stream stopped with %d pending: %v", pending, batch.Error())
-		}
-		pending -= got
-	}
-	return out
 }
 
 // TestFleetLiveSocketFailover: three replicas with live calls; the OpenAPI
@@ -125,18 +83,7 @@ shutdown_timeout: 4s
 	}
 	nc := connect(t, ns.ClientURL())
 	rec := record(t, nc, "pbx.>")
-	procs := map[string]*process{}
-	for _, r := range []string{"r1", "r2", "r3"} {
-		procs[r] = startProcess(t, config(r), env...)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for name, p := range procs {
-				p.dump()
-				t.Logf("log of %s:\n%s", name, p.logs.String())
-			}
-		}
-	})
+	procs := startReplicas(t, config, env, "r1", "r2", "r3")
 	for _, e := range exts {
 		rec.await("pbx."+e+".session.online", 1, 60*time.Second)
 	}
@@ -223,7 +170,9 @@ shutdown_timeout: 4s
 	}
 	got := map[string][]string{}
 	ids := map[string]int{}
-	for _, ev := range signalCallEvents(t, nc) {
+	var stored []schema.Event
+	eachStreamEvent(t, nc, "PBX_SIGNALS", "pbx.*.call.*", func(_ jetstream.Msg, env schema.Event) { stored = append(stored, env) })
+	for _, ev := range stored {
 		ids[ev.ID]++
 		var d schema.CallEvent
 		if err := json.Unmarshal(ev.Data, &d); err != nil {

@@ -82,6 +82,25 @@ func startProcess(t testing.TB, config string, env ...string) *process {
 	return p
 }
 
+// startReplicas starts one process per name, with config(name) and env;
+// if the test fails, each one's goroutines (dump) and log are printed.
+func startReplicas(t *testing.T, config func(name string) string, env []string, names ...string) map[string]*process {
+	t.Helper()
+	procs := map[string]*process{}
+	for _, name := range names {
+		procs[name] = startProcess(t, config(name), env...)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for name, p := range procs {
+				p.dump()
+				t.Logf("log of %s:\n%s", name, p.logs.String())
+			}
+		}
+	})
+	return procs
+}
+
 // dump makes a process still running print every goroutine's stack into
 // its log and exit (SIGQUIT): the evidence of what was stuck.
 func (p *process) dump() {
