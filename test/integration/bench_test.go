@@ -273,7 +273,11 @@ func TestBenchCommand(t *testing.T) {
 			limits++
 		}
 		seen[f.Figure]++
-		if f.Value < 0 || f.LimitName != "" && f.Limit <= 0 {
+		// A marginal figure ("each extension from N to M") is the
+		// difference of two children's growth, and at the test's few
+		// extensions RSS noise can make it negative (CI: -45 KiB).
+		marginal := strings.Contains(f.Name, "each extension from")
+		if f.Value < 0 && !marginal || f.LimitName != "" && f.Limit <= 0 {
 			t.Errorf("figure %s %q: value %v, limit %v %q", f.Figure, f.Name, f.Value, f.Limit, f.LimitName)
 		}
 		if !strings.Contains(stdout.String(), f.Name) {
